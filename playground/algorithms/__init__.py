@@ -1,0 +1,50 @@
+"""The algorithm registry: every module in this package that defines a @register'ed learner."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any
+
+from playground.algorithms.base import REGISTRY, MetaLearner, Predictor, StepRecord, StepStats, register
+
+_SKIP = {"base"}
+
+
+def _discover() -> None:
+    # Importing every module is what makes "one file per algorithm" enough to add one.
+    for info in pkgutil.iter_modules(__path__):
+        if info.name not in _SKIP and not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def available() -> list[str]:
+    _discover()
+    return sorted(REGISTRY.algorithms)
+
+
+def learner_class(algorithm: str) -> type[MetaLearner]:
+    _discover()
+    try:
+        return REGISTRY.algorithms[algorithm]
+    except KeyError:
+        raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(available())}") from None
+
+
+def create_learner(algorithm: str, **config: Any) -> MetaLearner:
+    """`create_learner('maml', inner_lr=0.4, ...)`: build a registered algorithm by name."""
+    learner = learner_class(algorithm)(**config)
+    learner.eval()
+    return learner
+
+
+__all__ = [
+    "MetaLearner",
+    "Predictor",
+    "StepRecord",
+    "StepStats",
+    "available",
+    "create_learner",
+    "learner_class",
+    "register",
+]

@@ -1,0 +1,172 @@
+"""The one interface every algorithm implements, and what `adapt` returns."""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from playground.episodes import TaskBatch
+
+
+@dataclass
+class StepRecord:
+    """Support-set loss and accuracy after ``step`` inner steps (gradient-based learners)."""
+
+    step: int
+    loss: float
+    accuracy: float
+
+
+class Predictor(ABC):
+    """What `MetaLearner.adapt` returns: a classifier for one task, fixed after adaptation."""
+
+    n_way: int
+    trace: list[StepRecord]
+
+    @abstractmethod
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores [n, n_way] for images [n, 1, 28, 28]."""
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits(x).softmax(-1)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits(x).argmax(-1)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The embedding the decision is made in, where the algorithm has one."""
+        return None
+
+
+@dataclass
+class StepStats:
+    loss: float
+    accuracy: float
+
+
+class MetaLearner(nn.Module, ABC):
+    """Base of every algorithm: meta-train on batches of tasks, adapt to a new task.
+
+    Subclasses set ``name``, take their hyperparameters as keyword arguments (kept by
+    `config()` for checkpoints) and implement `meta_loss` and `adapt`. The learner is in
+    eval mode except inside `meta_train_step`, so `adapt` on a shared instance never
+    updates batch-norm statistics.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, *, n_way: int = 5, outer_lr: float = 1e-3, **unused: Any):
+        super().__init__()
+        if unused:
+            raise TypeError(f"{type(self).__name__} got unknown options: {', '.join(sorted(unused))}")
+        self.n_way = n_way
+        self.outer_lr = outer_lr
+        self._optimizer: torch.optim.Optimizer | None = None
+
+    # -- configuration -------------------------------------------------------------
+    @classmethod
+    def hyperparameters(cls) -> dict[str, Any]:
+        """Every keyword the learner's constructors accept, with its default."""
+        out: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            if klass in (nn.Module, ABC, object) or "__init__" not in vars(klass):
+                continue
+            for p in inspect.signature(klass.__init__).parameters.values():
+                if p.kind is p.KEYWORD_ONLY and p.name != "model":
+                    out[p.name] = p.default
+        return out
+
+    def config(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.hyperparameters()}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # -- meta-training ---------------------------------------------------------------
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        if self._optimizer is None:
+            self._optimizer = torch.optim.Adam(self.parameters(), lr=self.outer_lr)
+        return self._optimizer
+
+    @abstractmethod
+    def meta_loss(self, tasks: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean query loss (differentiable w.r.t. the meta-parameters) and query accuracy."""
+
+    def meta_train_step(self, tasks: TaskBatch, grad_hook=None) -> StepStats:
+        """One outer update on a batch of tasks. ``grad_hook`` runs between backward and step."""
+        self.train()
+        try:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss, acc = self.meta_loss(tasks.to(self.device))
+            loss.backward()
+            if grad_hook is not None:
+                grad_hook(self)
+            self.optimizer.step()
+        finally:
+            self.eval()
+        return StepStats(float(loss.detach()), float(acc))
+
+    # -- adaptation --------------------------------------------------------------------
+    @abstractmethod
+    def adapt(self, support_x: torch.Tensor, support_y: torch.Tensor, n_steps: int | None = None) -> Predictor:
+        """A predictor for the task given by the support set; never changes the meta-weights."""
+
+    def check_support(self, support_x: torch.Tensor, support_y: torch.Tensor) -> int:
+        """Validate a support set; returns its number of classes."""
+        if support_x.ndim != 4 or support_x.shape[1:] != (1, 28, 28):
+            raise ValueError(f"support images must be [n, 1, 28, 28], got {list(support_x.shape)}")
+        if support_y.ndim != 1 or support_y.shape[0] != support_x.shape[0]:
+            raise ValueError("support labels must be one integer per support image")
+        n_way = int(support_y.max()) + 1
+        present = torch.bincount(support_y, minlength=n_way)
+        if (present == 0).any():
+            raise ValueError(f"labels must cover 0..{n_way - 1}; missing {torch.nonzero(present == 0).flatten().tolist()}")
+        if n_way < 2:
+            raise ValueError("a task needs at least 2 classes")
+        if self.training:
+            raise RuntimeError("call .eval() before adapt(): in train mode batch norm would update its statistics")
+        return n_way
+
+    def episode_accuracies(self, tasks: TaskBatch, n_steps: int | None = None) -> torch.Tensor:
+        """Query accuracy of each task in the batch (override to batch it)."""
+        accs = []
+        for i in range(len(tasks)):
+            t = tasks[i]
+            pred = self.adapt(t.support_x, t.support_y, n_steps=n_steps)
+            with torch.no_grad():
+                accs.append((pred.predict(t.query_x) == t.query_y).float().mean())
+        return torch.stack(accs)
+
+
+def accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (logits.argmax(-1) == y).float().mean()
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, y)
+
+
+@dataclass
+class _Registry:
+    algorithms: dict[str, type[MetaLearner]] = field(default_factory=dict)
+
+
+REGISTRY = _Registry()
+
+
+def register(cls: type[MetaLearner]) -> type[MetaLearner]:
+    """Class decorator: make an algorithm available by its ``name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} needs a name")
+    if cls.name in REGISTRY.algorithms and REGISTRY.algorithms[cls.name] is not cls:
+        raise ValueError(f"algorithm {cls.name!r} is registered twice")
+    REGISTRY.algorithms[cls.name] = cls
+    return cls

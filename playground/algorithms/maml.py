@@ -1,0 +1,214 @@
+"""MAML (Finn et al. 2017): meta-learn an initialisation that a few SGD steps adapt to a task.
+
+Written functionally with ``torch.func``: the inner loop builds new parameter tensors from
+the meta-parameters (``functional_call`` + ``torch.func.grad``) and never writes to them, so
+one shared model can serve any number of concurrent `adapt` calls. Second-order gradients
+flow through the inner loop unless ``first_order`` is set. A meta-batch of tasks runs
+either in a Python loop or batched with ``torch.func.vmap`` (``task_batching``).
+
+The classifier head. ``head="shared"`` (default) meta-learns one weight row and bias that
+are copied to every class at the start of adaptation (as in "UnicornMAML", Ye & Chao
+2022); the inner loop then pulls the copies apart. The initialisation is therefore the
+same for every class order and for any number of ways, so one model adapts to 2- to
+20-way tasks. ``head="per_class"`` is the paper's N-way head; adapting it to another N
+starts every class from the mean row.
+
+Batch norm uses the statistics of the batch it sees, at meta-training and meta-test time
+(the papers' protocol): support statistics in the inner loop, query-batch statistics for
+the predictions (see `Conv4`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from playground.algorithms.base import MetaLearner, Predictor, StepRecord, register
+from playground.episodes import TaskBatch
+from playground.models import Conv4
+
+Params = dict[str, torch.Tensor]
+HEADS = ("shared", "per_class")
+TASK_BATCHING = ("auto", "loop", "vmap")
+
+
+class FunctionalPredictor(Predictor):
+    """A task-adapted set of fast weights, used without touching the meta-parameters."""
+
+    def __init__(self, learner: MAML, fast: Params, support_x: torch.Tensor, trace: list[StepRecord]):
+        self.learner, self.fast, self.support_x, self.trace = learner, fast, support_x, trace
+        self.n_way = fast["head.weight"].shape[0]
+
+    def _batch(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        # Batch norm needs at least two images for batch statistics: a lone query is
+        # normalised together with the support set instead of on its own.
+        x = x.to(self.support_x.device)
+        if x.shape[0] >= 2:
+            return x, 0
+        return torch.cat([self.support_x, x]), self.support_x.shape[0]
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        batch, skip = self._batch(x)
+        return self.learner.forward_fast(self.fast, batch)[skip:]
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        batch, skip = self._batch(x)
+        return self.learner.features_fast(self.fast, batch)[skip:]
+
+
+@register
+class MAML(MetaLearner):
+    name = "maml"
+
+    def __init__(
+        self,
+        *,
+        inner_lr: float = 0.4,
+        inner_steps: int = 1,
+        test_inner_steps: int = 3,
+        first_order: bool = False,
+        head: str = "shared",
+        hidden: int = 64,
+        task_batching: str = "auto",
+        model: nn.Module | None = None,
+        **base,
+    ):
+        super().__init__(**base)
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        if task_batching not in TASK_BATCHING:
+            raise ValueError(f"task_batching must be one of {TASK_BATCHING}, got {task_batching!r}")
+        if inner_steps < 0 or test_inner_steps < 0:
+            raise ValueError("inner steps must be >= 0")
+        self.inner_lr, self.inner_steps, self.test_inner_steps = inner_lr, inner_steps, test_inner_steps
+        self.first_order, self.head, self.hidden, self.task_batching = first_order, head, hidden, task_batching
+        self.body = model if model is not None else Conv4(hidden=hidden, track_running_stats=False)
+        rows = 1 if head == "shared" else self.n_way
+        dim = getattr(self.body, "embedding_dim", hidden)
+        self.head_weight = nn.Parameter(torch.zeros(rows, dim))
+        self.head_bias = nn.Parameter(torch.zeros(rows))
+
+    # -- the functional model ------------------------------------------------------------
+    def initial_fast_weights(self, n_way: int) -> Params:
+        """The meta-parameters as a dict, the head expanded to ``n_way`` rows (no copy, no write)."""
+        fast = {f"body.{k}": v for k, v in self.body.named_parameters()}
+        w, b = self.head_weight, self.head_bias
+        if w.shape[0] != n_way:
+            w, b = w.mean(0, keepdim=True), b.mean(0, keepdim=True)
+            w, b = w.expand(n_way, -1), b.expand(n_way)
+        fast["head.weight"], fast["head.bias"] = w, b
+        return fast
+
+    def inner_keys(self, fast: Params) -> list[str]:
+        """The fast weights the inner loop updates (all of them for MAML)."""
+        return list(fast)
+
+    def inner_update(self, fast: Params, grads: Params, step: int) -> Params:
+        """One inner SGD step; subclasses may learn the step size."""
+        return {k: (fast[k] - self.inner_lr * grads[k]) if k in grads else fast[k] for k in fast}
+
+    def features_fast(self, fast: Params, x: torch.Tensor) -> torch.Tensor:
+        body = {k[5:]: v for k, v in fast.items() if k.startswith("body.")}
+        return functional_call(self.body, body, (x,)).flatten(1)
+
+    def forward_fast(self, fast: Params, x: torch.Tensor) -> torch.Tensor:
+        return self.features_fast(fast, x) @ fast["head.weight"].T + fast["head.bias"]
+
+    def _support_loss(self, adapted: Params, frozen: Params, x: torch.Tensor, y: torch.Tensor):
+        logits = self.forward_fast({**frozen, **adapted}, x)
+        loss = F.cross_entropy(logits, y)
+        return loss, (loss.detach(), (logits.argmax(-1) == y).float().mean())
+
+    def inner_loop(
+        self,
+        fast: Params,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        steps: int,
+        first_order: bool,
+        on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    ) -> Params:
+        """``steps`` SGD steps on the support loss; returns new fast weights."""
+        keys = self.inner_keys(fast)
+        for step in range(steps):
+            adapted = {k: fast[k] for k in keys}
+            frozen = {k: v for k, v in fast.items() if k not in adapted}
+            grads, (loss, acc) = grad(self._support_loss, has_aux=True)(adapted, frozen, x, y)
+            if on_step is not None:
+                on_step(step, loss, acc)
+            if first_order:
+                grads = {k: g.detach() for k, g in grads.items()}
+            fast = self.inner_update(fast, grads, step)
+        return fast
+
+    # -- meta-training -------------------------------------------------------------------------
+    def _task_query_loss(self, fast0: Params, sx, sy, qx, qy, steps: int, first_order: bool):
+        fast = self.inner_loop(fast0, sx, sy, steps, first_order)
+        logits = self.forward_fast(fast, qx)
+        return F.cross_entropy(logits, qy), (logits.argmax(-1) == qy).float().mean()
+
+    def _use_vmap(self, device: torch.device) -> bool:
+        if self.task_batching == "auto":
+            # Measured in bench/: vmap wins on GPU; a loop is as fast or faster on a few CPU cores.
+            return device.type == "cuda"
+        return self.task_batching == "vmap"
+
+    def batched_query_losses(self, tasks: TaskBatch, steps: int, first_order: bool):
+        n_way = tasks.support_y.shape[1] and int(tasks.support_y[0].max()) + 1
+        fast0 = self.initial_fast_weights(n_way)
+        args = (tasks.support_x, tasks.support_y, tasks.query_x, tasks.query_y)
+        if self._use_vmap(tasks.support_x.device):
+            fn = lambda sx, sy, qx, qy: self._task_query_loss(fast0, sx, sy, qx, qy, steps, first_order)  # noqa: E731
+            return vmap(fn, randomness="different")(*args)
+        out = [self._task_query_loss(fast0, *[a[i] for a in args], steps, first_order) for i in range(len(tasks))]
+        return torch.stack([o[0] for o in out]), torch.stack([o[1] for o in out])
+
+    def meta_loss(self, tasks: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        losses, accs = self.batched_query_losses(tasks, self.inner_steps, self.first_order)
+        return losses.mean(), accs.mean()
+
+    # -- adaptation ------------------------------------------------------------------------------
+    def adapt(
+        self, support_x: torch.Tensor, support_y: torch.Tensor, n_steps: int | None = None
+    ) -> FunctionalPredictor:
+        n_way = self.check_support(support_x, support_y)
+        steps = self.test_inner_steps if n_steps is None else n_steps
+        if steps < 0:
+            raise ValueError(f"n_steps must be >= 0 (got {steps})")
+        support_x, support_y = support_x.to(self.device), support_y.to(self.device)
+        trace: list[StepRecord] = []
+
+        def record(step: int, loss: torch.Tensor, acc: torch.Tensor) -> None:
+            trace.append(StepRecord(step, float(loss), float(acc)))
+
+        # Detached leaves: gradients w.r.t. these never reach the meta-parameters' .grad.
+        fast0 = {k: v.detach() for k, v in self.initial_fast_weights(n_way).items()}
+        with torch.enable_grad():
+            fast = self.inner_loop(fast0, support_x, support_y, steps, first_order=True, on_step=record)
+        fast = {k: v.detach() for k, v in fast.items()}
+        with torch.no_grad():
+            logits = self.forward_fast(fast, support_x)
+            record(steps, F.cross_entropy(logits, support_y), (logits.argmax(-1) == support_y).float().mean())
+        return FunctionalPredictor(self, fast, support_x, trace)
+
+    def episode_accuracies(self, tasks: TaskBatch, n_steps: int | None = None) -> torch.Tensor:
+        steps = self.test_inner_steps if n_steps is None else n_steps
+        tasks = tasks.to(self.device)
+        with torch.enable_grad():
+            fast0 = {k: v.detach() for k, v in self.initial_fast_weights(int(tasks.support_y[0].max()) + 1).items()}
+
+            def one(sx, sy, qx, qy):
+                fast = self.inner_loop(fast0, sx, sy, steps, first_order=True)
+                return (self.forward_fast(fast, qx).argmax(-1) == qy).float().mean()
+
+            if self._use_vmap(tasks.support_x.device):
+                return vmap(one)(tasks.support_x, tasks.support_y, tasks.query_x, tasks.query_y).detach()
+            return torch.stack(
+                [one(tasks.support_x[i], tasks.support_y[i], tasks.query_x[i], tasks.query_y[i]) for i in range(len(tasks))]
+            ).detach()

@@ -1,0 +1,117 @@
+"""Checkpoints: weights + full config, saved atomically, loaded with ``weights_only=True``.
+
+A checkpoint is a plain dict of tensors and primitives, so loading it never runs code;
+anything that is not one of ours is refused with `CheckpointError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from playground.algorithms import MetaLearner, create_learner
+
+FORMAT = "meta-learning-playground/checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """The file is not a usable checkpoint of this project; the message says why."""
+
+
+@dataclass
+class Checkpoint:
+    algorithm: str
+    config: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    training: dict[str, Any] = field(default_factory=dict)
+    optimizer: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def save_checkpoint(path: str | Path, learner: MetaLearner, training: dict | None = None, **extra: Any) -> Path:
+    """Write atomically (temp file, then rename): a crash never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "algorithm": learner.name,
+        "config": learner.config(),
+        "state_dict": {k: v.detach().cpu() for k, v in learner.state_dict().items()},
+        "training": training or {},
+        **extra,
+    }
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path} is not a checkpoint of this project: it holds objects that are not plain "
+            "tensors and values, and it was refused without running them"
+        ) from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is truncated or corrupt and cannot be read ({exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a checkpoint of this project (no '{FORMAT}' marker)")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {payload.get('version')}, this code reads {VERSION}")
+    extra = {k: v for k, v in payload.items() if k not in {"format", "version", "algorithm", "config", "state_dict", "training", "optimizer"}}
+    return Checkpoint(
+        payload["algorithm"], payload["config"], payload["state_dict"], payload.get("training", {}), payload.get("optimizer"), extra
+    )
+
+
+def learner_from_checkpoint(ckpt: Checkpoint, device: torch.device | str = "cpu") -> MetaLearner:
+    try:
+        learner = create_learner(ckpt.algorithm, **ckpt.config)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint config does not fit algorithm {ckpt.algorithm!r}: {exc}") from exc
+    try:
+        learner.load_state_dict(ckpt.state_dict)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0:3]
+        raise CheckpointError(f"checkpoint weights do not fit {ckpt.algorithm!r} with its config: {' '.join(first)}") from exc
+    return learner.to(device).eval()
+
+
+def load_learner(path: str | Path, device: torch.device | str = "cpu") -> MetaLearner:
+    """The learner stored at ``path``, in eval mode on ``device``."""
+    return learner_from_checkpoint(read_checkpoint(path), device)
+
+
+def card_path(checkpoint_path: str | Path) -> Path:
+    return Path(checkpoint_path).with_suffix(".json")
+
+
+def read_card(checkpoint_path: str | Path) -> dict[str, Any] | None:
+    """The model card beside a checkpoint, or None when there is none or it is unreadable."""
+    p = card_path(checkpoint_path)
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_card(checkpoint_path: str | Path, card: dict[str, Any]) -> Path:
+    p = card_path(checkpoint_path)
+    tmp = p.with_name(f".{p.name}.tmp")
+    tmp.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, p)
+    return p

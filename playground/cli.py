@@ -1,0 +1,219 @@
+"""`python -m playground train|evaluate|lake-runs|download`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from playground.algorithms import available, learner_class
+from playground.checkpoints import CheckpointError, load_learner, read_card, read_checkpoint, write_card
+from playground.data.omniglot import DataError, default_data_dir, download_omniglot
+from playground.device import DEVICES, resolve_device
+from playground.training import TrainConfig, hardware_description, make_card, train
+
+# CLI flag -> learner hyperparameter, for flags that configure the algorithm itself.
+LEARNER_FLAGS = {
+    "inner_lr": "--inner-lr",
+    "inner_steps": "--inner-steps",
+    "test_inner_steps": "--test-inner-steps",
+    "first_order": "--first-order",
+    "outer_lr": "--outer-lr",
+    "metric": "--metric",
+    "head": "--head",
+    "task_batching": "--task-batching",
+}
+
+
+def positive(name: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be at least 1, got {value}")
+        return value
+
+    return parse
+
+
+def positive_float(name: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{name} must be a positive finite number, got {text}")
+        return value
+
+    return parse
+
+
+def non_negative(name: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{name} must be 0 or more, got {value}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m playground", description="Meta-learning on Omniglot.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="meta-train an algorithm")
+    t.add_argument("--algorithm", default="protonet", choices=available())
+    t.add_argument("--protocol", default="lake", choices=["lake", "vinyals"])
+    t.add_argument("--ways", type=positive("--ways"), default=5, help="ways of validation/test episodes")
+    t.add_argument("--train-ways", type=positive("--train-ways"), default=None, help="ways of training episodes (default: --ways)")
+    t.add_argument("--shots", type=positive("--shots"), default=1)
+    t.add_argument("--query", type=positive("--query"), default=15)
+    t.add_argument("--meta-batch", type=positive("--meta-batch"), default=32)
+    t.add_argument("--iterations", type=positive("--iterations"), default=10000)
+    t.add_argument("--val-every", type=positive("--val-every"), default=500)
+    t.add_argument("--val-episodes", type=positive("--val-episodes"), default=200)
+    t.add_argument("--no-rotations", action="store_true", help="no 90-degree rotations as extra training classes")
+    t.add_argument("--inner-lr", type=positive_float("--inner-lr"))
+    t.add_argument("--inner-steps", type=non_negative("--inner-steps"))
+    t.add_argument("--test-inner-steps", type=non_negative("--test-inner-steps"))
+    t.add_argument("--first-order", action="store_true", default=None)
+    t.add_argument("--outer-lr", type=positive_float("--outer-lr"))
+    t.add_argument("--metric", choices=["euclidean", "cosine"])
+    t.add_argument("--head", choices=["shared", "per_class"])
+    t.add_argument("--task-batching", choices=["auto", "loop", "vmap"])
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", choices=DEVICES)
+    t.add_argument("--data-dir", default=None, help=f"Omniglot folder (default {default_data_dir()})")
+    t.add_argument("--out", default="runs/latest", help="folder for best.pt, last.pt and log.jsonl")
+    t.add_argument("--resume", default=None, help="continue from a last.pt checkpoint")
+
+    e = sub.add_parser("evaluate", help="accuracy of a checkpoint with its 95%% CI")
+    e.add_argument("checkpoint")
+    e.add_argument("--ways", type=positive("--ways"), nargs="+", default=[5])
+    e.add_argument("--shots", type=positive("--shots"), nargs="+", default=[1])
+    e.add_argument("--query", type=positive("--query"), default=15)
+    e.add_argument("--episodes", type=positive("--episodes"), default=600)
+    e.add_argument("--inner-steps", type=non_negative("--inner-steps"), default=None, help="adaptation steps (gradient-based)")
+    e.add_argument("--protocol", choices=["lake", "vinyals"], default=None, help="default: the checkpoint's")
+    e.add_argument("--split", choices=["test", "val"], default="test")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="auto", choices=DEVICES)
+    e.add_argument("--data-dir", default=None)
+    e.add_argument("--card", action="store_true", help="write the results into the model card beside the checkpoint")
+
+    r = sub.add_parser("lake-runs", help="error on Lake's 20 one-shot runs, beside people's 4.5%%")
+    r.add_argument("checkpoints", nargs="+")
+    r.add_argument("--inner-steps", type=non_negative("--inner-steps"), default=None)
+    r.add_argument("--device", default="auto", choices=DEVICES)
+    r.add_argument("--data-dir", default=None)
+    r.add_argument("--card", action="store_true", help="write the result into each model card")
+
+    d = sub.add_parser("download", help="fetch Omniglot with torchvision (needs internet)")
+    d.add_argument("--data-dir", default="data/omniglot")
+    return parser
+
+
+def _learner_options(args: argparse.Namespace) -> dict:
+    given = {k: getattr(args, k) for k in LEARNER_FLAGS if getattr(args, k, None) is not None}
+    accepted = learner_class(args.algorithm).hyperparameters()
+    wrong = [LEARNER_FLAGS[k] for k in given if k not in accepted]
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)} does not apply to --algorithm {args.algorithm}")
+    return given
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    cfg = TrainConfig(
+        algorithm=args.algorithm,
+        protocol=args.protocol,
+        ways=args.ways,
+        shots=args.shots,
+        query=args.query,
+        train_ways=args.train_ways,
+        meta_batch=args.meta_batch,
+        iterations=args.iterations,
+        val_every=args.val_every,
+        val_episodes=args.val_episodes,
+        rotations=not args.no_rotations,
+        seed=args.seed,
+        device=args.device,
+        out=args.out,
+        data_dir=args.data_dir,
+        learner=_learner_options(args),
+    )
+    best = train(cfg, resume=args.resume)
+    print(f"best checkpoint: {best}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from playground.data.protocols import load_splits
+    from playground.evaluation import evaluate_few_shot
+
+    device = resolve_device(args.device)
+    ckpt = read_checkpoint(args.checkpoint)
+    learner = load_learner(args.checkpoint, device)
+    protocol = args.protocol or ckpt.extra.get("train_config", {}).get("protocol", "lake")
+    splits = load_splits(protocol, args.data_dir, rotations=False)
+    dataset = (splits.test if args.split == "test" else splits.val).to(device)
+    results = []
+    for ways in args.ways:
+        if ways > dataset.num_classes:
+            raise ValueError(f"--ways {ways} is more than the {dataset.num_classes} classes of the {protocol} {args.split} split")
+        for shots in args.shots:
+            if shots + 1 > dataset.drawings_per_class:
+                raise ValueError(f"--shots {shots} leaves no drawing for a query ({dataset.drawings_per_class} per class)")
+            res = evaluate_few_shot(learner, dataset, ways, shots, args.query, args.episodes, seed=args.seed, n_steps=args.inner_steps)
+            print(f"{learner.name} {protocol}/{args.split} {ways}-way {shots}-shot, {res.episodes} episodes: {res.format()}", flush=True)
+            results.append({**res.as_dict(), "protocol": protocol, "split": args.split, "seed": args.seed})
+    if args.card:
+        card = read_card(args.checkpoint) or make_card(Path(args.checkpoint), [], device)
+        kept = [r for r in card["evaluation"]["results"] if (r["n_way"], r["k_shot"], r.get("protocol")) not in {(x["n_way"], x["k_shot"], x["protocol"]) for x in results}]
+        card["evaluation"]["results"] = sorted(kept + results, key=lambda r: (r["n_way"], r["k_shot"]))
+        card["evaluation"]["device"] = hardware_description(device)
+        print(f"model card: {write_card(args.checkpoint, card)}")
+
+
+def cmd_lake_runs(args: argparse.Namespace) -> None:
+    from playground.data.lake_runs import HUMAN_ERROR, evaluate_lake_runs, load_lake_runs
+
+    device = resolve_device(args.device)
+    runs = load_lake_runs(Path(args.data_dir) if args.data_dir else None)
+    print(f"{'people':<24} {100 * HUMAN_ERROR:5.1f}% error")
+    for path in args.checkpoints:
+        learner = load_learner(path, device)
+        res = evaluate_lake_runs(learner, runs, n_steps=args.inner_steps)
+        print(f"{learner.name + ' ' + Path(path).name:<24} {100 * res.error:5.1f}% error  (runs: {' '.join(f'{100 * e:.0f}' for e in res.run_errors)})")
+        if args.card:
+            card = read_card(path) or make_card(Path(path), [], device)
+            card["lake_runs"] = {"error": round(res.error, 4), "run_errors": res.run_errors, "human_error": HUMAN_ERROR}
+            write_card(path, card)
+
+
+def cmd_download(args: argparse.Namespace) -> None:
+    print(f"Omniglot is in {download_omniglot(args.data_dir)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        {"train": cmd_train, "evaluate": cmd_evaluate, "lake-runs": cmd_lake_runs, "download": cmd_download}[args.command](args)
+    except (ValueError, DataError, CheckpointError, FloatingPointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint written is intact", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

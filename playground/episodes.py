@@ -1,0 +1,138 @@
+"""Few-shot tasks (episodes) and a seeded sampler that batches them into stacked tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from playground.data.protocols import ClassDataset
+
+
+@dataclass
+class Task:
+    """One N-way K-shot task. Images are float [n, 1, 28, 28] in [0, 1], ink = 1."""
+
+    support_x: torch.Tensor
+    support_y: torch.Tensor
+    query_x: torch.Tensor
+    query_y: torch.Tensor
+    class_names: list[str] = field(default_factory=list)
+
+    @property
+    def n_way(self) -> int:
+        return int(self.support_y.max().item()) + 1
+
+    def to(self, device: torch.device | str) -> Task:
+        return Task(
+            self.support_x.to(device),
+            self.support_y.to(device),
+            self.query_x.to(device),
+            self.query_y.to(device),
+            self.class_names,
+        )
+
+
+@dataclass
+class TaskBatch:
+    """B tasks of the same shape stacked along a leading dimension."""
+
+    support_x: torch.Tensor  # [B, N*K, 1, 28, 28]
+    support_y: torch.Tensor  # [B, N*K]
+    query_x: torch.Tensor  # [B, N*Q, 1, 28, 28]
+    query_y: torch.Tensor  # [B, N*Q]
+    class_names: list[list[str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return self.support_x.shape[0]
+
+    def __getitem__(self, i: int) -> Task:
+        names = self.class_names[i] if self.class_names else []
+        return Task(self.support_x[i], self.support_y[i], self.query_x[i], self.query_y[i], names)
+
+    def to(self, device: torch.device | str) -> TaskBatch:
+        return TaskBatch(
+            self.support_x.to(device),
+            self.support_y.to(device),
+            self.query_x.to(device),
+            self.query_y.to(device),
+            self.class_names,
+        )
+
+    def split(self, parts: int, index: int) -> TaskBatch:
+        """The index-th of ``parts`` contiguous shares of the tasks (for data parallelism)."""
+        chunk = torch.arange(len(self)).tensor_split(parts)[index]
+        return TaskBatch(
+            self.support_x[chunk],
+            self.support_y[chunk],
+            self.query_x[chunk],
+            self.query_y[chunk],
+            [self.class_names[i] for i in chunk.tolist()] if self.class_names else [],
+        )
+
+
+def stack_tasks(tasks: list[Task]) -> TaskBatch:
+    return TaskBatch(
+        torch.stack([t.support_x for t in tasks]),
+        torch.stack([t.support_y for t in tasks]),
+        torch.stack([t.query_x for t in tasks]),
+        torch.stack([t.query_y for t in tasks]),
+        [t.class_names for t in tasks],
+    )
+
+
+class TaskSampler:
+    """Seeded N-way K-shot sampler: the same seed gives the same episodes, on any device.
+
+    Indices come from a CPU generator, so the episodes do not depend on where the images
+    live; only the gather runs on the dataset's device.
+    """
+
+    def __init__(self, dataset: ClassDataset, n_way: int, k_shot: int, n_query: int, seed: int = 0):
+        if n_way < 2:
+            raise ValueError(f"n_way must be at least 2 (got {n_way})")
+        if k_shot < 1:
+            raise ValueError(f"k_shot must be at least 1 (got {k_shot})")
+        if n_query < 1:
+            raise ValueError(f"n_query must be at least 1 (got {n_query})")
+        if n_way > dataset.num_classes:
+            raise ValueError(f"n_way={n_way} is more than the {dataset.num_classes} classes available")
+        if k_shot + n_query > dataset.drawings_per_class:
+            raise ValueError(
+                f"k_shot + n_query = {k_shot + n_query} exceeds the {dataset.drawings_per_class} "
+                "drawings per class"
+            )
+        self.dataset = dataset
+        self.n_way, self.k_shot, self.n_query = n_way, k_shot, n_query
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def state_dict(self) -> dict:
+        return {"rng": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["rng"])
+
+    def sample_batch(self, batch_size: int) -> TaskBatch:
+        n, k, q = self.n_way, self.k_shot, self.n_query
+        g = self.generator
+        classes = torch.stack([torch.randperm(self.dataset.num_classes, generator=g)[:n] for _ in range(batch_size)])
+        draws = torch.argsort(torch.rand(batch_size, n, self.dataset.drawings_per_class, generator=g), dim=-1)[
+            ..., : k + q
+        ]
+        device = self.dataset.images.device
+        imgs = self.dataset.images[classes.to(device)[..., None], draws.to(device)]  # [B, N, K+Q, 28, 28]
+        imgs = imgs.float().div_(255.0).unsqueeze(3)  # [B, N, K+Q, 1, 28, 28]
+        labels = torch.arange(n, device=device)
+        support_x = imgs[:, :, :k].reshape(batch_size, n * k, 1, 28, 28)
+        query_x = imgs[:, :, k:].reshape(batch_size, n * q, 1, 28, 28)
+        support_y = labels.repeat_interleave(k).expand(batch_size, -1).contiguous()
+        query_y = labels.repeat_interleave(q).expand(batch_size, -1).contiguous()
+        names = [[self.dataset.names[c] for c in row.tolist()] for row in classes]
+        return TaskBatch(support_x, support_y, query_x, query_y, names)
+
+    def sample(self) -> Task:
+        return self.sample_batch(1)[0]
+
+    def __iter__(self):
+        while True:
+            yield self.sample()

@@ -1,0 +1,89 @@
+"""Few-shot evaluation with honest confidence intervals."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from playground.algorithms.base import MetaLearner
+from playground.data.protocols import ClassDataset
+from playground.episodes import TaskSampler
+
+
+@dataclass
+class EvalResult:
+    """Per-episode accuracies and their mean with a 95% normal-approximation interval."""
+
+    accuracies: list[float]
+    n_way: int
+    k_shot: int
+
+    @property
+    def episodes(self) -> int:
+        return len(self.accuracies)
+
+    @property
+    def mean(self) -> float:
+        return sum(self.accuracies) / len(self.accuracies)
+
+    @property
+    def ci95(self) -> float:
+        return confidence_interval_95(self.accuracies)
+
+    def format(self) -> str:
+        """``98.7 ± 0.4 %``."""
+        return f"{100 * self.mean:.1f} ± {100 * self.ci95:.1f} %"
+
+    def as_dict(self) -> dict:
+        return {
+            "n_way": self.n_way,
+            "k_shot": self.k_shot,
+            "episodes": self.episodes,
+            "accuracy": round(self.mean, 6),
+            "ci95": round(self.ci95, 6),
+            "text": self.format(),
+        }
+
+
+def confidence_interval_95(values: list[float]) -> float:
+    """1.96 x sample standard deviation / sqrt(n); 0 for fewer than two values."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return 1.96 * math.sqrt(var) / math.sqrt(n)
+
+
+def evaluate_few_shot(
+    learner: MetaLearner,
+    dataset: ClassDataset,
+    n_way: int = 5,
+    k_shot: int = 1,
+    n_query: int = 15,
+    episodes: int = 600,
+    seed: int = 0,
+    batch_size: int = 50,
+    n_steps: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalResult:
+    """Mean query accuracy over ``episodes`` seeded episodes (the same seed, the same episodes)."""
+    if episodes < 1:
+        raise ValueError(f"episodes must be at least 1 (got {episodes})")
+    n_query = min(n_query, dataset.drawings_per_class - k_shot)
+    sampler = TaskSampler(dataset, n_way, k_shot, n_query, seed=seed)
+    was_training = learner.training
+    learner.eval()
+    accs: list[float] = []
+    try:
+        while len(accs) < episodes:
+            tasks = sampler.sample_batch(min(batch_size, episodes - len(accs)))
+            accs += learner.episode_accuracies(tasks, n_steps=n_steps).tolist()
+            if progress is not None:
+                progress(len(accs), episodes)
+    finally:
+        learner.train(was_training)
+    return EvalResult(accs, n_way, k_shot)

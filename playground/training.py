@@ -1,0 +1,199 @@
+"""Meta-training: the loop, periodic meta-validation, best/last checkpoints, resume, model card."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from playground.algorithms import MetaLearner, create_learner, learner_class
+from playground.checkpoints import read_checkpoint, learner_from_checkpoint, save_checkpoint, write_card
+from playground.data.protocols import Splits, load_splits
+from playground.device import resolve_device
+from playground.episodes import TaskSampler
+from playground.evaluation import evaluate_few_shot
+
+
+@dataclass
+class TrainConfig:
+    algorithm: str = "protonet"
+    protocol: str = "lake"
+    ways: int = 5
+    shots: int = 1
+    query: int = 15
+    train_ways: int | None = None  # training episodes may use more ways (ProtoNet's trick)
+    meta_batch: int = 32
+    iterations: int = 10000
+    val_every: int = 500
+    val_episodes: int = 200
+    test_episodes: int = 600
+    rotations: bool = True
+    seed: int = 0
+    device: str = "auto"
+    out: str = "runs/latest"
+    data_dir: str | None = None
+    learner: dict[str, Any] = field(default_factory=dict)  # algorithm hyperparameters
+
+
+def hardware_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
+    import os
+
+    return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads)"
+
+
+def validate_config(cfg: TrainConfig, splits: Splits | None = None) -> None:
+    """Reject impossible settings with a message naming the flag and the allowed range."""
+    checks = [
+        (cfg.ways >= 2, f"--ways must be at least 2 (got {cfg.ways})"),
+        (cfg.shots >= 1, f"--shots must be at least 1 (got {cfg.shots})"),
+        (cfg.query >= 1, f"--query must be at least 1 (got {cfg.query})"),
+        (cfg.meta_batch >= 1, f"--meta-batch must be at least 1 (got {cfg.meta_batch})"),
+        (cfg.iterations >= 1, f"--iterations must be at least 1 (got {cfg.iterations})"),
+        (cfg.val_every >= 1, f"--val-every must be at least 1 (got {cfg.val_every})"),
+        (cfg.train_ways is None or cfg.train_ways >= 2, f"--train-ways must be at least 2 (got {cfg.train_ways})"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ValueError(msg)
+    if splits is not None:
+        for name, ds, ways in (("train", splits.train, cfg.train_ways or cfg.ways), ("val", splits.val, cfg.ways), ("test", splits.test, cfg.ways)):
+            if ways > ds.num_classes:
+                raise ValueError(f"{ways} ways is more than the {ds.num_classes} classes of the {cfg.protocol} {name} split")
+        if cfg.shots + cfg.query > splits.train.drawings_per_class:
+            raise ValueError(
+                f"--shots + --query = {cfg.shots + cfg.query} exceeds the {splits.train.drawings_per_class} drawings per character"
+            )
+
+
+class _Log:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def write(self, **record: Any) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def _progress(total: int, initial: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 15)
+
+
+def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Path:
+    """Meta-train; returns the path of the best checkpoint (by meta-validation accuracy)."""
+    device = resolve_device(cfg.device)
+    out = Path(cfg.out)
+    state: dict[str, Any] = {"iteration": 0, "best_val": -1.0, "train_seconds": 0.0}
+    ckpt = None
+    if resume is not None:
+        ckpt = read_checkpoint(resume)
+        saved = ckpt.extra.get("train_config")
+        if not isinstance(saved, dict):
+            raise ValueError(f"{resume} holds no training state to resume from")
+        iterations = cfg.iterations
+        cfg = TrainConfig(**{**saved, "iterations": max(iterations, saved["iterations"]), "device": cfg.device, "out": cfg.out})
+        state.update(ckpt.training)
+    validate_config(cfg)
+    torch.manual_seed(cfg.seed)
+    splits = load_splits(cfg.protocol, cfg.data_dir, rotations=cfg.rotations)
+    validate_config(cfg, splits)
+    train_ways = cfg.train_ways or cfg.ways
+    learner_options = {**cfg.learner, "n_way": train_ways}
+    accepted = learner_class(cfg.algorithm).hyperparameters()
+    learner_options = {k: v for k, v in learner_options.items() if k in accepted}
+    learner: MetaLearner = learner_from_checkpoint(ckpt, device) if ckpt else create_learner(cfg.algorithm, **learner_options).to(device)
+    train_set = splits.train.to(device)
+    sampler = TaskSampler(train_set, train_ways, cfg.shots, cfg.query, seed=cfg.seed)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(learner.optimizer, T_max=cfg.iterations, eta_min=learner.outer_lr * 0.05)
+    if ckpt is not None:
+        if ckpt.optimizer is not None:
+            learner.optimizer.load_state_dict(ckpt.optimizer)
+        if "scheduler" in ckpt.extra:
+            scheduler.load_state_dict(ckpt.extra["scheduler"])
+        if "sampler" in ckpt.extra:
+            sampler.load_state_dict(ckpt.extra["sampler"])
+        if "torch_rng" in ckpt.extra:
+            torch.set_rng_state(ckpt.extra["torch_rng"])
+    state.setdefault("hardware", hardware_description(device))
+    out.mkdir(parents=True, exist_ok=True)
+    log = _Log(out / "log.jsonl")
+    echo(f"{cfg.algorithm} on {splits.describe()}; device {device}; output {out}")
+
+    def save(path: Path) -> None:
+        save_checkpoint(
+            path,
+            learner,
+            training=dict(state),
+            optimizer=learner.optimizer.state_dict(),
+            scheduler=scheduler.state_dict(),
+            sampler=sampler.state_dict(),
+            torch_rng=torch.get_rng_state(),
+            train_config=asdict(cfg),
+        )
+
+    bar = _progress(cfg.iterations, state["iteration"])
+    start = time.perf_counter() - state["train_seconds"]
+    loss_avg = acc_avg = None
+    while state["iteration"] < cfg.iterations:
+        stats = learner.meta_train_step(sampler.sample_batch(cfg.meta_batch))
+        scheduler.step()
+        state["iteration"] += 1
+        loss_avg = stats.loss if loss_avg is None else 0.95 * loss_avg + 0.05 * stats.loss
+        acc_avg = stats.accuracy if acc_avg is None else 0.95 * acc_avg + 0.05 * stats.accuracy
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_avg:.3f}", acc=f"{100 * acc_avg:.1f}%", refresh=False)
+        if not torch.isfinite(torch.tensor(stats.loss)):
+            raise FloatingPointError(
+                f"meta-training diverged at iteration {state['iteration']} (loss {stats.loss}); "
+                "lower --outer-lr or --inner-lr. The last good checkpoint is in "
+                f"{out / 'last.pt'}"
+            )
+        it = state["iteration"]
+        if it % cfg.val_every == 0 or it == cfg.iterations:
+            state["train_seconds"] = time.perf_counter() - start
+            val = evaluate_few_shot(learner, splits.val.to(device), cfg.ways, cfg.shots, cfg.query, cfg.val_episodes, seed=cfg.seed + 1)
+            improved = val.mean > state["best_val"]
+            if improved:
+                state["best_val"] = val.mean
+                state["best_iteration"] = it
+            log.write(iteration=it, loss=loss_avg, train_acc=acc_avg, val_acc=val.mean, val_ci95=val.ci95, seconds=state["train_seconds"], lr=scheduler.get_last_lr()[0])
+            bar.write(f"iter {it}: loss {loss_avg:.3f} train {100 * acc_avg:.1f}% | val {val.format()}{' (best)' if improved else ''}")
+            if improved:
+                save(out / "best.pt")
+            save(out / "last.pt")
+    bar.close()
+    return out / "best.pt"
+
+
+def make_card(checkpoint_path: Path, results: list[dict], device: torch.device, note: str = "") -> dict:
+    """A model card for a trained checkpoint: config, protocol, budget, hardware, results."""
+    ckpt = read_checkpoint(checkpoint_path)
+    tc = ckpt.extra.get("train_config", {})
+    return {
+        "algorithm": ckpt.algorithm,
+        "config": ckpt.config,
+        "protocol": tc.get("protocol"),
+        "training": {
+            "iterations": ckpt.training.get("iteration"),
+            "best_iteration": ckpt.training.get("best_iteration"),
+            "best_val_accuracy": ckpt.training.get("best_val"),
+            "seconds": round(ckpt.training.get("train_seconds", 0.0), 1),
+            "train_config": tc,
+            "hardware": ckpt.training.get("hardware", ""),
+        },
+        "evaluation": {"split": "test (meta-test classes of the protocol)", "device": hardware_description(device), "results": results},
+        "torch": torch.__version__,
+        "note": note,
+    }
+
+
+__all__ = ["TrainConfig", "train", "validate_config", "make_card", "write_card", "hardware_description"]
