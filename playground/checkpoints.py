@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,15 +65,26 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
             f"{path} is not a checkpoint of this project: it holds objects that are not plain "
             "tensors and values, and it was refused without running them"
         ) from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is truncated or corrupt and cannot be read ({exc})") from exc
+    except Exception as exc:  # torch raises many types (KeyError, EOFError, RuntimeError...) on junk
+        raise CheckpointError(
+            f"{path} is truncated or corrupt and cannot be read ({type(exc).__name__}: {exc})"
+        ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a checkpoint of this project (no '{FORMAT}' marker)")
     if payload.get("version") != VERSION:
         raise CheckpointError(f"{path} has checkpoint version {payload.get('version')}, this code reads {VERSION}")
-    extra = {k: v for k, v in payload.items() if k not in {"format", "version", "algorithm", "config", "state_dict", "training", "optimizer"}}
+    extra = {
+        k: v
+        for k, v in payload.items()
+        if k not in {"format", "version", "algorithm", "config", "state_dict", "training", "optimizer"}
+    }
     return Checkpoint(
-        payload["algorithm"], payload["config"], payload["state_dict"], payload.get("training", {}), payload.get("optimizer"), extra
+        payload["algorithm"],
+        payload["config"],
+        payload["state_dict"],
+        payload.get("training", {}),
+        payload.get("optimizer"),
+        extra,
     )
 
 
@@ -87,7 +97,9 @@ def learner_from_checkpoint(ckpt: Checkpoint, device: torch.device | str = "cpu"
         learner.load_state_dict(ckpt.state_dict)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0:3]
-        raise CheckpointError(f"checkpoint weights do not fit {ckpt.algorithm!r} with its config: {' '.join(first)}") from exc
+        raise CheckpointError(
+            f"checkpoint weights do not fit {ckpt.algorithm!r} with its config: {' '.join(first)}"
+        ) from exc
     return learner.to(device).eval()
 
 

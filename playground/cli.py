@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from playground.algorithms import available, learner_class
 from playground.checkpoints import CheckpointError, load_learner, read_card, read_checkpoint, write_card
 from playground.data.omniglot import DataError, default_data_dir, download_omniglot
@@ -74,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--algorithm", default="protonet", choices=available())
     t.add_argument("--protocol", default="lake", choices=["lake", "vinyals"])
     t.add_argument("--ways", type=positive("--ways"), default=5, help="ways of validation/test episodes")
-    t.add_argument("--train-ways", type=positive("--train-ways"), default=None, help="ways of training episodes (default: --ways)")
+    t.add_argument(
+        "--train-ways", type=positive("--train-ways"), default=None, help="ways of training episodes (default: --ways)"
+    )
     t.add_argument("--shots", type=positive("--shots"), default=1)
     t.add_argument("--query", type=positive("--query"), default=15)
     t.add_argument("--meta-batch", type=positive("--meta-batch"), default=32)
@@ -102,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--shots", type=positive("--shots"), nargs="+", default=[1])
     e.add_argument("--query", type=positive("--query"), default=15)
     e.add_argument("--episodes", type=positive("--episodes"), default=600)
-    e.add_argument("--inner-steps", type=non_negative("--inner-steps"), default=None, help="adaptation steps (gradient-based)")
+    e.add_argument(
+        "--inner-steps", type=non_negative("--inner-steps"), default=None, help="adaptation steps (gradient-based)"
+    )
     e.add_argument("--protocol", choices=["lake", "vinyals"], default=None, help="default: the checkpoint's")
     e.add_argument("--split", choices=["test", "val"], default="test")
     e.add_argument("--seed", type=int, default=0)
@@ -167,16 +169,31 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     results = []
     for ways in args.ways:
         if ways > dataset.num_classes:
-            raise ValueError(f"--ways {ways} is more than the {dataset.num_classes} classes of the {protocol} {args.split} split")
+            raise ValueError(
+                f"--ways {ways} is more than the {dataset.num_classes} classes of the {protocol} {args.split} split"
+            )
         for shots in args.shots:
             if shots + 1 > dataset.drawings_per_class:
-                raise ValueError(f"--shots {shots} leaves no drawing for a query ({dataset.drawings_per_class} per class)")
-            res = evaluate_few_shot(learner, dataset, ways, shots, args.query, args.episodes, seed=args.seed, n_steps=args.inner_steps)
-            print(f"{learner.name} {protocol}/{args.split} {ways}-way {shots}-shot, {res.episodes} episodes: {res.format()}", flush=True)
+                raise ValueError(
+                    f"--shots {shots} leaves no drawing for a query ({dataset.drawings_per_class} per class)"
+                )
+            res = evaluate_few_shot(
+                learner, dataset, ways, shots, args.query, args.episodes, seed=args.seed, n_steps=args.inner_steps
+            )
+            print(
+                f"{learner.name} {protocol}/{args.split} {ways}-way {shots}-shot, "
+                f"{res.episodes} episodes: {res.format()}",
+                flush=True,
+            )
             results.append({**res.as_dict(), "protocol": protocol, "split": args.split, "seed": args.seed})
     if args.card:
         card = read_card(args.checkpoint) or make_card(Path(args.checkpoint), [], device)
-        kept = [r for r in card["evaluation"]["results"] if (r["n_way"], r["k_shot"], r.get("protocol")) not in {(x["n_way"], x["k_shot"], x["protocol"]) for x in results}]
+        kept = [
+            r
+            for r in card["evaluation"]["results"]
+            if (r["n_way"], r["k_shot"], r.get("protocol"))
+            not in {(x["n_way"], x["k_shot"], x["protocol"]) for x in results}
+        ]
         card["evaluation"]["results"] = sorted(kept + results, key=lambda r: (r["n_way"], r["k_shot"]))
         card["evaluation"]["device"] = hardware_description(device)
         print(f"model card: {write_card(args.checkpoint, card)}")
@@ -191,7 +208,10 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
     for path in args.checkpoints:
         learner = load_learner(path, device)
         res = evaluate_lake_runs(learner, runs, n_steps=args.inner_steps)
-        print(f"{learner.name + ' ' + Path(path).name:<24} {100 * res.error:5.1f}% error  (runs: {' '.join(f'{100 * e:.0f}' for e in res.run_errors)})")
+        print(
+            f"{learner.name + ' ' + Path(path).name:<24} {100 * res.error:5.1f}% error  "
+            f"(runs: {' '.join(f'{100 * e:.0f}' for e in res.run_errors)})"
+        )
         if args.card:
             card = read_card(path) or make_card(Path(path), [], device)
             card["lake_runs"] = {"error": round(res.error, 4), "run_errors": res.run_errors, "human_error": HUMAN_ERROR}
@@ -205,7 +225,9 @@ def cmd_download(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        {"train": cmd_train, "evaluate": cmd_evaluate, "lake-runs": cmd_lake_runs, "download": cmd_download}[args.command](args)
+        {"train": cmd_train, "evaluate": cmd_evaluate, "lake-runs": cmd_lake_runs, "download": cmd_download}[
+            args.command
+        ](args)
     except (ValueError, DataError, CheckpointError, FloatingPointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -99,8 +99,7 @@ class TaskSampler:
             raise ValueError(f"n_way={n_way} is more than the {dataset.num_classes} classes available")
         if k_shot + n_query > dataset.drawings_per_class:
             raise ValueError(
-                f"k_shot + n_query = {k_shot + n_query} exceeds the {dataset.drawings_per_class} "
-                "drawings per class"
+                f"k_shot + n_query = {k_shot + n_query} exceeds the {dataset.drawings_per_class} drawings per class"
             )
         self.dataset = dataset
         self.n_way, self.k_shot, self.n_query = n_way, k_shot, n_query
@@ -115,10 +114,12 @@ class TaskSampler:
     def sample_batch(self, batch_size: int) -> TaskBatch:
         n, k, q = self.n_way, self.k_shot, self.n_query
         g = self.generator
-        classes = torch.stack([torch.randperm(self.dataset.num_classes, generator=g)[:n] for _ in range(batch_size)])
-        draws = torch.argsort(torch.rand(batch_size, n, self.dataset.drawings_per_class, generator=g), dim=-1)[
-            ..., : k + q
-        ]
+        # Task by task, so the episode stream does not depend on how it is batched.
+        classes, draws = [], []
+        for _ in range(batch_size):
+            classes.append(torch.randperm(self.dataset.num_classes, generator=g)[:n])
+            draws.append(torch.argsort(torch.rand(n, self.dataset.drawings_per_class, generator=g), dim=-1)[:, : k + q])
+        classes, draws = torch.stack(classes), torch.stack(draws)
         device = self.dataset.images.device
         imgs = self.dataset.images[classes.to(device)[..., None], draws.to(device)]  # [B, N, K+Q, 28, 28]
         imgs = imgs.float().div_(255.0).unsqueeze(3)  # [B, N, K+Q, 1, 28, 28]

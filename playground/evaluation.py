@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
-
-import torch
 
 from playground.algorithms.base import MetaLearner
 from playground.data.protocols import ClassDataset

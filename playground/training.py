@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from playground.algorithms import MetaLearner, create_learner, learner_class
-from playground.checkpoints import read_checkpoint, learner_from_checkpoint, save_checkpoint, write_card
+from playground.checkpoints import learner_from_checkpoint, read_checkpoint, save_checkpoint, write_card
 from playground.data.protocols import Splits, load_splits
 from playground.device import resolve_device
 from playground.episodes import TaskSampler
@@ -46,7 +46,8 @@ def hardware_description(device: torch.device) -> str:
         return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
     import os
 
-    return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads)"
+    cpu = platform.processor() or platform.machine()
+    return f"CPU {cpu}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads)"
 
 
 def validate_config(cfg: TrainConfig, splits: Splits | None = None) -> None:
@@ -64,12 +65,19 @@ def validate_config(cfg: TrainConfig, splits: Splits | None = None) -> None:
         if not ok:
             raise ValueError(msg)
     if splits is not None:
-        for name, ds, ways in (("train", splits.train, cfg.train_ways or cfg.ways), ("val", splits.val, cfg.ways), ("test", splits.test, cfg.ways)):
+        for name, ds, ways in (
+            ("train", splits.train, cfg.train_ways or cfg.ways),
+            ("val", splits.val, cfg.ways),
+            ("test", splits.test, cfg.ways),
+        ):
             if ways > ds.num_classes:
-                raise ValueError(f"{ways} ways is more than the {ds.num_classes} classes of the {cfg.protocol} {name} split")
+                raise ValueError(
+                    f"{ways} ways is more than the {ds.num_classes} classes of the {cfg.protocol} {name} split"
+                )
         if cfg.shots + cfg.query > splits.train.drawings_per_class:
             raise ValueError(
-                f"--shots + --query = {cfg.shots + cfg.query} exceeds the {splits.train.drawings_per_class} drawings per character"
+                f"--shots + --query = {cfg.shots + cfg.query} exceeds the "
+                f"{splits.train.drawings_per_class} drawings per character"
             )
 
 
@@ -100,7 +108,9 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
         if not isinstance(saved, dict):
             raise ValueError(f"{resume} holds no training state to resume from")
         iterations = cfg.iterations
-        cfg = TrainConfig(**{**saved, "iterations": max(iterations, saved["iterations"]), "device": cfg.device, "out": cfg.out})
+        cfg = TrainConfig(
+            **{**saved, "iterations": max(iterations, saved["iterations"]), "device": cfg.device, "out": cfg.out}
+        )
         state.update(ckpt.training)
     validate_config(cfg)
     torch.manual_seed(cfg.seed)
@@ -110,10 +120,14 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
     learner_options = {**cfg.learner, "n_way": train_ways}
     accepted = learner_class(cfg.algorithm).hyperparameters()
     learner_options = {k: v for k, v in learner_options.items() if k in accepted}
-    learner: MetaLearner = learner_from_checkpoint(ckpt, device) if ckpt else create_learner(cfg.algorithm, **learner_options).to(device)
+    learner: MetaLearner = (
+        learner_from_checkpoint(ckpt, device) if ckpt else create_learner(cfg.algorithm, **learner_options).to(device)
+    )
     train_set = splits.train.to(device)
     sampler = TaskSampler(train_set, train_ways, cfg.shots, cfg.query, seed=cfg.seed)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(learner.optimizer, T_max=cfg.iterations, eta_min=learner.outer_lr * 0.05)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        learner.optimizer, T_max=cfg.iterations, eta_min=learner.outer_lr * 0.05
+    )
     if ckpt is not None:
         if ckpt.optimizer is not None:
             learner.optimizer.load_state_dict(ckpt.optimizer)
@@ -160,13 +174,26 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
         it = state["iteration"]
         if it % cfg.val_every == 0 or it == cfg.iterations:
             state["train_seconds"] = time.perf_counter() - start
-            val = evaluate_few_shot(learner, splits.val.to(device), cfg.ways, cfg.shots, cfg.query, cfg.val_episodes, seed=cfg.seed + 1)
+            val = evaluate_few_shot(
+                learner, splits.val.to(device), cfg.ways, cfg.shots, cfg.query, cfg.val_episodes, seed=cfg.seed + 1
+            )
             improved = val.mean > state["best_val"]
             if improved:
                 state["best_val"] = val.mean
                 state["best_iteration"] = it
-            log.write(iteration=it, loss=loss_avg, train_acc=acc_avg, val_acc=val.mean, val_ci95=val.ci95, seconds=state["train_seconds"], lr=scheduler.get_last_lr()[0])
-            bar.write(f"iter {it}: loss {loss_avg:.3f} train {100 * acc_avg:.1f}% | val {val.format()}{' (best)' if improved else ''}")
+            log.write(
+                iteration=it,
+                loss=loss_avg,
+                train_acc=acc_avg,
+                val_acc=val.mean,
+                val_ci95=val.ci95,
+                seconds=state["train_seconds"],
+                lr=scheduler.get_last_lr()[0],
+            )
+            bar.write(
+                f"iter {it}: loss {loss_avg:.3f} train {100 * acc_avg:.1f}% | "
+                f"val {val.format()}{' (best)' if improved else ''}"
+            )
             if improved:
                 save(out / "best.pt")
             save(out / "last.pt")
@@ -190,7 +217,11 @@ def make_card(checkpoint_path: Path, results: list[dict], device: torch.device, 
             "train_config": tc,
             "hardware": ckpt.training.get("hardware", ""),
         },
-        "evaluation": {"split": "test (meta-test classes of the protocol)", "device": hardware_description(device), "results": results},
+        "evaluation": {
+            "split": "test (meta-test classes of the protocol)",
+            "device": hardware_description(device),
+            "results": results,
+        },
         "torch": torch.__version__,
         "note": note,
     }

@@ -116,8 +116,18 @@ class MetaLearner(nn.Module, ABC):
 
     # -- adaptation --------------------------------------------------------------------
     @abstractmethod
-    def adapt(self, support_x: torch.Tensor, support_y: torch.Tensor, n_steps: int | None = None) -> Predictor:
-        """A predictor for the task given by the support set; never changes the meta-weights."""
+    def adapt(
+        self,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        n_steps: int | None = None,
+        inner_lr: float | None = None,
+    ) -> Predictor:
+        """A predictor for the task given by the support set; never changes the meta-weights.
+
+        ``n_steps`` and ``inner_lr`` override the gradient-based learners' test-time inner
+        loop; learners without an inner loop ignore them.
+        """
 
     def check_support(self, support_x: torch.Tensor, support_y: torch.Tensor) -> int:
         """Validate a support set; returns its number of classes."""
@@ -128,7 +138,9 @@ class MetaLearner(nn.Module, ABC):
         n_way = int(support_y.max()) + 1
         present = torch.bincount(support_y, minlength=n_way)
         if (present == 0).any():
-            raise ValueError(f"labels must cover 0..{n_way - 1}; missing {torch.nonzero(present == 0).flatten().tolist()}")
+            raise ValueError(
+                f"labels must cover 0..{n_way - 1}; missing {torch.nonzero(present == 0).flatten().tolist()}"
+            )
         if n_way < 2:
             raise ValueError("a task needs at least 2 classes")
         if self.training:

@@ -20,7 +20,7 @@ the predictions (see `Conv4`).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -109,9 +109,10 @@ class MAML(MetaLearner):
         """The fast weights the inner loop updates (all of them for MAML)."""
         return list(fast)
 
-    def inner_update(self, fast: Params, grads: Params, step: int) -> Params:
+    def inner_update(self, fast: Params, grads: Params, step: int, lr: float | None = None) -> Params:
         """One inner SGD step; subclasses may learn the step size."""
-        return {k: (fast[k] - self.inner_lr * grads[k]) if k in grads else fast[k] for k in fast}
+        lr = self.inner_lr if lr is None else lr
+        return {k: (fast[k] - lr * grads[k]) if k in grads else fast[k] for k in fast}
 
     def features_fast(self, fast: Params, x: torch.Tensor) -> torch.Tensor:
         body = {k[5:]: v for k, v in fast.items() if k.startswith("body.")}
@@ -133,6 +134,7 @@ class MAML(MetaLearner):
         steps: int,
         first_order: bool,
         on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+        lr: float | None = None,
     ) -> Params:
         """``steps`` SGD steps on the support loss; returns new fast weights."""
         keys = self.inner_keys(fast)
@@ -144,7 +146,7 @@ class MAML(MetaLearner):
                 on_step(step, loss, acc)
             if first_order:
                 grads = {k: g.detach() for k, g in grads.items()}
-            fast = self.inner_update(fast, grads, step)
+            fast = self.inner_update(fast, grads, step, lr)
         return fast
 
     # -- meta-training -------------------------------------------------------------------------
@@ -175,12 +177,18 @@ class MAML(MetaLearner):
 
     # -- adaptation ------------------------------------------------------------------------------
     def adapt(
-        self, support_x: torch.Tensor, support_y: torch.Tensor, n_steps: int | None = None
+        self,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        n_steps: int | None = None,
+        inner_lr: float | None = None,
     ) -> FunctionalPredictor:
         n_way = self.check_support(support_x, support_y)
         steps = self.test_inner_steps if n_steps is None else n_steps
         if steps < 0:
             raise ValueError(f"n_steps must be >= 0 (got {steps})")
+        if inner_lr is not None and not (inner_lr > 0 and inner_lr < float("inf")):
+            raise ValueError(f"inner_lr must be a positive finite number (got {inner_lr})")
         support_x, support_y = support_x.to(self.device), support_y.to(self.device)
         trace: list[StepRecord] = []
 
@@ -190,7 +198,7 @@ class MAML(MetaLearner):
         # Detached leaves: gradients w.r.t. these never reach the meta-parameters' .grad.
         fast0 = {k: v.detach() for k, v in self.initial_fast_weights(n_way).items()}
         with torch.enable_grad():
-            fast = self.inner_loop(fast0, support_x, support_y, steps, first_order=True, on_step=record)
+            fast = self.inner_loop(fast0, support_x, support_y, steps, first_order=True, on_step=record, lr=inner_lr)
         fast = {k: v.detach() for k, v in fast.items()}
         with torch.no_grad():
             logits = self.forward_fast(fast, support_x)
@@ -210,5 +218,8 @@ class MAML(MetaLearner):
             if self._use_vmap(tasks.support_x.device):
                 return vmap(one)(tasks.support_x, tasks.support_y, tasks.query_x, tasks.query_y).detach()
             return torch.stack(
-                [one(tasks.support_x[i], tasks.support_y[i], tasks.query_x[i], tasks.query_y[i]) for i in range(len(tasks))]
+                [
+                    one(tasks.support_x[i], tasks.support_y[i], tasks.query_x[i], tasks.query_y[i])
+                    for i in range(len(tasks))
+                ]
             ).detach()

@@ -76,7 +76,13 @@ class ProtoNet(MetaLearner):
         loss = F.cross_entropy(logits.flatten(0, 1), tasks.query_y.flatten())
         return loss, accuracy(logits.flatten(0, 1), tasks.query_y.flatten())
 
-    def adapt(self, support_x: torch.Tensor, support_y: torch.Tensor, n_steps: int | None = None) -> ProtoPredictor:
+    def adapt(
+        self,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        n_steps: int | None = None,
+        inner_lr: float | None = None,
+    ) -> ProtoPredictor:
         n_way = self.check_support(support_x, support_y)
         with torch.no_grad():
             support_x, support_y = support_x.to(self.device), support_y.to(self.device)

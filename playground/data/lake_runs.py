@@ -1,0 +1,105 @@
+"""Lake et al.'s 20 original one-shot runs (all_runs.zip): 20-way 1-shot within one alphabet."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from playground.data.omniglot import DataError, default_data_dir, preprocess_omniglot_image
+
+HUMAN_ERROR = 0.045  # people, Lake et al. 2015
+RUNS = 20
+
+
+@dataclass
+class LakeRun:
+    name: str
+    train_x: torch.Tensor  # [20, 1, 28, 28] float, ink = 1; class i is train_x[i]
+    test_x: torch.Tensor  # [20, 1, 28, 28]
+    test_y: torch.Tensor  # [20] index of the right training image
+    train_files: list[str]
+    test_files: list[str]
+
+
+@dataclass
+class LakeResult:
+    run_errors: list[float]
+    predictions: list[list[int]]
+
+    @property
+    def error(self) -> float:
+        return float(np.mean(self.run_errors))
+
+    def format(self) -> str:
+        return f"{100 * self.error:.1f}% error (people: {100 * HUMAN_ERROR:.1f}%)"
+
+
+def _to_tensor(data: bytes, name: str) -> torch.Tensor:
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            arr = preprocess_omniglot_image(img)
+    except Exception as exc:
+        raise DataError(f"cannot read {name} in all_runs.zip ({exc})") from exc
+    return torch.from_numpy(arr).float().div(255).unsqueeze(0)
+
+
+def load_lake_runs(path: str | Path | None = None) -> list[LakeRun]:
+    """Read the 20 runs from ``all_runs.zip`` (or a folder holding it, or the extracted runs)."""
+    path = Path(path) if path is not None else default_data_dir()
+    if path.is_dir() and (path / "all_runs.zip").is_file():
+        path = path / "all_runs.zip"
+    files: dict[str, bytes] = {}
+    if path.is_file():
+        try:
+            with zipfile.ZipFile(path) as zf:
+                files = {n: zf.read(n) for n in zf.namelist() if not n.endswith("/")}
+        except zipfile.BadZipFile as exc:
+            raise DataError(f"{path} is not a readable zip ({exc})") from exc
+    elif path.is_dir() and (path / "run01").is_dir():
+        files = {str(p.relative_to(path)): p.read_bytes() for p in path.glob("run*/**/*") if p.is_file()}
+    else:
+        raise DataError(
+            f"missing {path / 'all_runs.zip'}: Lake's one-shot runs (all_runs.zip from the Omniglot repository)"
+        )
+    runs = []
+    for r in range(1, RUNS + 1):
+        run = f"run{r:02d}"
+        labels_file = f"{run}/class_labels.txt"
+        if labels_file not in files:
+            raise DataError(f"{path} has no {labels_file}")
+        pairs = [line.split() for line in files[labels_file].decode().splitlines() if line.strip()]
+        train_files = sorted(n for n in files if n.startswith(f"{run}/training/") and n.endswith(".png"))
+        index = {n: i for i, n in enumerate(train_files)}
+        test_files = [t for t, _ in pairs]
+        missing = [n for n in test_files + [c for _, c in pairs] if n not in files]
+        if missing:
+            raise DataError(f"{path}: {run} lists files that are missing: {missing[:3]}")
+        runs.append(
+            LakeRun(
+                run,
+                torch.stack([_to_tensor(files[n], n) for n in train_files]),
+                torch.stack([_to_tensor(files[n], n) for n in test_files]),
+                torch.tensor([index[c] for _, c in pairs]),
+                train_files,
+                test_files,
+            )
+        )
+    return runs
+
+
+def evaluate_lake_runs(learner, runs: list[LakeRun], n_steps: int | None = None) -> LakeResult:
+    """Adapt to each run's 20 training images, classify its 20 test images; error per run."""
+    errors, preds = [], []
+    for run in runs:
+        predictor = learner.adapt(run.train_x, torch.arange(len(run.train_x)), n_steps=n_steps)
+        with torch.no_grad():
+            pred = predictor.predict(run.test_x).cpu()
+        errors.append(float((pred != run.test_y).float().mean()))
+        preds.append(pred.tolist())
+    return LakeResult(errors, preds)

@@ -1,0 +1,40 @@
+"""The shipped pretrained models: find them, read their cards, load them once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from playground.algorithms import MetaLearner
+from playground.checkpoints import load_learner, read_card
+
+CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "assets" / "checkpoints"
+
+
+@dataclass
+class ModelEntry:
+    name: str  # file stem, e.g. "protonet_lake"
+    path: Path
+    card: dict[str, Any] | None
+
+    @property
+    def algorithm(self) -> str:
+        return (self.card or {}).get("algorithm", self.name.split("_")[0])
+
+    def headline(self, n_way: int = 5, k_shot: int = 1) -> str | None:
+        """The card's measured accuracy for n_way/k_shot, e.g. "97.9 ± 0.5 %" (None if absent)."""
+        for r in (self.card or {}).get("evaluation", {}).get("results", []):
+            if r.get("n_way") == n_way and r.get("k_shot") == k_shot:
+                return r.get("text")
+        return None
+
+    def load(self, device: torch.device | str = "cpu") -> MetaLearner:
+        return load_learner(self.path, device)
+
+
+def shipped_models(directory: str | Path = CHECKPOINT_DIR) -> list[ModelEntry]:
+    directory = Path(directory)
+    return [ModelEntry(p.stem, p, read_card(p)) for p in sorted(directory.glob("*.pt"))]

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from synthetic import synthetic_glyphs  # noqa: E402
+
+from playground.data.omniglot import default_data_dir, omniglot_available  # noqa: E402
+
+OMNIGLOT_SKIP = (
+    f"Omniglot not found at {default_data_dir()}: set PLAYGROUND_DATA to a folder with "
+    "images_background(.zip) and images_evaluation(.zip), or run `python -m playground download`"
+)
+
+torch.set_num_threads(max(1, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def glyphs_train():
+    return synthetic_glyphs(n_classes=48, seed=0)
+
+
+@pytest.fixture(scope="session")
+def glyphs_test():
+    return synthetic_glyphs(n_classes=24, seed=1)
+
+
+@pytest.fixture(scope="session")
+def omniglot():
+    if not omniglot_available():
+        pytest.skip(OMNIGLOT_SKIP)
+    from playground.data.omniglot import load_omniglot
+
+    return load_omniglot()
+
+
+@pytest.fixture(scope="session")
+def lake_splits(omniglot):
+    from playground.data.protocols import load_splits
+
+    return load_splits("lake", data=omniglot, rotations=False)

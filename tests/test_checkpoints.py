@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import os
+import pickle
+
+import pytest
+import torch
+
+from playground.algorithms import available, create_learner
+from playground.checkpoints import CheckpointError, load_learner, read_checkpoint, save_checkpoint
+from playground.episodes import TaskSampler
+
+
+@pytest.mark.parametrize("algo", available())
+def test_round_trip_gives_identical_predictions(algo, tmp_path, glyphs_test):
+    torch.manual_seed(0)
+    learner = create_learner(algo, hidden=16)
+    sampler = TaskSampler(glyphs_test, 5, 1, 2, seed=0)
+    learner.meta_train_step(sampler.sample_batch(2))
+    path = save_checkpoint(tmp_path / "m.pt", learner, training={"iteration": 1})
+    loaded = load_learner(path)
+    assert type(loaded) is type(learner) and loaded.config() == learner.config()
+    task = sampler.sample()
+    a = learner.adapt(task.support_x, task.support_y).predict_proba(task.query_x)
+    b = loaded.adapt(task.support_x, task.support_y).predict_proba(task.query_x)
+    assert torch.equal(a, b)
+    assert read_checkpoint(path).training == {"iteration": 1}
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir()), "temp file left behind"
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED_MARKER",))
+
+
+def test_pickle_that_would_run_code_is_refused_and_not_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "meta-learning-playground/checkpoint", "x": _Evil()}, path)
+    with pytest.raises(CheckpointError, match="refused without running"):
+        read_checkpoint(path)
+    assert not (tmp_path / "PWNED_MARKER").exists()
+    raw = tmp_path / "raw.pkl"
+    raw.write_bytes(pickle.dumps(_Evil()))
+    with pytest.raises(CheckpointError):
+        read_checkpoint(raw)
+    assert not (tmp_path / "PWNED_MARKER").exists()
+
+
+def test_truncated_random_and_foreign_files_are_refused(tmp_path):
+    learner = create_learner("protonet", hidden=16)
+    good = save_checkpoint(tmp_path / "good.pt", learner)
+    data = good.read_bytes()
+    (tmp_path / "trunc.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        read_checkpoint(tmp_path / "trunc.pt")
+    (tmp_path / "noise.pt").write_bytes(os.urandom(4096))
+    with pytest.raises(CheckpointError):
+        read_checkpoint(tmp_path / "noise.pt")
+    torch.save({"state_dict": learner.state_dict()}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a checkpoint of this project"):
+        read_checkpoint(tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        read_checkpoint(tmp_path / "missing.pt")
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", create_learner("protonet", hidden=16))
+    payload = torch.load(path, weights_only=True)
+    payload["config"]["hidden"] = 32  # config no longer matches the weights
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_learner(path)
+    payload["algorithm"] = "no-such-algorithm"
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError):
+        load_learner(path)

@@ -1,0 +1,94 @@
+"""The CLI: clear errors for bad flags, and a real (tiny) train -> resume -> evaluate on Omniglot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from playground.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "playground", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--shots", "0"], "--shots must be at least 1"),
+        (["train", "--ways", "abc"], "--ways must be a whole number"),
+        (["train", "--inner-lr", "-1"], "--inner-lr must be a positive"),
+        (["train", "--algorithm", "nope"], "invalid choice: 'nope'"),
+        (["evaluate", "x.pt", "--episodes", "0"], "--episodes must be at least 1"),
+    ],
+)
+def test_bad_flags_are_refused_with_a_clear_message(args, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_flag_that_does_not_apply_to_the_algorithm(capsys):
+    assert main(["train", "--algorithm", "protonet", "--inner-lr", "0.1"]) == 2
+    assert "--inner-lr does not apply to --algorithm protonet" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"hello")
+    assert main(["evaluate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "Traceback" not in err
+
+
+@pytest.mark.omniglot
+def test_more_ways_than_classes_is_refused(omniglot, capsys):
+    assert main(["train", "--ways", "700", "--iterations", "1"]) == 2
+    assert "more than the" in capsys.readouterr().err
+
+
+@pytest.mark.omniglot
+def test_train_resume_evaluate_end_to_end(omniglot, tmp_path):
+    out = tmp_path / "run"
+    common = [
+        "--algorithm",
+        "protonet",
+        "--ways",
+        "5",
+        "--query",
+        "2",
+        "--meta-batch",
+        "2",
+        "--val-every",
+        "2",
+        "--val-episodes",
+        "5",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
+    r = run_cli("train", *common, "--iterations", "2")
+    assert r.returncode == 0, r.stderr
+    assert (out / "best.pt").exists() and (out / "last.pt").exists()
+    r = run_cli("train", *common, "--iterations", "4", "--resume", str(out / "last.pt"))
+    assert r.returncode == 0, r.stderr
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [e["iteration"] for e in log] == [2, 4]  # resumed at 2, not from scratch
+    r = run_cli("evaluate", str(out / "best.pt"), "--episodes", "10", "--ways", "5", "20", "--card")
+    assert r.returncode == 0, r.stderr
+    assert "5-way 1-shot, 10 episodes:" in r.stdout and "±" in r.stdout
+    card = json.loads((out / "best.json").read_text())
+    assert {(x["n_way"], x["k_shot"]) for x in card["evaluation"]["results"]} == {(5, 1), (20, 1)}
+    r = run_cli("lake-runs", str(out / "best.pt"))
+    assert r.returncode == 0, r.stderr
+    assert "people" in r.stdout and "4.5% error" in r.stdout
