@@ -119,6 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", default=None)
     r.add_argument("--card", action="store_true", help="write the result into each model card")
 
+    c = sub.add_parser(
+        "calibrate-steps", help="choose a gradient-based checkpoint's test-time inner steps on meta-validation"
+    )
+    c.add_argument("checkpoint")
+    c.add_argument("--candidates", type=non_negative("--candidates"), nargs="+", default=[1, 2, 3, 5, 10])
+    c.add_argument("--ways", type=positive("--ways"), default=5)
+    c.add_argument("--shots", type=positive("--shots"), default=1)
+    c.add_argument("--episodes", type=positive("--episodes"), default=300)
+    c.add_argument("--seed", type=int, default=1)
+    c.add_argument("--device", default="auto", choices=DEVICES)
+    c.add_argument("--data-dir", default=None)
+
     d = sub.add_parser("download", help="fetch Omniglot with torchvision (needs internet)")
     d.add_argument("--data-dir", default="data/omniglot")
     return parser
@@ -218,6 +230,31 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
             write_card(path, card)
 
 
+def cmd_calibrate_steps(args: argparse.Namespace) -> None:
+    from playground.checkpoints import save_checkpoint
+    from playground.data.protocols import load_splits
+    from playground.evaluation import evaluate_few_shot
+
+    device = resolve_device(args.device)
+    ckpt = read_checkpoint(args.checkpoint)
+    learner = load_learner(args.checkpoint, device)
+    if "test_inner_steps" not in learner.config():
+        raise ValueError(f"{learner.name} has no inner loop to calibrate")
+    protocol = ckpt.extra.get("train_config", {}).get("protocol", "lake")
+    val = load_splits(protocol, args.data_dir, rotations=False).val.to(device)
+    scores = {}
+    for steps in args.candidates:
+        res = evaluate_few_shot(learner, val, args.ways, args.shots, 15, args.episodes, seed=args.seed, n_steps=steps)
+        scores[steps] = res.mean
+        print(f"{steps:>3} steps: {res.format()} on {protocol}/val", flush=True)
+    best = max(scores, key=lambda s: (scores[s], -s))
+    learner.test_inner_steps = best
+    extra = {k: v for k, v in ckpt.extra.items()}
+    training = {**ckpt.training, "calibrated_test_inner_steps": {str(k): v for k, v in scores.items()}}
+    save_checkpoint(args.checkpoint, learner, training=training, optimizer=ckpt.optimizer, **extra)
+    print(f"test_inner_steps = {best} written to {args.checkpoint}")
+
+
 def cmd_download(args: argparse.Namespace) -> None:
     print(f"Omniglot is in {download_omniglot(args.data_dir)}")
 
@@ -225,9 +262,13 @@ def cmd_download(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        {"train": cmd_train, "evaluate": cmd_evaluate, "lake-runs": cmd_lake_runs, "download": cmd_download}[
-            args.command
-        ](args)
+        {
+            "train": cmd_train,
+            "evaluate": cmd_evaluate,
+            "lake-runs": cmd_lake_runs,
+            "calibrate-steps": cmd_calibrate_steps,
+            "download": cmd_download,
+        }[args.command](args)
     except (ValueError, DataError, CheckpointError, FloatingPointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

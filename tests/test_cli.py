@@ -92,3 +92,36 @@ def test_train_resume_evaluate_end_to_end(omniglot, tmp_path):
     r = run_cli("lake-runs", str(out / "best.pt"))
     assert r.returncode == 0, r.stderr
     assert "people" in r.stdout and "4.5% error" in r.stdout
+
+
+@pytest.mark.omniglot
+def test_calibrate_steps_writes_the_best_candidate(omniglot, tmp_path):
+    out = tmp_path / "maml"
+    r = run_cli(
+        "train",
+        "--algorithm",
+        "maml",
+        "--query",
+        "1",
+        "--meta-batch",
+        "2",
+        "--iterations",
+        "1",
+        "--val-episodes",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    )
+    assert r.returncode == 0, r.stderr
+    r = run_cli("calibrate-steps", str(out / "best.pt"), "--candidates", "0", "2", "--episodes", "4", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert "0 steps:" in r.stdout and "2 steps:" in r.stdout
+    from playground.checkpoints import read_checkpoint
+
+    ckpt = read_checkpoint(out / "best.pt")
+    assert ckpt.config["test_inner_steps"] in (0, 2)
+    assert set(ckpt.training["calibrated_test_inner_steps"]) == {"0", "2"}
+    r = run_cli("calibrate-steps", str(out / "best.pt").replace("maml", "nothing"))
+    assert r.returncode == 2 and "no checkpoint" in r.stderr
