@@ -8,9 +8,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from synthetic import synthetic_glyphs  # noqa: E402
-
 from playground.data.omniglot import default_data_dir, omniglot_available  # noqa: E402
+
+from synthetic import synthetic_glyphs  # noqa: E402
 
 OMNIGLOT_SKIP = (
     f"Omniglot not found at {default_data_dir()}: set PLAYGROUND_DATA to a folder with "

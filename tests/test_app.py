@@ -1,9 +1,211 @@
+"""AppTest tests of every page: build a task through the widgets, adapt, predict, bad input."""
+
 from __future__ import annotations
 
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from playground.task_io import UserTask, export_task_zip
 
-def test_home_page_renders_without_exceptions():
-    at = AppTest.from_file("../app.py", default_timeout=60).run()
+APP = "../app.py"
+
+
+def png_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def glyph(kind: int, jitter: int = 0) -> bytes:
+    """Dark strokes on white, like a scanned drawing: a vertical bar, a cross, or a ring."""
+    img = np.full((120, 120), 255, np.uint8)
+    o = 10 + jitter
+    if kind == 0:
+        img[20:100, 50 + o // 4 : 62 + o // 4] = 0
+    elif kind == 1:
+        img[55:67, 20:100] = 0
+        img[20:100, 55:67] = 0
+    else:
+        yy, xx = np.mgrid[:120, :120]
+        r = np.hypot(yy - 60, xx - 60)
+        img[(r > 28) & (r < 40)] = 0
+    return png_bytes(img)
+
+
+def new_app() -> AppTest:
+    return AppTest.from_file(APP, default_timeout=120).run()
+
+
+def task_of(at: AppTest) -> UserTask:
+    return at.session_state["task"]
+
+
+def upload(at: AppTest, target: int, files: list[tuple[str, bytes, str]]) -> AppTest:
+    nonce = at.session_state["nonce"]
+    at.selectbox(key=f"upload_target-{nonce}").set_value(target)
+    at.file_uploader(key=f"uploader-{nonce}").set_value(files)
+    at.run()
+    at.button(key="add_uploads").click()
+    return at.run()
+
+
+def messages(at: AppTest) -> str:
+    return " ".join(e.value for e in list(at.error) + list(at.warning) + list(at.success))
+
+
+def test_build_page_starts_with_an_incomplete_task_and_says_so():
+    at = new_app()
     assert not at.exception
-    assert any("meta-learning playground" in t.value for t in at.title)
+    assert at.title[0].value.endswith("Build a task")
+    assert "has no examples" in messages(at)
+
+
+def test_upload_images_builds_the_task():
+    at = new_app()
+    upload(at, 0, [("bar1.png", glyph(0), "image/png"), ("bar2.png", glyph(0, 8), "image/png")])
+    upload(at, 1, [("cross.png", glyph(1), "image/png")])
+    upload(at, 2, [("ring.png", glyph(2), "image/png")])
+    assert not at.exception
+    assert task_of(at).shots == [2, 1, 1]
+    assert "Task ready" in messages(at)
+
+
+@pytest.mark.parametrize(
+    "name, data, expected",
+    [
+        ("notes.png", b"this is not an image at all", "notes.png"),
+        ("blank.png", png_bytes(np.full((64, 64), 255, np.uint8)), "blank"),
+        ("black.png", png_bytes(np.zeros((64, 64), np.uint8)), "dark"),
+        ("cut.png", glyph(1)[:60], "cut.png"),
+    ],
+)
+def test_bad_upload_gives_a_message_and_keeps_the_task(name, data, expected):
+    at = new_app()
+    upload(at, 0, [("bar.png", glyph(0), "image/png")])
+    assert task_of(at).shots == [1, 0, 0]
+    upload(at, 1, [(name, data, "image/png")])
+    assert not at.exception
+    assert expected in " ".join(e.value for e in at.error)
+    assert task_of(at).shots == [1, 0, 0]
+
+
+def test_sixth_example_is_refused_with_the_limit():
+    at = new_app()
+    upload(at, 0, [(f"b{i}.png", glyph(0, i), "image/png") for i in range(6)])
+    assert task_of(at).shots[0] == 5
+    assert "5 examples" in " ".join(e.value for e in at.error)
+
+
+def test_import_round_trip_and_hostile_zip_keeps_the_task():
+    at = new_app()
+    upload(at, 0, [("bar.png", glyph(0), "image/png")])
+    upload(at, 1, [("cross.png", glyph(1), "image/png"), ("cross2.png", glyph(1, 5), "image/png")])
+    original = task_of(at)
+    data = export_task_zip(original)
+    # A hostile zip: path traversal. The task must survive it.
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("../evil.txt", "x")
+        zf.writestr("task.json", "{}")
+    nonce = at.session_state["nonce"]
+    at.file_uploader(key=f"import-{nonce}").set_value(("evil.zip", buf.getvalue(), "application/zip"))
+    at.run()
+    at.button(key="import_button").click().run()
+    assert not at.exception
+    assert at.error and "evil.zip" in at.error[0].value
+    assert task_of(at).shots == [1, 2, 0]
+    # The export of this task imports back to the same task.
+    fresh = new_app()
+    nonce = fresh.session_state["nonce"]
+    fresh.file_uploader(key=f"import-{nonce}").set_value(("task.zip", data, "application/zip"))
+    fresh.run()
+    fresh.button(key="import_button").click().run()
+    back = task_of(fresh)
+    assert back.class_names == original.class_names
+    assert all(np.array_equal(a, b) for ca, cb in zip(back.examples, original.examples) for a, b in zip(ca, cb))
+
+
+def test_sessions_do_not_share_tasks():
+    a, b = new_app(), new_app()
+    upload(a, 0, [("bar.png", glyph(0), "image/png")])
+    assert task_of(a).shots == [1, 0, 0]
+    assert task_of(b.run()).shots == [0, 0, 0]
+
+
+def test_predict_page_asks_to_finish_an_incomplete_task():
+    at = new_app()
+    at.switch_page("pages/adapt_predict.py").run()
+    assert not at.exception
+    assert "Finish the task first" in at.warning[0].value
+
+
+def test_uploaded_task_and_query_adapt_and_predict():
+    at = new_app()
+    upload(at, 0, [("bar.png", glyph(0), "image/png")])
+    upload(at, 1, [("cross.png", glyph(1), "image/png")])
+    upload(at, 2, [("ring.png", glyph(2), "image/png")])
+    at.switch_page("pages/adapt_predict.py").run()
+    nonce = at.session_state["nonce"]
+    at.file_uploader(key=f"q_upload-{nonce}").set_value(("q.png", glyph(2, 6), "image/png"))
+    at.selectbox(key=f"up_label-{nonce}").set_value(2)
+    at.run()
+    at.button(key="add_q_uploads").click().run()
+    assert len(at.session_state["queries"]) == 1
+    at.button(key="adapt").click().run()
+    assert not at.exception
+    results = at.session_state["results"]["results"]
+    assert {r.algorithm for r in results} >= {"protonet", "maml"}
+    for r in results:
+        assert r.error is None and r.proba.shape == (1, 3)
+        assert np.allclose(r.proba.sum(-1), 1.0, atol=1e-4)
+    table = at.dataframe[0].value
+    assert list(table["model"]) == [r.model for r in results]
+    charts = at.get("plotly_chart")
+    assert len(charts) >= len(results)  # a bar chart per model per query, and MAML's curve
+
+
+@pytest.mark.omniglot
+def test_sampled_task_adapts_and_scores_far_above_chance(omniglot):
+    at = new_app()
+    at.number_input(key="sample_n").set_value(5)
+    at.number_input(key="sample_k").set_value(1)
+    at.number_input(key="sample_q").set_value(4)
+    at.button(key="sample_button").click().run()
+    assert task_of(at).n_way == 5 and len(at.session_state["queries"]) == 20
+    at.switch_page("pages/adapt_predict.py").run()
+    at.button(key="adapt").click().run()
+    assert not at.exception
+    for r in at.session_state["results"]["results"]:
+        assert r.accuracy is not None and r.accuracy >= 0.5, (r.model, r.accuracy)  # chance is 20%
+    assert "accuracy" in at.dataframe[0].value.columns
+
+
+def test_extreme_inner_lr_keeps_the_shared_model_unchanged():
+    import torch
+
+    at = new_app()
+    upload(at, 0, [("bar.png", glyph(0), "image/png")])
+    upload(at, 1, [("cross.png", glyph(1), "image/png")])
+    upload(at, 2, [("ring.png", glyph(2), "image/png")])
+    at.switch_page("pages/adapt_predict.py").run()
+    nonce = at.session_state["nonce"]
+    at.file_uploader(key=f"q_upload-{nonce}").set_value(("q.png", glyph(2, 6), "image/png"))
+    at.run()
+    at.button(key="add_q_uploads").click().run()
+    from pages.ui import load_models  # the same cached models the app uses
+
+    maml = next(m for _, m in load_models("cpu").values() if m.name == "maml")
+    before = {k: v.clone() for k, v in maml.state_dict().items()}
+    at.number_input(key="inner_lr").set_value(10.0)
+    at.slider(key="steps").set_value(25)
+    at.run()
+    at.button(key="adapt").click().run()
+    assert not at.exception
+    assert at.session_state["results"] is not None
+    assert all(torch.equal(before[k], v) for k, v in maml.state_dict().items())

@@ -1,0 +1,185 @@
+"""Page 2: add queries, adapt every pretrained model on the support set, compare predictions."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from playground.figures import adaptation_curve, probability_bars
+from playground.imaging import preprocess_image, to_tensor
+from playground.inference import adapt_and_predict
+
+from canvas import drawing_canvas, has_ink
+from ui import (
+    Query,
+    current_device,
+    fresh_key,
+    guarded,
+    load_models,
+    reset_inputs,
+    show_flash,
+    state,
+    thumbnail,
+)
+
+MAX_QUERIES = 40
+ss = state()
+task = ss.task
+st.title("⚡ Adapt and predict")
+show_flash()
+
+problems = task.problems()
+if problems:
+    st.warning("Finish the task first:\n" + "\n".join(f"- {p}" for p in problems))
+    st.page_link("pages/build_task.py", label="Go to Build a task", icon="✏️")
+    st.stop()
+
+UNKNOWN = "unknown"
+label_options = [UNKNOWN] + list(range(task.n_way))
+
+
+def label_name(v) -> str:
+    return "true class: unknown" if v == UNKNOWN else f"true class: {task.class_names[v]}"
+
+
+def add_query(image, label, source: str) -> None:
+    if len(ss.queries) >= MAX_QUERIES:
+        raise ValueError(f"at most {MAX_QUERIES} queries")
+    ss.queries.append(Query(image, None if label == UNKNOWN else label, source))
+    ss.results = None
+
+
+st.subheader("1. Queries")
+draw_tab, upload_tab = st.tabs(["Draw a query", "Upload queries"])
+with draw_tab:
+    c1, c2 = st.columns([3, 2])
+    with c2:
+        stroke = st.slider("Stroke width", 4, 30, 14, key="q_stroke")
+        q_label = st.selectbox("If you know it", label_options, format_func=label_name, key=fresh_key("q_label"))
+    with c1:
+        drawing = drawing_canvas(fresh_key("qcanvas"), stroke)
+    with c2:
+        if st.button("Add query", type="primary", key="add_query"):
+
+            def _add() -> None:
+                if not has_ink(drawing):
+                    raise ValueError("the drawing is blank: draw a glyph first")
+                add_query(preprocess_image(drawing, "the drawing"), q_label, "drawn")
+                reset_inputs()
+
+            guarded(_add, "Adding the query")
+            st.rerun()
+with upload_tab:
+    files = st.file_uploader(
+        "Query images", type=["png", "jpg", "jpeg", "webp"], accept_multiple_files=True, key=fresh_key("q_upload")
+    )
+    up_label = st.selectbox(
+        "True class of these (if known)", label_options, format_func=label_name, key=fresh_key("up_label")
+    )
+    if st.button("Add uploaded queries", disabled=not files, key="add_q_uploads"):
+        for f in files or []:
+            guarded(lambda f=f: add_query(preprocess_image(f.getvalue(), f.name), up_label, f.name), f"'{f.name}'")
+        reset_inputs()
+        st.rerun()
+
+if not ss.queries:
+    st.info("Add at least one query: draw or upload a glyph to classify (a sampled task comes with queries).")
+    st.stop()
+
+cols = st.columns(10)
+for i, q in enumerate(ss.queries):
+    with cols[i % 10]:
+        st.image(thumbnail(q.image), width=56, caption=f"Q{i + 1}")
+        if st.button("✕", key=f"rmq-{i}", help="remove this query"):
+            del ss.queries[i]
+            ss.results = None
+            st.rerun()
+if st.button("Remove all queries", key="clear_queries"):
+    ss.queries, ss.results = [], None
+    st.rerun()
+
+st.subheader("2. Adapt")
+models = load_models(current_device())
+maml_defaults = next((m.config() for _, m in models.values() if "test_inner_steps" in m.config()), None)
+c1, c2, c3 = st.columns(3)
+steps = c1.slider(
+    "MAML inner steps", 0, 25, int(maml_defaults["test_inner_steps"]) if maml_defaults else 5, key="steps"
+)
+inner_lr = c2.number_input(
+    "MAML inner learning rate",
+    min_value=0.001,
+    max_value=10.0,
+    value=float(maml_defaults["inner_lr"]) if maml_defaults else 0.4,
+    step=0.05,
+    format="%.3f",
+    key="inner_lr",
+)
+c3.toggle(
+    "First-order",
+    key="first_order",
+    help="First- and second-order MAML differ only in how the initialisation was meta-trained: "
+    "adapting at test time is plain gradient descent either way, so the predictions are identical.",
+)
+
+if st.button("🚀 Adapt and predict", type="primary", key="adapt"):
+
+    def _run() -> None:
+        support_x, support_y, _ = task.support()
+        query_x = to_tensor([q.image for q in ss.queries])
+        labels = [q.label for q in ss.queries]
+        results = []
+        for name, (_, learner) in models.items():
+            results.append(adapt_and_predict(name, learner, support_x, support_y, query_x, labels, steps, inner_lr))
+        ss.results = {"class_names": list(task.class_names), "results": results, "n_queries": len(ss.queries)}
+
+    with st.spinner("Adapting…"):
+        guarded(_run, "Adapting")
+    st.rerun()
+
+res = ss.results
+if res is None:
+    st.stop()
+if res["n_queries"] != len(ss.queries) or res["class_names"] != list(task.class_names):
+    st.info("The task or queries changed since the last run: click **Adapt and predict** again.")
+    st.stop()
+
+st.subheader("3. Predictions")
+names = res["class_names"]
+summary = pd.DataFrame(
+    [
+        {
+            "model": r.model,
+            "adapt (ms)": round(r.adapt_ms, 1),
+            "predict (ms)": round(r.predict_ms, 1),
+            "accuracy": "—" if r.accuracy is None else f"{100 * r.accuracy:.0f}%",
+            "status": r.error or "ok",
+        }
+        for r in res["results"]
+    ]
+)
+st.dataframe(summary, hide_index=True, width="stretch")
+st.caption(f"Times measured on {current_device()} for this task.")
+for r in res["results"]:
+    if r.error:
+        st.error(f"{r.model}: {r.error}")
+
+ok = [r for r in res["results"] if not r.error]
+for i, q in enumerate(ss.queries):
+    with st.container(border=True):
+        cols = st.columns([1] + [3] * max(1, len(ok)))
+        with cols[0]:
+            st.image(thumbnail(q.image), width=84, caption=f"Q{i + 1}")
+            if q.label is not None:
+                st.caption(f"true: **{names[q.label]}**")
+        for col, r in zip(cols[1:], ok):
+            pred = r.predicted[i]
+            mark = "" if q.label is None else (" ✅" if pred == q.label else " ❌")
+            with col:
+                st.markdown(f"**{r.model}** → **{names[pred]}**{mark}")
+                st.plotly_chart(
+                    probability_bars(r.proba[i].tolist(), names, pred), key=f"bars-{r.model}-{i}", width="stretch"
+                )
+
+for r in ok:
+    if len(r.trace) > 1:
+        st.plotly_chart(adaptation_curve(r.trace, f"{r.model}: adaptation on the support set"), key=f"curve-{r.model}")

@@ -1,0 +1,172 @@
+"""Page 1: build an N-way K-shot task by drawing, uploading, sampling or importing."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from playground.imaging import preprocess_image
+from playground.sample_tasks import sample_user_task
+from playground.task_io import export_task_zip, import_task_zip
+
+from canvas import drawing_canvas, has_ink
+from ui import (
+    MAX_SHOTS,
+    Query,
+    add_class,
+    add_example,
+    flash,
+    fresh_key,
+    guarded,
+    load_omniglot_cached,
+    omniglot_present,
+    reset_inputs,
+    show_flash,
+    state,
+    thumbnail,
+)
+
+ss = state()
+task = ss.task
+st.title("✏️ Build a task")
+st.caption(
+    "A few-shot task is a handful of classes with one to five examples each. Draw them, upload "
+    "them, or let Omniglot surprise you; then adapt the models on the next page."
+)
+show_flash()
+
+problems = task.problems()
+if problems:
+    st.warning("The task is not ready yet:\n" + "\n".join(f"- {p}" for p in problems))
+else:
+    st.success(f"Task ready: {task.n_way} classes, {sum(task.shots)} examples. Go to **Adapt and predict**.")
+
+add_tab, upload_tab, sample_tab, file_tab = st.tabs(
+    ["Draw", "Upload images", "Surprise me (Omniglot)", "Import / export"]
+)
+
+with add_tab:
+    left, right = st.columns([3, 2])
+    with right:
+        target = st.selectbox(
+            "Add to class", range(task.n_way), format_func=lambda i: task.class_names[i], key=fresh_key("draw_target")
+        )
+        stroke = st.slider("Stroke width", 4, 30, 14, key="stroke_width")
+        st.caption("Use the canvas toolbar to undo or clear. Each drawing is one example.")
+    with left:
+        drawing = drawing_canvas(fresh_key("canvas"), stroke)
+    with right:
+        if st.button("Add drawing", type="primary", key="add_drawing"):
+
+            def _add_drawing() -> None:
+                if not has_ink(drawing):
+                    raise ValueError("the drawing is blank: draw a glyph first")
+                add_example(task, target, preprocess_image(drawing, "the drawing"))
+                reset_inputs()
+                flash("success", f"Added a drawing to '{task.class_names[target]}'.")
+
+            guarded(_add_drawing, "Adding the drawing")
+            st.rerun()
+
+with upload_tab:
+    target_up = st.selectbox(
+        "Add to class", range(task.n_way), format_func=lambda i: task.class_names[i], key=fresh_key("upload_target")
+    )
+    files = st.file_uploader(
+        "Images of one class (PNG, JPEG, WebP)",
+        type=["png", "jpg", "jpeg", "webp"],
+        accept_multiple_files=True,
+        key=fresh_key("uploader"),
+    )
+    if st.button("Add uploaded images", disabled=not files, key="add_uploads"):
+        added: list[str] = []
+        for f in files or []:
+
+            def _add_file(f=f) -> None:
+                add_example(task, target_up, preprocess_image(f.getvalue(), f.name))
+                added.append(f.name)
+
+            guarded(_add_file, f"'{f.name}'")
+        if added:
+            flash("success", f"Added {len(added)} image(s) to '{task.class_names[target_up]}'.")
+        reset_inputs()
+        st.rerun()
+
+with sample_tab:
+    if not omniglot_present():
+        st.info("The Omniglot data is not installed here, so sampling is unavailable. See the README's Data section.")
+    else:
+        data = load_omniglot_cached()
+        alphabets = ["any alphabet"] + data.alphabet_names("images_evaluation")
+        c1, c2, c3, c4 = st.columns(4)
+        alphabet = c1.selectbox("Alphabet", alphabets, key="sample_alphabet")
+        n_way = c2.number_input("Classes (N)", 2, 20, 5, key="sample_n")
+        k_shot = c3.number_input("Examples per class (K)", 1, MAX_SHOTS, 1, key="sample_k")
+        n_query = c4.number_input("Queries per class", 1, 5, 2, key="sample_q")
+        st.caption("Replaces the current task and queries with characters the models never saw in training.")
+        if st.button("🎲 Surprise me", key="sample_button"):
+
+            def _sample() -> None:
+                s = sample_user_task(
+                    data, int(n_way), int(k_shot), int(n_query), None if alphabet == alphabets[0] else alphabet
+                )
+                ss.task = s.task
+                ss.queries = [Query(img, lab, "Omniglot") for img, lab in zip(s.queries, s.query_labels)]
+                ss.results = None
+                reset_inputs()
+                flash("success", f"Sampled a {s.task.n_way}-way {k_shot}-shot task with {len(s.queries)} queries.")
+
+            guarded(_sample, "Sampling a task")
+            st.rerun()
+
+with file_tab:
+    c1, c2 = st.columns(2)
+    with c1:
+        st.download_button(
+            "⬇️ Export task (.zip)",
+            data=export_task_zip(task),
+            file_name="few-shot-task.zip",
+            mime="application/zip",
+            disabled=sum(task.shots) == 0,
+            key="export",
+        )
+    with c2:
+        zf = st.file_uploader("Import a task (.zip)", type=["zip"], key=fresh_key("import"))
+        if st.button("Import", disabled=zf is None, key="import_button"):
+
+            def _import() -> None:
+                ss.task = import_task_zip(zf.getvalue(), zf.name)
+                ss.queries, ss.results = [], None
+                flash("success", f"Imported '{zf.name}': {ss.task.n_way} classes.")
+
+            guarded(_import, "Importing the task")
+            reset_inputs()
+            st.rerun()
+
+st.subheader("Your task")
+st.caption("Thumbnails show what the model sees: the 28x28 input after preprocessing.")
+for i in range(task.n_way):
+    with st.container(border=True):
+        head, count, remove = st.columns([4, 2, 1])
+        new_name = head.text_input("Class name", task.class_names[i], key=f"name-{i}-{ss.nonce}", max_chars=100)
+        if new_name != task.class_names[i]:
+            task.class_names[i] = new_name
+        count.metric("examples", f"{len(task.examples[i])} / {MAX_SHOTS}")
+        if remove.button("Remove class", key=f"rmclass-{i}", disabled=task.n_way <= 2):
+            del task.class_names[i], task.examples[i]
+            ss.queries = [q for q in ss.queries if q.label != i]
+            for q in ss.queries:
+                if q.label is not None and q.label > i:
+                    q.label -= 1
+            ss.results = None
+            reset_inputs()
+            st.rerun()
+        cols = st.columns(MAX_SHOTS)
+        for j, img in enumerate(task.examples[i]):
+            with cols[j]:
+                st.image(thumbnail(img), width=56)
+                if st.button("✕", key=f"rm-{i}-{j}", help="remove this example"):
+                    del task.examples[i][j]
+                    st.rerun()
+if st.button("➕ Add a class", key="add_class"):
+    guarded(lambda: add_class(task), "Adding a class")
+    st.rerun()

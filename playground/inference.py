@@ -1,0 +1,78 @@
+"""Adapt a model to a user's task and predict its queries, timed: what the app's predict page shows."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from playground.algorithms import MetaLearner, StepRecord
+
+
+@dataclass
+class ModelPrediction:
+    model: str
+    algorithm: str
+    proba: np.ndarray  # [n_query, n_way]
+    adapt_ms: float
+    predict_ms: float
+    trace: list[StepRecord] = field(default_factory=list)
+    true_labels: list[int | None] = field(default_factory=list)
+    error: str | None = None  # set when adaptation failed (e.g. diverged); proba is then empty
+
+    @property
+    def predicted(self) -> list[int]:
+        return self.proba.argmax(-1).tolist() if self.proba.size else []
+
+    @property
+    def accuracy(self) -> float | None:
+        """Accuracy on the queries that carry a true label; None when none does."""
+        pairs = [(p, t) for p, t in zip(self.predicted, self.true_labels) if t is not None]
+        if not pairs:
+            return None
+        return sum(p == t for p, t in pairs) / len(pairs)
+
+    @property
+    def total_ms(self) -> float:
+        return self.adapt_ms + self.predict_ms
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def adapt_and_predict(
+    name: str,
+    learner: MetaLearner,
+    support_x: torch.Tensor,
+    support_y: torch.Tensor,
+    query_x: torch.Tensor,
+    true_labels: list[int | None] | None = None,
+    n_steps: int | None = None,
+    inner_lr: float | None = None,
+) -> ModelPrediction:
+    """Adapt ``learner`` to the support set (functionally) and predict every query, timing both."""
+    labels = list(true_labels) if true_labels is not None else [None] * len(query_x)
+    device = learner.device
+    _sync(device)
+    t0 = time.perf_counter()
+    predictor = learner.adapt(support_x.to(device), support_y.to(device), n_steps=n_steps, inner_lr=inner_lr)
+    _sync(device)
+    t1 = time.perf_counter()
+    with torch.no_grad():
+        proba = predictor.predict_proba(query_x.to(device)).cpu().numpy()
+    _sync(device)
+    t2 = time.perf_counter()
+    result = ModelPrediction(
+        name, learner.name, proba, 1000 * (t1 - t0), 1000 * (t2 - t1), list(predictor.trace), labels
+    )
+    if not np.isfinite(proba).all() or any(not np.isfinite(r.loss) for r in predictor.trace):
+        result.error = (
+            "adaptation diverged (the support loss became NaN or infinite): lower the inner "
+            "learning rate or the number of steps. The shared model is unchanged."
+        )
+        result.proba = np.zeros((0, proba.shape[-1]))
+    return result
