@@ -36,6 +36,22 @@ def glyph(kind: int, jitter: int = 0) -> bytes:
     return png_bytes(img)
 
 
+def _bomb() -> bytes:
+    buf = io.BytesIO()
+    Image.new("1", (9000, 9000), 1).save(buf, "PNG")  # 81 megapixels in a few kilobytes
+    return buf.getvalue()
+
+
+def _animated() -> bytes:
+    buf = io.BytesIO()
+    frames = [Image.fromarray(np.full((32, 32), v, np.uint8)) for v in (0, 255)]
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    return buf.getvalue()
+
+
+BOMB, ANIMATED = _bomb(), _animated()
+
+
 def new_app() -> AppTest:
     return AppTest.from_file(APP, default_timeout=120).run()
 
@@ -81,6 +97,8 @@ def test_upload_images_builds_the_task():
         ("blank.png", png_bytes(np.full((64, 64), 255, np.uint8)), "blank"),
         ("black.png", png_bytes(np.zeros((64, 64), np.uint8)), "dark"),
         ("cut.png", glyph(1)[:60], "cut.png"),
+        ("bomb.png", BOMB, "bomb.png"),
+        ("anim.png", ANIMATED, "animation"),  # a GIF renamed .png
     ],
 )
 def test_bad_upload_gives_a_message_and_keeps_the_task(name, data, expected):
