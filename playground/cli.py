@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -90,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--metric", choices=["euclidean", "cosine"])
     t.add_argument("--head", choices=["shared", "per_class"])
     t.add_argument("--task-batching", choices=["auto", "loop", "vmap"])
+    t.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other hyperparameter of the algorithm, e.g. --set fce=true (repeatable)",
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", choices=DEVICES)
     t.add_argument("--data-dir", default=None, help=f"Omniglot folder (default {default_data_dir()})")
@@ -136,12 +144,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse_value(text: str):
+    """--set values: JSON where it parses (numbers, true/false, null), else the plain string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def _learner_options(args: argparse.Namespace) -> dict:
     given = {k: getattr(args, k) for k in LEARNER_FLAGS if getattr(args, k, None) is not None}
     accepted = learner_class(args.algorithm).hyperparameters()
     wrong = [LEARNER_FLAGS[k] for k in given if k not in accepted]
+    for item in getattr(args, "set", []):
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+        if key not in accepted or key == "n_way":
+            wrong.append(f"--set {key}")
+            continue
+        given[key] = _parse_value(value)
     if wrong:
-        raise ValueError(f"{', '.join(wrong)} does not apply to --algorithm {args.algorithm}")
+        options = ", ".join(k for k in accepted if k != "n_way")
+        raise ValueError(f"{', '.join(wrong)} does not apply to --algorithm {args.algorithm} (its options: {options})")
     return given
 
 

@@ -125,3 +125,15 @@ def test_calibrate_steps_writes_the_best_candidate(omniglot, tmp_path):
     assert set(ckpt.training["calibrated_test_inner_steps"]) == {"0", "2"}
     r = run_cli("calibrate-steps", str(out / "best.pt").replace("maml", "nothing"))
     assert r.returncode == 2 and "no checkpoint" in r.stderr
+
+
+def test_set_passes_any_hyperparameter_and_refuses_unknown_ones(capsys):
+    import argparse
+
+    from playground.cli import _learner_options
+
+    args = argparse.Namespace(algorithm="maml", set=["inner-steps=3", "head=per_class", "first_order=true"])
+    assert _learner_options(args) == {"inner_steps": 3, "head": "per_class", "first_order": True}
+    assert main(["train", "--algorithm", "protonet", "--set", "bogus=1"]) == 2
+    err = capsys.readouterr().err
+    assert "--set bogus does not apply to --algorithm protonet" in err and "metric" in err
