@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 import sys
 import time
@@ -81,6 +82,20 @@ def validate_config(cfg: TrainConfig, splits: Splits | None = None) -> None:
             )
 
 
+def cosine_schedule(optimizer: torch.optim.Optimizer, iterations: int, floor: float = 0.05):
+    """Cosine decay from the outer learning rate to ``floor`` times it over ``iterations``.
+
+    Closed form (LambdaLR), so resuming with more ``--iterations`` stretches the remaining
+    decay instead of restarting it.
+    """
+
+    def factor(it: int) -> float:
+        progress = min(it, iterations) / iterations
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 class _Log:
     def __init__(self, path: Path):
         self.path = path
@@ -125,9 +140,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
     )
     train_set = splits.train.to(device)
     sampler = TaskSampler(train_set, train_ways, cfg.shots, cfg.query, seed=cfg.seed)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-        learner.optimizer, T_max=cfg.iterations, eta_min=learner.outer_lr * 0.05
-    )
+    scheduler = cosine_schedule(learner.optimizer, cfg.iterations)
     if ckpt is not None:
         if ckpt.optimizer is not None:
             learner.optimizer.load_state_dict(ckpt.optimizer)

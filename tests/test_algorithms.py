@@ -144,3 +144,11 @@ def test_maml_vmap_and_loop_agree(glyphs_test):
         learner.eval()
     assert torch.allclose(out[0][0], out[1][0], atol=1e-5)
     assert torch.allclose(out[0][1], out[1][1], atol=1e-4)
+
+
+def test_maml_never_vmaps_where_vmap_gradients_are_inexact():
+    learner = _make("maml", task_batching="vmap")
+    cuda = torch.device("cuda")
+    assert learner._use_vmap(cuda, second_order_steps=1)
+    assert not learner._use_vmap(cuda, second_order_steps=2)  # batch-norm double-backward under vmap
+    assert not _make("maml", task_batching="auto")._use_vmap(torch.device("cpu"))

@@ -13,9 +13,17 @@ same for every class order and for any number of ways, so one model adapts to 2-
 20-way tasks. ``head="per_class"`` is the paper's N-way head; adapting it to another N
 starts every class from the mean row.
 
-Batch norm uses the statistics of the batch it sees, at meta-training and meta-test time
-(the papers' protocol): support statistics in the inner loop, query-batch statistics for
-the predictions (see `Conv4`).
+Batch norm (``bn``). ``bn="transductive"`` (default) uses the statistics of the batch it
+sees, at meta-training and meta-test time (the papers' protocol): support statistics in
+the inner loop, query-batch statistics for the predictions (see `Conv4`), so a query's
+prediction depends on the other queries that share its batch. ``bn="per_example"``
+normalises every image with its own per-channel statistics (mean and variance over the
+image's spatial positions, like instance norm) and the same learned batch-norm scale and
+shift: the body runs on each image alone (``torch.func.vmap`` over single-image batches),
+in the inner loop, the outer loop and at prediction time alike. A prediction then depends
+on the adapted weights and the image only, never on which other queries are predicted
+with it. The mode changes what the body computes, so a model must be meta-trained in the
+mode it is used in.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from playground.models import Conv4
 Params = dict[str, torch.Tensor]
 HEADS = ("shared", "per_class")
 TASK_BATCHING = ("auto", "loop", "vmap")
+BATCH_NORM = ("transductive", "per_example")
 
 
 class FunctionalPredictor(Predictor):
@@ -44,10 +53,10 @@ class FunctionalPredictor(Predictor):
         self.n_way = fast["head.weight"].shape[0]
 
     def _batch(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
-        # Batch norm needs at least two images for batch statistics: a lone query is
-        # normalised together with the support set instead of on its own.
+        # Transductive batch norm needs at least two images for batch statistics: a lone
+        # query is normalised together with the support set instead of on its own.
         x = x.to(self.support_x.device)
-        if x.shape[0] >= 2:
+        if x.shape[0] >= 2 or (x.shape[0] == 1 and self.learner.bn == "per_example"):
             return x, 0
         return torch.cat([self.support_x, x]), self.support_x.shape[0]
 
@@ -76,6 +85,7 @@ class MAML(MetaLearner):
         head: str = "shared",
         hidden: int = 64,
         task_batching: str = "auto",
+        bn: str = "transductive",
         model: nn.Module | None = None,
         **base,
     ):
@@ -84,10 +94,13 @@ class MAML(MetaLearner):
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         if task_batching not in TASK_BATCHING:
             raise ValueError(f"task_batching must be one of {TASK_BATCHING}, got {task_batching!r}")
+        if bn not in BATCH_NORM:
+            raise ValueError(f"bn must be one of {BATCH_NORM}, got {bn!r}")
         if inner_steps < 0 or test_inner_steps < 0:
             raise ValueError("inner steps must be >= 0")
         self.inner_lr, self.inner_steps, self.test_inner_steps = inner_lr, inner_steps, test_inner_steps
         self.first_order, self.head, self.hidden, self.task_batching = first_order, head, hidden, task_batching
+        self.bn = bn
         self.body = model if model is not None else Conv4(hidden=hidden, track_running_stats=False)
         rows = 1 if head == "shared" else self.n_way
         dim = getattr(self.body, "embedding_dim", hidden)
@@ -116,6 +129,12 @@ class MAML(MetaLearner):
 
     def features_fast(self, fast: Params, x: torch.Tensor) -> torch.Tensor:
         body = {k[5:]: v for k, v in fast.items() if k.startswith("body.")}
+        if self.bn == "per_example":
+            # Each image is a batch of one: batch norm then uses that image's own statistics.
+            def one(image: torch.Tensor) -> torch.Tensor:
+                return functional_call(self.body, body, (image.unsqueeze(0),)).flatten(1).squeeze(0)
+
+            return vmap(one)(x)
         return functional_call(self.body, body, (x,)).flatten(1)
 
     def forward_fast(self, fast: Params, x: torch.Tensor) -> torch.Tensor:
@@ -155,17 +174,25 @@ class MAML(MetaLearner):
         logits = self.forward_fast(fast, qx)
         return F.cross_entropy(logits, qy), (logits.argmax(-1) == qy).float().mean()
 
-    def _use_vmap(self, device: torch.device) -> bool:
+    def _use_vmap(self, device: torch.device, second_order_steps: int = 0) -> bool:
+        """Batch tasks with vmap? Only where it is exact, and (for "auto") where it is faster.
+
+        vmap's batch-norm backward rule gives second-order meta-gradients that are off by
+        about 0.1% once the inner loop has two or more steps with transductive batch norm
+        (checked against float64 finite differences; functorch issue #534), so those runs
+        always use the loop.
+        """
+        if second_order_steps >= 2 and self.bn == "transductive":
+            return False
         if self.task_batching == "auto":
             # Measured in bench/: vmap wins on GPU; a loop is as fast or faster on a few CPU cores.
             return device.type == "cuda"
         return self.task_batching == "vmap"
 
     def batched_query_losses(self, tasks: TaskBatch, steps: int, first_order: bool):
-        n_way = tasks.support_y.shape[1] and int(tasks.support_y[0].max()) + 1
-        fast0 = self.initial_fast_weights(n_way)
+        fast0 = self.initial_fast_weights(int(tasks.support_y[0].max()) + 1)
         args = (tasks.support_x, tasks.support_y, tasks.query_x, tasks.query_y)
-        if self._use_vmap(tasks.support_x.device):
+        if self._use_vmap(tasks.support_x.device, 0 if first_order else steps):
             fn = lambda sx, sy, qx, qy: self._task_query_loss(fast0, sx, sy, qx, qy, steps, first_order)  # noqa: E731
             return vmap(fn, randomness="different")(*args)
         out = [self._task_query_loss(fast0, *[a[i] for a in args], steps, first_order) for i in range(len(tasks))]
