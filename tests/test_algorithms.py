@@ -19,7 +19,8 @@ LEARNING_RUNS = {
 
 
 def _make(name: str, **extra) -> MetaLearner:
-    algo = name.split("-")[0]
+    # "maml-first-order" is a variant of a registered algorithm; a registered name is itself.
+    algo = name if name in available() else name.rsplit("-", 2)[0]
     opts = {**FAST, **LEARNING_RUNS.get(name, ({}, 0))[0], **extra}
     accepted = learner_class(algo).hyperparameters()
     return create_learner(algo, **{k: v for k, v in opts.items() if k in accepted})
