@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default="auto", choices=DEVICES)
     c.add_argument("--data-dir", default=None)
 
+    rp = sub.add_parser("report", help="the README's results table, from the model cards (no computation)")
+    rp.add_argument("--dir", default=None, help="checkpoint folder (default assets/checkpoints)")
+
     d = sub.add_parser("download", help="fetch Omniglot with torchvision (needs internet)")
     d.add_argument("--data-dir", default="data/omniglot")
     return parser
@@ -281,6 +284,29 @@ def cmd_calibrate_steps(args: argparse.Namespace) -> None:
     print(f"test_inner_steps = {best} written to {args.checkpoint}")
 
 
+def results_table(entries) -> str:
+    """Markdown: one row per model, 5/20-way x 1/5-shot accuracy with CI, and Lake's runs."""
+    combos = [(5, 1), (5, 5), (20, 1), (20, 5)]
+    head = "| model | " + " | ".join(f"{n}-way {k}-shot" for n, k in combos) + " | Lake's 20 runs (error) | training |"
+    lines = [head, "|" + " --- |" * (len(combos) + 3)]
+    for e in entries:
+        card = e.card or {}
+        cells = [e.headline(n, k) or "–" for n, k in combos]
+        lake = card.get("lake_runs", {}).get("error")
+        tr = card.get("training", {})
+        budget = f"{tr.get('iterations', '?')} it, {tr.get('seconds', 0) / 60:.0f} min"
+        lines.append(
+            f"| `{e.name}` | " + " | ".join(cells) + f" | {'–' if lake is None else f'{100 * lake:.1f}%'} | {budget} |"
+        )
+    return "\n".join(lines)
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from playground.zoo import CHECKPOINT_DIR, shipped_models
+
+    print(results_table(shipped_models(args.dir or CHECKPOINT_DIR)))
+
+
 def cmd_download(args: argparse.Namespace) -> None:
     print(f"Omniglot is in {download_omniglot(args.data_dir)}")
 
@@ -293,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             "evaluate": cmd_evaluate,
             "lake-runs": cmd_lake_runs,
             "calibrate-steps": cmd_calibrate_steps,
+            "report": cmd_report,
             "download": cmd_download,
         }[args.command](args)
     except (ValueError, DataError, CheckpointError, FloatingPointError) as exc:

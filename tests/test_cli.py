@@ -92,6 +92,11 @@ def test_train_resume_evaluate_end_to_end(omniglot, tmp_path):
     r = run_cli("lake-runs", str(out / "best.pt"))
     assert r.returncode == 0, r.stderr
     assert "people" in r.stdout and "4.5% error" in r.stdout
+    r = run_cli("report", "--dir", str(out))
+    assert r.returncode == 0, r.stderr
+    row = next(line for line in r.stdout.splitlines() if line.startswith("| `best`"))
+    assert row.count("±") == 2  # 5-way and 20-way 1-shot were measured; 5-shot were not
+
 
 
 @pytest.mark.omniglot
