@@ -12,6 +12,7 @@ from playground.inference import adapt_and_predict
 from canvas import drawing_canvas, has_ink
 from ui import (
     Query,
+    class_key,
     current_device,
     fresh_key,
     guarded,
@@ -55,7 +56,7 @@ with draw_tab:
     c1, c2 = st.columns([3, 2])
     with c2:
         stroke = st.slider("Stroke width", 4, 30, 14, key="q_stroke")
-        q_label = st.selectbox("If you know it", label_options, format_func=label_name, key=fresh_key("q_label"))
+        q_label = st.selectbox("If you know it", label_options, format_func=label_name, key=class_key("q_label"))
     with c1:
         drawing = drawing_canvas(fresh_key("qcanvas"), stroke)
     with c2:
@@ -74,7 +75,7 @@ with upload_tab:
         "Query images", type=["png", "jpg", "jpeg", "webp"], accept_multiple_files=True, key=fresh_key("q_upload")
     )
     up_label = st.selectbox(
-        "True class of these (if known)", label_options, format_func=label_name, key=fresh_key("up_label")
+        "True class of these (if known)", label_options, format_func=label_name, key=class_key("up_label")
     )
     if st.button("Add uploaded queries", disabled=not files, key="add_q_uploads"):
         for f in files or []:
@@ -121,7 +122,7 @@ c3.toggle(
     "adapting at test time is plain gradient descent either way, so the predictions are identical.",
 )
 
-if st.button("🚀 Adapt and predict", type="primary", key="adapt"):
+if st.button("Adapt and predict", icon=":material/rocket_launch:", type="primary", key="adapt"):
 
     def _run() -> None:
         support_x, support_y, _ = task.support()
@@ -177,7 +178,10 @@ for i, q in enumerate(ss.queries):
             with col:
                 st.markdown(f"**{r.model}** → **{names[pred]}**{mark}")
                 st.plotly_chart(
-                    probability_bars(r.proba[i].tolist(), names, pred), key=f"bars-{r.model}-{i}", width="stretch"
+                    probability_bars(r.proba[i].tolist(), names, pred),
+                    key=f"bars-{r.model}-{i}",
+                    width="stretch",
+                    config={"displayModeBar": False},  # its toolbar would cover these small charts
                 )
 
 for r in ok:

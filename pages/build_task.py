@@ -14,6 +14,7 @@ from ui import (
     Query,
     add_class,
     add_example,
+    class_key,
     flash,
     fresh_key,
     guarded,
@@ -48,7 +49,7 @@ with add_tab:
     left, right = st.columns([3, 2])
     with right:
         target = st.selectbox(
-            "Add to class", range(task.n_way), format_func=lambda i: task.class_names[i], key=fresh_key("draw_target")
+            "Add to class", range(task.n_way), format_func=lambda i: task.class_names[i], key=class_key("draw_target")
         )
         stroke = st.slider("Stroke width", 4, 30, 14, key="stroke_width")
         st.caption("Use the canvas toolbar to undo or clear. Each drawing is one example.")
@@ -69,7 +70,7 @@ with add_tab:
 
 with upload_tab:
     target_up = st.selectbox(
-        "Add to class", range(task.n_way), format_func=lambda i: task.class_names[i], key=fresh_key("upload_target")
+        "Add to class", range(task.n_way), format_func=lambda i: task.class_names[i], key=class_key("upload_target")
     )
     files = st.file_uploader(
         "Images of one class (PNG, JPEG, WebP)",
@@ -103,7 +104,7 @@ with sample_tab:
         k_shot = c3.number_input("Examples per class (K)", 1, MAX_SHOTS, 1, key="sample_k")
         n_query = c4.number_input("Queries per class", 1, 5, 2, key="sample_q")
         st.caption("Replaces the current task and queries with characters the models never saw in training.")
-        if st.button("🎲 Surprise me", key="sample_button"):
+        if st.button("Surprise me", icon=":material/casino:", key="sample_button"):
 
             def _sample() -> None:
                 s = sample_user_task(
@@ -122,7 +123,8 @@ with file_tab:
     c1, c2 = st.columns(2)
     with c1:
         st.download_button(
-            "⬇️ Export task (.zip)",
+            "Export task (.zip)",
+            icon=":material/download:",
             data=export_task_zip(task),
             file_name="few-shot-task.zip",
             mime="application/zip",
@@ -167,6 +169,6 @@ for i in range(task.n_way):
                 if st.button("✕", key=f"rm-{i}-{j}", help="remove this example"):
                     del task.examples[i][j]
                     st.rerun()
-if st.button("➕ Add a class", key="add_class"):
+if st.button("Add a class", icon=":material/add:", key="add_class"):
     guarded(lambda: add_class(task), "Adding a class")
     st.rerun()

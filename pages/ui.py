@@ -41,6 +41,15 @@ def fresh_key(name: str) -> str:
     return f"{name}-{st.session_state.nonce}"
 
 
+def class_key(name: str) -> str:
+    """A widget key that stays while the task's classes stay the same (so a chosen class is kept
+    after adding an example) and changes when they change (so stale options never linger)."""
+    import hashlib
+
+    names = "\x1f".join(st.session_state.task.class_names)
+    return f"{name}-{hashlib.sha1(names.encode()).hexdigest()[:10]}"
+
+
 def reset_inputs() -> None:
     st.session_state.nonce += 1
 

@@ -50,7 +50,7 @@ def adaptation_curve(trace: list[StepRecord], title: str = "MAML adaptation on t
         margin=dict(l=10, r=10, t=40, b=10),
         xaxis=dict(title="inner step", dtick=1 if len(steps) <= 20 else None),
         yaxis=dict(title="loss", rangemode="tozero"),
-        yaxis2=dict(title="accuracy (%)", overlaying="y", side="right", range=[0, 105]),
+        yaxis2=dict(title="accuracy (%)", overlaying="y", side="right", range=[0, 105], tickvals=[0, 25, 50, 75, 100]),
         legend=dict(orientation="h", y=-0.25),
     )
     return fig

@@ -52,6 +52,12 @@ def _animated() -> bytes:
 BOMB, ANIMATED = _bomb(), _animated()
 
 
+def widget(elements, key_prefix: str):
+    """The one widget whose key starts with ``key_prefix`` (keys carry a suffix that changes)."""
+    (found,) = [w for w in elements if (w.key or "").startswith(key_prefix)]
+    return found
+
+
 def new_app() -> AppTest:
     return AppTest.from_file(APP, default_timeout=120).run()
 
@@ -62,7 +68,7 @@ def task_of(at: AppTest) -> UserTask:
 
 def upload(at: AppTest, target: int, files: list[tuple[str, bytes, str]]) -> AppTest:
     nonce = at.session_state["nonce"]
-    at.selectbox(key=f"upload_target-{nonce}").set_value(target)
+    widget(at.selectbox, "upload_target-").set_value(target)
     at.file_uploader(key=f"uploader-{nonce}").set_value(files)
     at.run()
     at.button(key="add_uploads").click()
@@ -171,7 +177,7 @@ def test_uploaded_task_and_query_adapt_and_predict():
     at.switch_page("pages/adapt_predict.py").run()
     nonce = at.session_state["nonce"]
     at.file_uploader(key=f"q_upload-{nonce}").set_value(("q.png", glyph(2, 6), "image/png"))
-    at.selectbox(key=f"up_label-{nonce}").set_value(2)
+    widget(at.selectbox, "up_label-").set_value(2)
     at.run()
     at.button(key="add_q_uploads").click().run()
     assert len(at.session_state["queries"]) == 1

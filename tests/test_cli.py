@@ -98,7 +98,6 @@ def test_train_resume_evaluate_end_to_end(omniglot, tmp_path):
     assert row.count("±") == 2  # 5-way and 20-way 1-shot were measured; 5-shot were not
 
 
-
 @pytest.mark.omniglot
 def test_calibrate_steps_writes_the_best_candidate(omniglot, tmp_path):
     out = tmp_path / "maml"

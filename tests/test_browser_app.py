@@ -1,0 +1,120 @@
+"""End to end in a real browser: draw two classes, add a query, adapt, see predictions.
+
+Starts `streamlit run app.py` on a loopback port and drives Debian's Chromium headless through
+Selenium. Screenshots land in test-artifacts/ (e2e-build.png, e2e-predict.png), and the app's
+cold start time in test-artifacts/timings.json.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+
+import pytest
+
+from browser import (
+    ARTIFACTS_DIR,
+    browser,
+    click_button,
+    draw_strokes_on_canvas,
+    open_app,
+    page_exceptions,
+    require_chromium,
+    screenshot,
+    streamlit_server,
+    wait_for_text,
+    wait_until_idle,
+)
+
+pytestmark = pytest.mark.browser
+
+VERTICAL = [[(140, 40), (140, 240)]]
+CIRCLE = [[(140 + 90 * math.cos(a / 16 * 2 * math.pi), 140 + 90 * math.sin(a / 16 * 2 * math.pi)) for a in range(17)]]
+
+
+def click_last_button(driver, label: str) -> None:
+    buttons = [b for b in driver.find_elements("xpath", f"//button[normalize-space(.)='{label}']") if b.is_displayed()]
+    assert buttons, f"no button {label!r}"
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click()", buttons[-1])
+
+
+def choose(driver, label: str, option: str) -> None:
+    """Pick ``option`` in the Streamlit selectbox labelled ``label``."""
+    box = driver.find_element("xpath", f"//input[@aria-label='{label}']")  # a react-aria combo box
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+    box.click()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        options = [o for o in driver.find_elements("xpath", "//*[@role='option']") if o.text.strip() == option]
+        if options:
+            options[0].click()
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"option {option!r} not offered in {label!r}")
+
+
+def wait_for_plots(driver, count: int, timeout: float = 30.0) -> None:
+    js = "return document.querySelectorAll('.js-plotly-plot svg.main-svg:first-of-type').length"
+    deadline = time.monotonic() + timeout
+    while driver.execute_script(js) < count:
+        if time.monotonic() > deadline:
+            screenshot(driver, "timeout-plots")
+            raise AssertionError(f"fewer than {count} plotly charts were drawn")
+        driver.execute_script("window.scrollBy(0, 400)")  # charts below the fold render when seen
+        time.sleep(0.3)
+
+
+def add_drawing(driver, strokes, class_name: str) -> None:
+    draw_strokes_on_canvas(driver, 0, strokes)
+    wait_until_idle(driver)
+    click_button(driver, "Add drawing")
+    wait_for_text(driver, f"Added a drawing to '{class_name}'")
+    wait_until_idle(driver)
+
+
+def test_draw_two_classes_add_a_query_adapt_and_predict():
+    require_chromium()
+    started = time.perf_counter()
+    with streamlit_server("app.py") as url, browser(1400, 2200) as driver:
+        open_app(driver, url)
+        wait_for_text(driver, "Build a task")
+        cold_start = time.perf_counter() - started
+        print(f"cold start: {cold_start:.1f} s")
+        ARTIFACTS_DIR.mkdir(exist_ok=True)
+        (ARTIFACTS_DIR / "timings.json").write_text(json.dumps({"cold_start_s": round(cold_start, 2)}))
+
+        click_last_button(driver, "Remove class")  # class C: the task keeps A and B
+        wait_until_idle(driver)
+        wait_for_text(driver, re.compile(r"class 'B' has no examples(?![\s\S]*class 'C')"))
+
+        add_drawing(driver, VERTICAL, "A")
+        add_drawing(driver, [[(135, 45), (145, 235)]], "A")
+        choose(driver, "Add to class", "B")
+        wait_until_idle(driver)
+        add_drawing(driver, CIRCLE, "B")
+        add_drawing(driver, [[(x + 5, y) for x, y in CIRCLE[0]]], "B")
+        text = wait_for_text(driver, "Task ready: 2 classes, 4 examples")
+        assert text.count("2 / 5") == 2
+        assert not page_exceptions(driver)
+        screenshot(driver, "e2e-build")
+
+        driver.find_element("xpath", "//a[contains(normalize-space(.), 'Adapt and predict')]").click()
+        wait_for_text(driver, "Draw a query")
+        wait_until_idle(driver)
+        draw_strokes_on_canvas(driver, 0, [[(138, 50), (142, 230)]])
+        wait_until_idle(driver)
+        click_button(driver, "Add query")
+        wait_for_text(driver, "Q1")
+        wait_until_idle(driver)
+        click_button(driver, "Adapt and predict")
+        text = wait_for_text(driver, "protonet_lake →", timeout=60)
+        assert "maml_lake →" in text
+        # The query is a vertical bar like class A's drawings: both models should say so.
+        assert "protonet_lake → A" in text and "maml_lake → A" in text, text[-1500:]
+        assert not page_exceptions(driver)
+        # Charts draw asynchronously: wait for both models' probability bars and MAML's curve.
+        wait_for_plots(driver, 3)
+        driver.execute_script("window.scrollTo(0, 0)")
+        screenshot(driver, "e2e-predict")
