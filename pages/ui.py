@@ -78,7 +78,7 @@ def guarded(action: Callable[[], None], what: str) -> None:
         flash("error", f"{what} failed unexpectedly ({type(exc).__name__}: {exc}). Your task is unchanged.")
 
 
-def thumbnail(arr: np.ndarray, width: int = 56) -> np.ndarray:
+def thumbnail(arr: np.ndarray) -> np.ndarray:
     """Dark ink on white, the way people draw; the model sees ink = 1."""
     return 255 - arr
 
