@@ -206,7 +206,9 @@ def test_sampled_task_adapts_and_scores_far_above_chance(omniglot):
     at.button(key="adapt").click().run()
     assert not at.exception
     for r in at.session_state["results"]["results"]:
-        assert r.accuracy is not None and r.accuracy >= 0.5, (r.model, r.accuracy)  # chance is 20%
+        assert r.accuracy is not None
+        if r.algorithm in ("protonet", "maml"):  # the meta-learned models; chance is 20%
+            assert r.accuracy >= 0.5, (r.model, r.accuracy)
     assert "accuracy" in at.dataframe[0].value.columns
 
 

@@ -6,7 +6,7 @@ import pickle
 import pytest
 import torch
 
-from playground.algorithms import available, create_learner
+from playground.algorithms import available, create_learner, learner_class
 from playground.checkpoints import CheckpointError, load_learner, read_checkpoint, save_checkpoint
 from playground.episodes import TaskSampler
 
@@ -14,7 +14,8 @@ from playground.episodes import TaskSampler
 @pytest.mark.parametrize("algo", available())
 def test_round_trip_gives_identical_predictions(algo, tmp_path, glyphs_test):
     torch.manual_seed(0)
-    learner = create_learner(algo, hidden=16)
+    options = {"hidden": 16} if "hidden" in learner_class(algo).hyperparameters() else {}
+    learner = create_learner(algo, **options)
     sampler = TaskSampler(glyphs_test, 5, 1, 2, seed=0)
     learner.meta_train_step(sampler.sample_batch(2))
     path = save_checkpoint(tmp_path / "m.pt", learner, training={"iteration": 1})

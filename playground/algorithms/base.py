@@ -87,13 +87,18 @@ class MetaLearner(nn.Module, ABC):
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        for tensor in (*self.parameters(), *self.buffers()):
+            return tensor.device
+        return torch.device("cpu")
 
     # -- meta-training ---------------------------------------------------------------
     @property
     def optimizer(self) -> torch.optim.Optimizer:
         if self._optimizer is None:
-            self._optimizer = torch.optim.Adam(self.parameters(), lr=self.outer_lr)
+            # A baseline with nothing to learn gets an optimizer over an empty placeholder, so the
+            # training loop (schedule, checkpoints) needs no special case for it.
+            params = list(self.parameters()) or [torch.zeros(0, requires_grad=True)]
+            self._optimizer = torch.optim.Adam(params, lr=self.outer_lr)
         return self._optimizer
 
     @abstractmethod
