@@ -135,7 +135,7 @@ if st.button("Adapt and predict", icon=":material/rocket_launch:", type="primary
 
     with st.spinner("Adapting…"):
         guarded(_run, "Adapting")
-    st.rerun()
+    show_flash()  # results render below in this same run: no second rerun after the click
 
 res = ss.results
 if res is None:
@@ -158,7 +158,15 @@ summary = pd.DataFrame(
         for r in res["results"]
     ]
 )
-st.dataframe(summary, hide_index=True, width="stretch")
+st.dataframe(
+    summary,
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "adapt (ms)": st.column_config.NumberColumn(format="%.1f"),
+        "predict (ms)": st.column_config.NumberColumn(format="%.1f"),
+    },
+)
 st.caption(f"Times measured on {current_device()} for this task.")
 for r in res["results"]:
     if r.error:

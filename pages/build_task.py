@@ -52,7 +52,7 @@ with add_tab:
             "Add to class", range(task.n_way), format_func=lambda i: task.class_names[i], key=class_key("draw_target")
         )
         stroke = st.slider("Stroke width", 4, 30, 14, key="stroke_width")
-        st.caption("Use the canvas toolbar to undo or clear. Each drawing is one example.")
+        st.caption("Hover over the canvas for its toolbar (undo, redo, clear). Each drawing is one example.")
     with left:
         drawing = drawing_canvas(fresh_key("canvas"), stroke)
     with right:
