@@ -69,9 +69,7 @@ def guarded(action: Callable[[], None], what: str) -> None:
     """Run a user action; bad input becomes a message, never a traceback, and state stays intact."""
     try:
         action()
-    except InputError as exc:
-        flash("error", f"{what}: {exc}")
-    except ValueError as exc:
+    except ValueError as exc:  # InputError included: our own clear messages
         flash("error", f"{what}: {exc}")
     except Exception as exc:  # a bug must not lose the user's task either
         traceback.print_exc()

@@ -26,43 +26,32 @@ LEARNER_FLAGS = {
 }
 
 
-def positive(name: str):
-    def parse(text: str) -> int:
+def number(name: str, kind: type, ok, bound: str):
+    """An argparse type: a ``kind`` (int or float) value for which ``ok(value)`` holds."""
+
+    def parse(text: str):
         try:
-            value = int(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be at least 1, got {value}")
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{name} must be {what}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{name} must be {bound}, got {text}")
         return value
 
     return parse
+
+
+def positive(name: str):
+    return number(name, int, lambda v: v >= 1, "at least 1")
 
 
 def positive_float(name: str):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not value > 0 or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"{name} must be a positive finite number, got {text}")
-        return value
-
-    return parse
+    return number(name, float, lambda v: 0 < v < float("inf"), "a positive finite number")
 
 
 def non_negative(name: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"{name} must be 0 or more, got {value}")
-        return value
-
-    return parse
+    return number(name, int, lambda v: v >= 0, "0 or more")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -278,7 +267,7 @@ def cmd_calibrate_steps(args: argparse.Namespace) -> None:
         print(f"{steps:>3} steps: {res.format()} on {protocol}/val", flush=True)
     best = max(scores, key=lambda s: (scores[s], -s))
     learner.test_inner_steps = best
-    extra = {k: v for k, v in ckpt.extra.items()}
+    extra = dict(ckpt.extra)
     training = {**ckpt.training, "calibrated_test_inner_steps": {str(k): v for k, v in scores.items()}}
     save_checkpoint(args.checkpoint, learner, training=training, optimizer=ckpt.optimizer, **extra)
     print(f"test_inner_steps = {best} written to {args.checkpoint}")

@@ -138,7 +138,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
     learner: MetaLearner = (
         learner_from_checkpoint(ckpt, device) if ckpt else create_learner(cfg.algorithm, **learner_options).to(device)
     )
-    train_set = splits.train.to(device)
+    train_set, val_set = splits.train.to(device), splits.val.to(device)
     sampler = TaskSampler(train_set, train_ways, cfg.shots, cfg.query, seed=cfg.seed)
     scheduler = cosine_schedule(learner.optimizer, cfg.iterations)
     if ckpt is not None:
@@ -188,7 +188,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
         if it % cfg.val_every == 0 or it == cfg.iterations:
             state["train_seconds"] = time.perf_counter() - start
             val = evaluate_few_shot(
-                learner, splits.val.to(device), cfg.ways, cfg.shots, cfg.query, cfg.val_episodes, seed=cfg.seed + 1
+                learner, val_set, cfg.ways, cfg.shots, cfg.query, cfg.val_episodes, seed=cfg.seed + 1
             )
             improved = val.mean > state["best_val"]
             if improved:

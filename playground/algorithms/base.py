@@ -23,6 +23,11 @@ class StepRecord:
     accuracy: float
 
 
+def support_fit(loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> list[StepRecord]:
+    """The trace of a learner without an inner loop: its loss and accuracy on the support set."""
+    return [StepRecord(0, float(loss), float((logits.argmax(-1) == y).float().mean()))]
+
+
 class Predictor(ABC):
     """What `MetaLearner.adapt` returns: a classifier for one task, fixed after adaptation."""
 

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from playground.algorithms.base import MetaLearner, Predictor, StepRecord, accuracy, register
+from playground.algorithms.base import MetaLearner, Predictor, StepRecord, accuracy, register, support_fit
 from playground.episodes import TaskBatch
 from playground.models import Conv4
 
@@ -158,7 +158,7 @@ class MatchingNet(MetaLearner):
             g = self.support_embeddings(z)
             # Each support image classified by attention over the whole support set (itself included).
             logits = class_log_probs(self.attention_logits(self.query_embeddings(z, g), g), support_y, n_way)
-            trace = [StepRecord(0, float(F.nll_loss(logits, support_y)), float(accuracy(logits, support_y)))]
+            trace = support_fit(F.nll_loss(logits, support_y), logits, support_y)
         return MatchingPredictor(self, g, support_y, trace)
 
     @torch.no_grad()

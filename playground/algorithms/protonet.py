@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from playground.algorithms.base import MetaLearner, Predictor, StepRecord, accuracy, register
+from playground.algorithms.base import MetaLearner, Predictor, StepRecord, accuracy, register, support_fit
 from playground.episodes import TaskBatch
 from playground.models import Conv4
 
@@ -89,7 +89,7 @@ class ProtoNet(MetaLearner):
             z = self.encoder(support_x)
             protos = prototypes(z, support_y, n_way)
             logits = self.logits_from_embeddings(z, protos)
-            trace = [StepRecord(0, float(F.cross_entropy(logits, support_y)), float(accuracy(logits, support_y)))]
+            trace = support_fit(F.cross_entropy(logits, support_y), logits, support_y)
         return ProtoPredictor(self, protos, trace)
 
     @torch.no_grad()

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from playground.algorithms.base import StepRecord, accuracy, register
+from playground.algorithms.base import StepRecord, register, support_fit
 from playground.algorithms.protonet import ProtoNet, ProtoPredictor, prototypes
 from playground.episodes import TaskBatch
 
@@ -111,7 +111,7 @@ class ProtoNetSoftKMeans(ProtoNet):
             protos = prototypes(z, support_y, n_way)
             # The support set alone, before any query is seen: ProtoNet's trace.
             logits = self.logits_from_embeddings(z, protos)
-            trace = [StepRecord(0, float(F.cross_entropy(logits, support_y)), float(accuracy(logits, support_y)))]
+            trace = support_fit(F.cross_entropy(logits, support_y), logits, support_y)
         return SoftKMeansPredictor(self, protos, z, support_y, trace)
 
     @torch.no_grad()

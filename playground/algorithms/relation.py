@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from playground.algorithms.base import MetaLearner, Predictor, StepRecord, accuracy, register
+from playground.algorithms.base import MetaLearner, Predictor, StepRecord, accuracy, register, support_fit
 from playground.algorithms.protonet import prototypes
 from playground.episodes import TaskBatch
 
@@ -143,7 +143,7 @@ class RelationNet(MetaLearner):
             logits = self.relation_logits(maps, cmaps)
             target = F.one_hot(support_y, n_way).to(logits.dtype)
             # The support loss is the training objective: MSE of the relation scores to one-hot.
-            trace = [StepRecord(0, float(F.mse_loss(logits.sigmoid(), target)), float(accuracy(logits, support_y)))]
+            trace = support_fit(F.mse_loss(logits.sigmoid(), target), logits, support_y)
         return RelationPredictor(self, cmaps, trace)
 
     @torch.no_grad()

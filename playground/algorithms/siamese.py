@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from playground.algorithms.base import MetaLearner, Predictor, StepRecord, accuracy, register
+from playground.algorithms.base import MetaLearner, Predictor, StepRecord, accuracy, register, support_fit
 from playground.episodes import TaskBatch
 from playground.models import Conv4
 
@@ -131,7 +131,7 @@ class SiameseNet(MetaLearner):
             logits = best_match_logits(pair, support_y, n_way)
             same = support_y.unsqueeze(-1) == support_y.unsqueeze(-2)
             distinct = ~torch.eye(len(support_y), dtype=torch.bool, device=z.device)
-            trace = [StepRecord(0, float(balanced_bce(pair, same, distinct)), float(accuracy(logits, support_y)))]
+            trace = support_fit(balanced_bce(pair, same, distinct), logits, support_y)
         return SiamesePredictor(self, z, support_y, trace)
 
     @torch.no_grad()
