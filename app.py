@@ -7,7 +7,7 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).parent / "pages"))  # the pages' shared modules (ui, canvas)
 
-from ui import current_device, device_choices, load_models, state  # noqa: E402
+from ui import catalogue, chosen_models, current_device, device_choices, load_models, state  # noqa: E402
 
 st.set_page_config(page_title="meta-learning playground", page_icon="✍️", layout="wide")
 state()
@@ -22,11 +22,21 @@ with st.sidebar:
     st.radio("Device", device_choices(), key="device_choice", horizontal=True)
     device = current_device()
     st.caption(f"Running on **{device}**")
-    models = load_models(device)
-    st.markdown("**Pretrained models** (5-way 1-shot, evaluation alphabets)")
-    if not models:
-        st.warning("No models in assets/checkpoints/.")
-    for name, (entry, _) in models.items():
-        st.markdown(f"- `{name}`: {entry.headline(5, 1) or 'not measured'}")
+    names = list(catalogue())
+    if not names:
+        st.warning("No models in assets/checkpoints/. Train one with `python -m playground train`.")
+    # The choice lives in its own state key: a widget's value is dropped by Streamlit on a run
+    # where the widget is not drawn, and the choice must survive every page.
+    st.multiselect(
+        "Models to compare",
+        names,
+        default=chosen_models(),
+        key="model_choice_widget",
+        on_change=lambda: st.session_state.update(model_choice=st.session_state.model_choice_widget),
+        format_func=lambda n: f"{n} ({catalogue()[n].headline(5, 1) or 'not measured'})",
+        help="Each is loaded on first use and shared by every visitor. The figure in brackets is its "
+        "5-way 1-shot accuracy on the evaluation alphabets, from its model card.",
+    )
+    load_models(device)  # load the chosen ones now, so the first click pays nothing
 
 nav.run()

@@ -47,12 +47,12 @@ def main() -> None:
             sampler = TaskSampler(test, n, k, 1, seed=0)
             tasks = [sampler.sample() for _ in range(args.repeats + 3)]
             for name, learner in models.items():
-                steps = args.maml_steps if "test_inner_steps" in learner.config() else None
+                steps = args.maml_steps if any(o.name == "n_steps" for o in learner.adapt_options()) else None
                 adapt, total = [], []
                 for i, t in enumerate(tasks):
                     qx = t.query_x.repeat(args.queries // n + 1, 1, 1, 1)[: args.queries]
                     t0 = time.perf_counter()
-                    r = adapt_and_predict(name, learner, t.support_x, t.support_y, qx, n_steps=steps)
+                    r = adapt_and_predict(name, learner, t.support_x, t.support_y, qx, settings={"n_steps": steps})
                     dt = 1000 * (time.perf_counter() - t0)
                     if i >= 3:  # the first calls warm up allocators and torch.func
                         adapt.append(r.adapt_ms)

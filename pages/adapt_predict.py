@@ -17,6 +17,7 @@ from ui import (
     fresh_key,
     guarded,
     load_models,
+    option_widget,
     reset_inputs,
     show_flash,
     state,
@@ -101,26 +102,24 @@ if st.button("Remove all queries", key="clear_queries"):
 
 st.subheader("2. Adapt")
 models = load_models(current_device())
-maml_defaults = next((m.config() for _, m in models.values() if "test_inner_steps" in m.config()), None)
-c1, c2, c3 = st.columns(3)
-steps = c1.slider(
-    "MAML inner steps", 0, 25, int(maml_defaults["test_inner_steps"]) if maml_defaults else 5, key="steps"
-)
-inner_lr = c2.number_input(
-    "MAML inner learning rate",
-    min_value=0.001,
-    max_value=10.0,
-    value=float(maml_defaults["inner_lr"]) if maml_defaults else 0.4,
-    step=0.05,
-    format="%.3f",
-    key="inner_lr",
-)
-c3.toggle(
-    "First-order",
-    key="first_order",
-    help="First- and second-order MAML differ only in how the initialisation was meta-trained: "
-    "adapting at test time is plain gradient descent either way, so the predictions are identical.",
-)
+if not models:
+    st.warning("Choose at least one model in the sidebar.")
+    st.stop()
+settings: dict[str, dict[str, float]] = {}
+tunable = [(name, learner) for name, (_, learner) in models.items() if learner.adapt_options()]
+if tunable:
+    with st.expander("Test-time settings of the gradient-based models", expanded=False):
+        st.caption(
+            "Each starts at the value its model was meta-trained with. First- and second-order MAML differ "
+            "only in how the initialisation was meta-trained: adapting is plain gradient descent either way."
+        )
+        for name, learner in tunable:
+            cols = st.columns([2] + [3] * len(learner.adapt_options()))
+            cols[0].markdown(f"**{name}**")
+            settings[name] = {
+                o.name: option_widget(col, o, key=f"opt-{name}-{o.name}")
+                for col, o in zip(cols[1:], learner.adapt_options())
+            }
 
 if st.button("Adapt and predict", icon=":material/rocket_launch:", type="primary", key="adapt"):
 
@@ -130,7 +129,7 @@ if st.button("Adapt and predict", icon=":material/rocket_launch:", type="primary
         labels = [q.label for q in ss.queries]
         results = []
         for name, (_, learner) in models.items():
-            results.append(adapt_and_predict(name, learner, support_x, support_y, query_x, labels, steps, inner_lr))
+            results.append(adapt_and_predict(name, learner, support_x, support_y, query_x, labels, settings.get(name)))
         ss.results = {"class_names": list(task.class_names), "results": results, "n_queries": len(ss.queries)}
 
     with st.spinner("Adapting…"):

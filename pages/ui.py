@@ -10,10 +10,11 @@ import numpy as np
 import streamlit as st
 import torch
 
+from playground.algorithms import AdaptOption
 from playground.data.omniglot import omniglot_available
 from playground.imaging import InputError
 from playground.task_io import MAX_CLASSES, UserTask
-from playground.zoo import ModelEntry, shipped_models
+from playground.zoo import ModelEntry, default_selection, shipped_models
 
 MAX_SHOTS = 5  # the app's limit: 1 to 5 examples per class
 
@@ -98,10 +99,30 @@ def add_class(task: UserTask) -> None:
     task.examples.append([])
 
 
-@st.cache_resource(show_spinner="Loading the pretrained models…")
-def load_models(device: str) -> dict[str, tuple[ModelEntry, object]]:
-    """Every shipped model, loaded once per process and device, shared by all sessions (read-only)."""
-    return {m.name: (m, m.load(device)) for m in shipped_models()}
+@st.cache_resource(show_spinner="Loading a pretrained model…")
+def load_model(name: str, device: str):
+    """One shipped model, loaded once per process and device and shared by all sessions (read-only)."""
+    return catalogue()[name].load(device)
+
+
+@st.cache_resource
+def catalogue() -> dict[str, ModelEntry]:
+    """The shipped models by name, with their cards (read once per process)."""
+    return {m.name: m for m in shipped_models()}
+
+
+def chosen_models() -> list[str]:
+    """The models this session compares (the sidebar's choice; the default set until changed)."""
+    names = catalogue()
+    if "model_choice" not in st.session_state:
+        st.session_state.model_choice = default_selection(list(names))
+    return [n for n in st.session_state.model_choice if n in names]
+
+
+def load_models(device: str, names: list[str] | None = None) -> dict[str, tuple[ModelEntry, object]]:
+    """The chosen models (or ``names``), each loaded on first use; cold start loads only the default set."""
+    entries = catalogue()
+    return {n: (entries[n], load_model(n, device)) for n in (chosen_models() if names is None else names)}
 
 
 @st.cache_resource(show_spinner="Loading Omniglot…")
@@ -113,6 +134,23 @@ def load_omniglot_cached():
 
 def omniglot_present() -> bool:
     return omniglot_available()
+
+
+def option_widget(container, option: AdaptOption, key: str) -> float:
+    """A slider for an integer option, a number box for a real one; always within its allowed range."""
+    if option.integer:
+        return container.slider(
+            option.label, int(option.low), int(option.high), int(option.default), key=key, help=option.help
+        )
+    return container.number_input(
+        option.label,
+        min_value=float(option.low),
+        max_value=float(option.high),
+        value=float(option.default),
+        format="%.4g",
+        key=key,
+        help=option.help,
+    )
 
 
 def device_choices() -> list[str]:

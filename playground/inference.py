@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +45,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def adapt_kwargs(learner: MetaLearner, settings: Mapping[str, float]) -> dict[str, float]:
+    """The keywords for ``learner.adapt``: the settings it accepts, each checked against its range."""
+    return {o.name: o.check(settings[o.name]) for o in learner.adapt_options() if settings.get(o.name) is not None}
+
+
 def adapt_and_predict(
     name: str,
     learner: MetaLearner,
@@ -51,15 +57,20 @@ def adapt_and_predict(
     support_y: torch.Tensor,
     query_x: torch.Tensor,
     true_labels: list[int | None] | None = None,
-    n_steps: int | None = None,
-    inner_lr: float | None = None,
+    settings: Mapping[str, float] | None = None,
 ) -> ModelPrediction:
-    """Adapt ``learner`` to the support set (functionally) and predict every query, timing both."""
+    """Adapt ``learner`` to the support set (functionally) and predict every query, timing both.
+
+    ``settings`` are test-time options (`MetaLearner.adapt_options`, e.g. ``n_steps``); each is
+    checked against the learner's allowed range, and those the learner does not have are ignored,
+    so one dict can be passed to every model.
+    """
     labels = list(true_labels) if true_labels is not None else [None] * len(query_x)
+    kwargs = adapt_kwargs(learner, settings or {})
     device = learner.device
     _sync(device)
     t0 = time.perf_counter()
-    predictor = learner.adapt(support_x.to(device), support_y.to(device), n_steps=n_steps, inner_lr=inner_lr)
+    predictor = learner.adapt(support_x.to(device), support_y.to(device), **kwargs)
     _sync(device)
     t1 = time.perf_counter()
     with torch.no_grad():

@@ -40,6 +40,8 @@ class TrainConfig:
     out: str = "runs/latest"
     data_dir: str | None = None
     learner: dict[str, Any] = field(default_factory=dict)  # algorithm hyperparameters
+    init_from: str | None = None  # start from the weights of a checkpoint (same architecture)
+    command: str = ""  # the command line that started the run, for the model card
 
 
 def hardware_description(device: torch.device) -> str:
@@ -138,7 +140,13 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
     learner: MetaLearner = (
         learner_from_checkpoint(ckpt, device) if ckpt else create_learner(cfg.algorithm, **learner_options).to(device)
     )
+    if ckpt is None and cfg.init_from:
+        init_weights(learner, cfg.init_from)
     train_set, val_set = splits.train.to(device), splits.val.to(device)
+    if ckpt is None:
+        # Before the optimizer is made: the hook may add parameters (a classifier over all classes).
+        # A resumed learner got whatever it set up from its checkpoint.
+        learner.prepare_training(train_set)
     sampler = TaskSampler(train_set, train_ways, cfg.shots, cfg.query, seed=cfg.seed)
     scheduler = cosine_schedule(learner.optimizer, cfg.iterations)
     if ckpt is not None:
@@ -214,6 +222,20 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
     return out / "best.pt"
 
 
+def init_weights(learner: MetaLearner, checkpoint: str | Path) -> None:
+    """Copy the weights of ``checkpoint`` into ``learner`` (e.g. fine-tune ProtoNet as soft k-means)."""
+    source = read_checkpoint(checkpoint)
+    own = learner.state_dict()
+    missing = sorted(set(own) - set(source.state_dict))
+    wrong = sorted(k for k in own if k in source.state_dict and source.state_dict[k].shape != own[k].shape)
+    if missing or wrong:
+        raise ValueError(
+            f"--init-from {checkpoint}: its {source.algorithm} weights do not fit {learner.name} "
+            f"(missing {missing[:5]}, different shape {wrong[:5]})"
+        )
+    learner.load_state_dict({k: source.state_dict[k] for k in own})
+
+
 def make_card(checkpoint_path: Path, results: list[dict], device: torch.device, note: str = "") -> dict:
     """A model card for a trained checkpoint: config, protocol, budget, hardware, results."""
     ckpt = read_checkpoint(checkpoint_path)
@@ -229,6 +251,7 @@ def make_card(checkpoint_path: Path, results: list[dict], device: torch.device, 
             "seconds": round(ckpt.training.get("train_seconds", 0.0), 1),
             "train_config": tc,
             "hardware": ckpt.training.get("hardware", ""),
+            "command": tc.get("command", ""),
         },
         "evaluation": {
             "split": "test (meta-test classes of the protocol)",

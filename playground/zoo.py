@@ -44,6 +44,17 @@ def warm_up(learner: MetaLearner) -> None:
     learner.adapt(x, torch.tensor([0, 0, 1, 1], device=learner.device), n_steps=1).predict_proba(x)
 
 
+# What the app compares until a person picks others: one metric learner, one gradient-based learner
+# and the simplest baseline, so the cold start loads three small models, not every one shipped.
+DEFAULT_SELECTION = ("protonet_lake", "maml_lake", "pixel_nn")
+
+
+def default_selection(names: list[str]) -> list[str]:
+    """The default models among ``names``; the first three names when none of them is shipped."""
+    chosen = [n for n in DEFAULT_SELECTION if n in names]
+    return chosen or names[:3]
+
+
 def shipped_models(directory: str | Path = CHECKPOINT_DIR) -> list[ModelEntry]:
     directory = Path(directory)
     return [ModelEntry(p.stem, p, read_card(p)) for p in sorted(directory.glob("*.pt"))]

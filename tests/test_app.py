@@ -228,10 +228,38 @@ def test_extreme_inner_lr_keeps_the_shared_model_unchanged():
 
     maml = next(m for _, m in load_models("cpu").values() if m.name == "maml")
     before = {k: v.clone() for k, v in maml.state_dict().items()}
-    at.number_input(key="inner_lr").set_value(10.0)
-    at.slider(key="steps").set_value(25)
+    lr = at.number_input(key="opt-maml_lake-inner_lr")
+    lr.set_value(lr.max)  # the top of the allowed range: ten times the meta-trained rate
+    at.slider(key="opt-maml_lake-n_steps").set_value(25)
     at.run()
     at.button(key="adapt").click().run()
     assert not at.exception
     assert at.session_state["results"] is not None
     assert all(torch.equal(before[k], v) for k, v in maml.state_dict().items())
+
+
+def test_model_choice_and_per_model_settings_reach_the_predictions():
+    at = new_app()
+    at.multiselect(key="model_choice_widget").set_value(["maml_lake", "pixel_nn"]).run()
+    upload(at, 0, [("bar.png", glyph(0), "image/png")])
+    upload(at, 1, [("cross.png", glyph(1), "image/png")])
+    upload(at, 2, [("ring.png", glyph(2), "image/png")])
+    at.switch_page("pages/adapt_predict.py").run()
+    nonce = at.session_state["nonce"]
+    at.file_uploader(key=f"q_upload-{nonce}").set_value(("q.png", glyph(2, 6), "image/png"))
+    at.run()
+    at.button(key="add_q_uploads").click().run()
+    assert not at.exception
+    # Only gradient-based models get test-time settings; ProtoNet, now unchosen, is not run.
+    assert at.slider(key="opt-maml_lake-n_steps").value == 2  # what calibrate-steps chose, from the card
+    assert not [w for w in at.slider if (w.key or "").startswith("opt-pixel_nn")]
+    at.slider(key="opt-maml_lake-n_steps").set_value(7)
+    at.button(key="adapt").click().run()
+    assert not at.exception
+    results = {r.model: r for r in at.session_state["results"]["results"]}
+    assert set(results) == {"maml_lake", "pixel_nn"}
+    assert len(results["maml_lake"].trace) == 8  # the loss before each of 7 steps, and after the last
+    # Choosing no model at all says what to do instead of failing.
+    at.session_state["model_choice"] = []
+    at.run()
+    assert not at.exception and "Choose at least one model" in " ".join(w.value for w in at.warning)

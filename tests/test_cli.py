@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from playground.cli import main
 
@@ -89,6 +90,9 @@ def test_train_resume_evaluate_end_to_end(omniglot, tmp_path):
     assert "5-way 1-shot, 10 episodes:" in r.stdout and "±" in r.stdout
     card = json.loads((out / "best.json").read_text())
     assert {(x["n_way"], x["k_shot"]) for x in card["evaluation"]["results"]} == {(5, 1), (20, 1)}
+    # The card says how the model was made: the command that trained it, every flag included.
+    assert card["training"]["command"].startswith("python -m playground train --algorithm protonet")
+    assert "--iterations 2" in card["training"]["command"]  # the run that made best.pt (iteration 2)
     r = run_cli("lake-runs", str(out / "best.pt"))
     assert r.returncode == 0, r.stderr
     assert "people" in r.stdout and "4.5% error" in r.stdout
@@ -141,3 +145,29 @@ def test_set_passes_any_hyperparameter_and_refuses_unknown_ones(capsys):
     assert main(["train", "--algorithm", "protonet", "--set", "bogus=1"]) == 2
     err = capsys.readouterr().err
     assert "--set bogus does not apply to --algorithm protonet" in err and "metric" in err
+
+
+@pytest.mark.omniglot
+def test_init_from_starts_a_compatible_learner_from_a_checkpoint(omniglot, tmp_path):
+    from playground.checkpoints import read_checkpoint
+
+    source = tmp_path / "proto"
+    flags = ["--ways", "5", "--query", "2", "--meta-batch", "1", "--val-episodes", "5", "--device", "cpu"]
+    assert (
+        run_cli("train", "--algorithm", "protonet", *flags, "--iterations", "3", "--out", str(source)).returncode == 0
+    )
+    proto = read_checkpoint(source / "last.pt").state_dict
+    # Soft k-means has ProtoNet's weights: it starts exactly from them (one step at a tiny lr moves them little).
+    out = tmp_path / "softkm"
+    r = run_cli(
+        "train", "--algorithm", "protonet-softkmeans", *flags, "--iterations", "1", "--outer-lr", "1e-9",
+        "--init-from", str(source / "last.pt"), "--out", str(out),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    tuned = read_checkpoint(out / "last.pt").state_dict
+    conv = next(k for k in proto if k.endswith("weight") and proto[k].ndim == 4)
+    assert torch.allclose(tuned[conv], proto[conv], atol=1e-6)
+    # MAML's weights are not ProtoNet's: refused with a message naming both.
+    r = run_cli("train", "--algorithm", "maml", *flags, "--iterations", "1", "--init-from", str(source / "last.pt"),
+                "--out", str(tmp_path / "m"))  # fmt: skip
+    assert r.returncode == 2 and "do not fit maml" in r.stderr

@@ -28,6 +28,6 @@ def test_diverged_adaptation_is_reported_not_raised(glyphs_test):
     with torch.no_grad():
         learner.head_bias.fill_(float("nan"))  # a broken model: every loss is NaN
     task = TaskSampler(glyphs_test, 3, 1, 1, seed=0).sample()
-    r = adapt_and_predict("m", learner, task.support_x, task.support_y, task.query_x, n_steps=2)
+    r = adapt_and_predict("m", learner, task.support_x, task.support_y, task.query_x, settings={"n_steps": 2})
     assert r.error and "diverged" in r.error
     assert r.predicted == [] and r.accuracy is None

@@ -6,7 +6,7 @@ import importlib
 import pkgutil
 from typing import Any
 
-from playground.algorithms.base import REGISTRY, MetaLearner, Predictor, StepRecord, StepStats, register
+from playground.algorithms.base import REGISTRY, AdaptOption, MetaLearner, Predictor, StepRecord, StepStats, register
 
 _SKIP = {"base"}
 
@@ -39,6 +39,7 @@ def create_learner(algorithm: str, **config: Any) -> MetaLearner:
 
 
 __all__ = [
+    "AdaptOption",
     "MetaLearner",
     "Predictor",
     "StepRecord",

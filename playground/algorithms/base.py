@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from playground.data.protocols import ClassDataset
 from playground.episodes import TaskBatch
 
 
@@ -47,6 +48,25 @@ class Predictor(ABC):
     def embed(self, x: torch.Tensor) -> torch.Tensor | None:
         """The embedding the decision is made in, where the algorithm has one."""
         return None
+
+
+@dataclass(frozen=True)
+class AdaptOption:
+    """A test-time setting a person may change before `adapt` (a keyword of `adapt`), with its range."""
+
+    name: str  # the keyword of `adapt`: "n_steps" or "inner_lr"
+    label: str
+    default: float
+    low: float
+    high: float
+    integer: bool = False
+    help: str = ""
+
+    def check(self, value: float) -> float:
+        """``value`` if it lies in the allowed range; otherwise a ValueError that names the range."""
+        if not (self.low <= value <= self.high):
+            raise ValueError(f"{self.label} must be between {self.low:g} and {self.high:g} (got {value:g})")
+        return int(value) if self.integer else float(value)
 
 
 @dataclass
@@ -110,6 +130,15 @@ class MetaLearner(nn.Module, ABC):
     def meta_loss(self, tasks: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean query loss (differentiable w.r.t. the meta-parameters) and query accuracy."""
 
+    def prepare_training(self, train_set: ClassDataset) -> None:
+        """Hook: called once by `playground.training.train` on a fresh learner, before its optimizer
+        is made and before the first `meta_train_step`, with the whole meta-training set.
+
+        For learners that must see the training set up front, e.g. to size a classifier over all
+        its classes. Not called when a run resumes, so whatever it sets up must be restored from
+        the checkpoint (config and state dict). The default does nothing.
+        """
+
     def meta_train_step(self, tasks: TaskBatch, grad_hook=None) -> StepStats:
         """One outer update on a batch of tasks. ``grad_hook`` runs between backward and step."""
         self.train()
@@ -138,6 +167,10 @@ class MetaLearner(nn.Module, ABC):
         ``n_steps`` and ``inner_lr`` override the gradient-based learners' test-time inner
         loop; learners without an inner loop ignore them.
         """
+
+    def adapt_options(self) -> list[AdaptOption]:
+        """The test-time settings `adapt` accepts for this learner (none for learners without an inner loop)."""
+        return []
 
     def check_support(self, support_x: torch.Tensor, support_y: torch.Tensor) -> int:
         """Validate a support set; returns its number of classes."""

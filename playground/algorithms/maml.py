@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from playground.algorithms.base import MetaLearner, Predictor, StepRecord, register
+from playground.algorithms.base import AdaptOption, MetaLearner, Predictor, StepRecord, register
 from playground.episodes import TaskBatch
 from playground.models import Conv4
 
@@ -203,6 +203,29 @@ class MAML(MetaLearner):
         return losses.mean(), accs.mean()
 
     # -- adaptation ------------------------------------------------------------------------------
+    def adapt_options(self) -> list[AdaptOption]:
+        """Inner steps and learning rate, around the values the learner was meta-trained with."""
+        lr = float(self.inner_lr)
+        return [
+            AdaptOption(
+                "n_steps",
+                "inner steps",
+                self.test_inner_steps,
+                0,
+                max(25, 2 * self.test_inner_steps),
+                integer=True,
+                help="gradient steps on the support set before predicting",
+            ),
+            AdaptOption(
+                "inner_lr",
+                "inner learning rate",
+                lr,
+                lr / 100,
+                lr * 10,
+                help=f"step size of the inner loop ({lr:g} is what it was meta-trained with)",
+            ),
+        ]
+
     def adapt(
         self,
         support_x: torch.Tensor,

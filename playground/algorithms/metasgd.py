@@ -21,10 +21,12 @@ the learned rates are used as they are.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
-from playground.algorithms.base import register
+from playground.algorithms.base import AdaptOption, register
 from playground.algorithms.maml import MAML, Params
 
 RATE = "rate."
@@ -69,6 +71,11 @@ class MetaSGD(MAML):
 
     def inner_keys(self, fast: Params) -> list[str]:
         return [k for k in super().inner_keys(fast) if not k.startswith(RATE)]
+
+    def adapt_options(self) -> list[AdaptOption]:
+        steps, lr = super().adapt_options()
+        help = f"{lr.default:g} uses the learned per-parameter rates; other values scale all of them alike"
+        return [steps, replace(lr, label="inner learning rate (scale)", help=help)]
 
     def inner_update(self, fast: Params, grads: Params, step: int, lr: float | None = None) -> Params:
         """``w - scale * alpha_w * grad``; ``scale = lr / inner_lr`` when ``lr`` is given, else 1."""
