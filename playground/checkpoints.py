@@ -54,6 +54,17 @@ def save_checkpoint(path: str | Path, learner: MetaLearner, training: dict | Non
     return path
 
 
+def export_for_inference(source: str | Path, target: str | Path) -> Path:
+    """A copy of a training checkpoint without what only resuming needs (optimizer, sampler, RNG state).
+
+    Shipped models stay small; the training record and config, which the model card reads, are kept.
+    """
+    ckpt = read_checkpoint(source)
+    learner = learner_from_checkpoint(ckpt, "cpu")
+    keep = {k: ckpt.extra[k] for k in ("train_config",) if k in ckpt.extra}
+    return save_checkpoint(target, learner, training=ckpt.training, **keep)
+
+
 def read_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():

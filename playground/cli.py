@@ -135,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="the README's results table, from the model cards (no computation)")
     rp.add_argument("--dir", default=None, help="checkpoint folder (default assets/checkpoints)")
 
+    sh = sub.add_parser("ship", help="copy a trained checkpoint without its resume state (optimizer, RNG), to ship")
+    sh.add_argument("checkpoint")
+    sh.add_argument("target", help="e.g. assets/checkpoints/NAME.pt")
+
     d = sub.add_parser("download", help="fetch Omniglot with torchvision (needs internet)")
     d.add_argument("--data-dir", default="data/omniglot")
 
@@ -323,6 +327,13 @@ def results_table(entries) -> str:
     return "\n".join(lines)
 
 
+def cmd_ship(args: argparse.Namespace) -> None:
+    from playground.checkpoints import export_for_inference
+
+    path = export_for_inference(args.checkpoint, args.target)
+    print(f"{path}: {path.stat().st_size / 1e6:.2f} MB")
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from playground.zoo import CHECKPOINT_DIR, shipped_models
 
@@ -389,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             "lake-runs": cmd_lake_runs,
             "calibrate-steps": cmd_calibrate_steps,
             "report": cmd_report,
+            "ship": cmd_ship,
             "download": cmd_download,
             "sinusoid": cmd_sinusoid,
         }[args.command](args)

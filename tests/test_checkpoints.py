@@ -76,3 +76,29 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     torch.save(payload, path)
     with pytest.raises(CheckpointError):
         load_learner(path)
+
+
+def test_export_for_inference_drops_resume_state_and_keeps_predictions(tmp_path, glyphs_test):
+    from playground.checkpoints import export_for_inference
+
+    torch.manual_seed(0)
+    learner = create_learner("protonet", hidden=16)
+    sampler = TaskSampler(glyphs_test, 5, 1, 2, seed=0)
+    learner.meta_train_step(sampler.sample_batch(2))
+    full = save_checkpoint(
+        tmp_path / "full.pt",
+        learner,
+        training={"iteration": 1},
+        optimizer=learner.optimizer.state_dict(),
+        sampler=sampler.state_dict(),
+        train_config={"algorithm": "protonet"},
+    )
+    slim = export_for_inference(full, tmp_path / "slim.pt")
+    ckpt = read_checkpoint(slim)
+    assert ckpt.optimizer is None and "sampler" not in ckpt.extra
+    assert ckpt.training == {"iteration": 1} and ckpt.extra["train_config"] == {"algorithm": "protonet"}
+    assert slim.stat().st_size < 0.6 * full.stat().st_size  # Adam's two moments per weight are gone
+    task = sampler.sample()
+    a = learner.adapt(task.support_x, task.support_y).predict_proba(task.query_x)
+    b = load_learner(slim).adapt(task.support_x, task.support_y).predict_proba(task.query_x)
+    assert torch.equal(a, b)
