@@ -253,17 +253,20 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 flush=True,
             )
             results.append({**res.as_dict(), "protocol": protocol, "split": args.split, "seed": args.seed})
+            if args.card:  # after every setting, so an interrupted evaluation keeps what it measured
+                path = _card_with(args.checkpoint, results, device)
     if args.card:
-        card = read_card(args.checkpoint) or make_card(Path(args.checkpoint), [], device)
-        kept = [
-            r
-            for r in card["evaluation"]["results"]
-            if (r["n_way"], r["k_shot"], r.get("protocol"))
-            not in {(x["n_way"], x["k_shot"], x["protocol"]) for x in results}
-        ]
-        card["evaluation"]["results"] = sorted(kept + results, key=lambda r: (r["n_way"], r["k_shot"]))
-        card["evaluation"]["device"] = hardware_description(device)
-        print(f"model card: {write_card(args.checkpoint, card)}")
+        print(f"model card: {path}")
+
+
+def _card_with(checkpoint: str, results: list[dict], device) -> Path:
+    """Write ``results`` into the checkpoint's model card, replacing earlier figures for the same settings."""
+    card = read_card(checkpoint) or make_card(Path(checkpoint), [], device)
+    new = {(x["n_way"], x["k_shot"], x["protocol"]) for x in results}
+    kept = [r for r in card["evaluation"]["results"] if (r["n_way"], r["k_shot"], r.get("protocol")) not in new]
+    card["evaluation"]["results"] = sorted(kept + results, key=lambda r: (r["n_way"], r["k_shot"]))
+    card["evaluation"]["device"] = hardware_description(device)
+    return write_card(checkpoint, card)
 
 
 def cmd_lake_runs(args: argparse.Namespace) -> None:
