@@ -172,6 +172,16 @@ class MetaLearner(nn.Module, ABC):
         """The test-time settings `adapt` accepts for this learner (none for learners without an inner loop)."""
         return []
 
+    def inner_settings(self, n_steps: int | None, inner_lr: float | None) -> tuple[int, float]:
+        """`adapt`'s inner steps and learning rate (the learner's own where not given), checked."""
+        steps = self.test_inner_steps if n_steps is None else n_steps
+        lr = self.inner_lr if inner_lr is None else inner_lr
+        if steps < 0:
+            raise ValueError(f"n_steps must be >= 0 (got {steps})")
+        if not 0 < lr < float("inf"):
+            raise ValueError(f"inner_lr must be a positive finite number (got {lr})")
+        return steps, lr
+
     def check_support(self, support_x: torch.Tensor, support_y: torch.Tensor) -> int:
         """Validate a support set; returns its number of classes."""
         if support_x.ndim != 4 or support_x.shape[1:] != (1, 28, 28):

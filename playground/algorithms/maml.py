@@ -234,11 +234,7 @@ class MAML(MetaLearner):
         inner_lr: float | None = None,
     ) -> FunctionalPredictor:
         n_way = self.check_support(support_x, support_y)
-        steps = self.test_inner_steps if n_steps is None else n_steps
-        if steps < 0:
-            raise ValueError(f"n_steps must be >= 0 (got {steps})")
-        if inner_lr is not None and not (inner_lr > 0 and inner_lr < float("inf")):
-            raise ValueError(f"inner_lr must be a positive finite number (got {inner_lr})")
+        steps, _ = self.inner_settings(n_steps, inner_lr)  # None stays None below: subclasses read it
         support_x, support_y = support_x.to(self.device), support_y.to(self.device)
         trace: list[StepRecord] = []
 

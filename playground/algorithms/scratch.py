@@ -165,12 +165,7 @@ class Scratch(MetaLearner):
         inner_lr: float | None = None,
     ) -> ScratchPredictor:
         n_way = self.check_support(support_x, support_y)
-        steps = self.test_inner_steps if n_steps is None else n_steps
-        lr = self.inner_lr if inner_lr is None else inner_lr
-        if steps < 0:
-            raise ValueError(f"n_steps must be >= 0 (got {steps})")
-        if not 0 < lr < float("inf"):
-            raise ValueError(f"inner_lr must be a positive finite number (got {lr})")
+        steps, lr = self.inner_settings(n_steps, inner_lr)
         support_x, support_y = support_x.to(self.device), support_y.to(self.device)
         weights, stats, trace = self.fit(support_x, support_y, n_way, steps, lr)
         return ScratchPredictor(self, weights, stats, n_way, trace)
