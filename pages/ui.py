@@ -162,3 +162,62 @@ def current_device() -> str:
     if choice == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return choice
+
+
+def require_task() -> tuple[torch.Tensor, torch.Tensor, list[str], torch.Tensor, list[int | None]]:
+    """The current task as tensors (support x, y, class names, query x, query labels), or stop the
+    page with a pointer to the build page when the task is not ready."""
+    from playground.imaging import to_tensor
+
+    ss = state()
+    problems = ss.task.problems()
+    if problems:
+        st.warning("Finish the task first:\n" + "\n".join(f"- {p}" for p in problems))
+        st.page_link("pages/build_task.py", label="Go to Build a task", icon="✏️")
+        st.stop()
+    support_x, support_y, names = ss.task.support()
+    query_x = to_tensor([q.image for q in ss.queries]) if ss.queries else torch.zeros(0, 1, 28, 28)
+    return support_x, support_y, names, query_x, [q.label for q in ss.queries]
+
+
+def short_names(names: list[str], width: int = 18) -> list[str]:
+    """Class names cut to fit a chart's axis, kept distinct."""
+    out = []
+    for i, n in enumerate(names):
+        s = n if len(n) <= width else n[: width - 1] + "…"
+        out.append(s if s not in out else f"{s} ({i + 1})")
+    return out
+
+
+def digest(*parts) -> str:
+    """A short fingerprint of tensors, arrays and plain values (for caching what a page computed)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for p in parts:
+        if isinstance(p, torch.Tensor):
+            p = p.detach().cpu().numpy()
+        h.update(np.ascontiguousarray(p).tobytes() if isinstance(p, np.ndarray) else repr(p).encode())
+    return h.hexdigest()[:16]
+
+
+def remembered(key: str, compute: Callable[[], object], keep: int = 8):
+    """``compute()`` once per key in this session (a rerun that changes nothing recomputes nothing)."""
+    memo = st.session_state.setdefault("memo", {})
+    if key not in memo:
+        memo[key] = compute()
+        while len(memo) > keep:
+            memo.pop(next(iter(memo)))
+    return memo[key]
+
+
+def attempt(compute: Callable[[], object], what: str):
+    """``compute()``, or None with a clear message in the page (never a traceback)."""
+    try:
+        return compute()
+    except ValueError as exc:
+        st.error(f"{what}: {exc}")
+    except Exception as exc:  # a bug must not take the page down
+        traceback.print_exc()
+        st.error(f"{what} failed unexpectedly ({type(exc).__name__}: {exc}).")
+    return None

@@ -54,3 +54,71 @@ def adaptation_curve(trace: list[StepRecord], title: str = "MAML adaptation on t
         legend=dict(orientation="h", y=-0.25),
     )
     return fig
+
+
+def score_bars(
+    models: list[str],
+    values: list[float],
+    title: str,
+    axis_title: str,
+    errors: list[float] | None = None,
+    percent: bool = True,
+    reference: tuple[float, str] | None = None,
+) -> go.Figure:
+    """One horizontal bar per model (best at the top), optional error bars and a reference line."""
+    scale = 100 if percent else 1
+    order = sorted(range(len(models)), key=lambda i: values[i], reverse=percent)
+    fig = go.Figure(
+        go.Bar(
+            x=[scale * values[i] for i in order],
+            y=[models[i] for i in order],
+            orientation="h",
+            marker_color="#4B6BFB",
+            error_x=None
+            if errors is None
+            else dict(type="data", array=[scale * errors[i] for i in order], color="#333", thickness=1.5),
+            text=[
+                f"{scale * values[i]:.1f}" + ("" if errors is None else f" ± {scale * errors[i]:.1f}") for i in order
+            ],
+            textposition="inside" if percent else "outside",
+            insidetextanchor="start",
+            hovertemplate="%{y}: %{text}<extra></extra>",
+        )
+    )
+    if reference is not None:
+        fig.add_vline(x=scale * reference[0], line_dash="dash", line_color="#D62728", annotation_text=reference[1])
+    fig.update_layout(
+        title=title,
+        height=max(200, 32 * len(models) + 110),
+        margin=dict(l=10, r=30, t=40, b=10),
+        xaxis=dict(title=axis_title, range=[0, 100] if percent else None, rangemode="tozero"),
+        yaxis=dict(autorange="reversed"),
+        showlegend=False,
+    )
+    return fig
+
+
+def accuracy_curves(
+    series: dict[str, tuple[list[int], list[float], list[float]]], x_title: str, title: str
+) -> go.Figure:
+    """Accuracy with 95% CI error bars for each model: ``series[name] = (x, means, cis)``."""
+    fig = go.Figure()
+    for name, (x, means, cis) in series.items():
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=[100 * m for m in means],
+                error_y=dict(type="data", array=[100 * c for c in cis], thickness=1),
+                mode="lines+markers",
+                name=name,
+            )
+        )
+    fig.update_layout(
+        title=title,
+        height=380,
+        margin=dict(l=10, r=10, t=40, b=10),
+        xaxis=dict(title=x_title, dtick=1),
+        yaxis=dict(title="accuracy (%)", range=[0, 101]),
+        legend=dict(orientation="h", y=-0.2),
+    )
+    return fig

@@ -49,3 +49,15 @@ def sample_user_task(
             labels.append(label)
     perm = rng.permutation(len(queries))  # shuffled, so the answers are not in class order
     return SampledTask(UserTask(names, examples), [queries[i] for i in perm], [labels[i] for i in perm], alphabet)
+
+
+def sample_distractors(data: Omniglot, n: int, seed: int = 0, exclude: set[str] | None = None) -> list[np.ndarray]:
+    """One drawing each of ``n`` random evaluation characters (not those named in ``exclude``), for context."""
+    idx = data.indices("images_evaluation", None)
+    names = [f"{data.alphabets[c]} {data.characters[c].replace('character', '#')}" for c in idx]
+    pool = [c for c, name in zip(idx, names) if name not in (exclude or set())]
+    if not 0 <= n <= len(pool):
+        raise ValueError(f"distractors must be between 0 and {len(pool)} (got {n})")
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(pool, size=n, replace=False)
+    return [data.images[c, rng.integers(data.images.shape[1])].copy() for c in chosen]

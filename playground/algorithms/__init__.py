@@ -6,7 +6,16 @@ import importlib
 import pkgutil
 from typing import Any
 
-from playground.algorithms.base import REGISTRY, AdaptOption, MetaLearner, Predictor, StepRecord, StepStats, register
+from playground.algorithms.base import (
+    REGISTRY,
+    AdaptOption,
+    DecisionMatrix,
+    MetaLearner,
+    Predictor,
+    StepRecord,
+    StepStats,
+    register,
+)
 
 _SKIP = {"base"}
 
@@ -40,6 +49,7 @@ def create_learner(algorithm: str, **config: Any) -> MetaLearner:
 
 __all__ = [
     "AdaptOption",
+    "DecisionMatrix",
     "MetaLearner",
     "Predictor",
     "StepRecord",

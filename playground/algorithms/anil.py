@@ -11,14 +11,12 @@ Everything else (the head options, batch norm ``bn``, `adapt` and its predictor)
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch.func import grad
 
 from playground.algorithms.base import register
-from playground.algorithms.maml import MAML, Params
+from playground.algorithms.maml import MAML, OnStep, Params
 
 
 def _head_loss(head: Params, features: torch.Tensor, y: torch.Tensor):
@@ -45,7 +43,7 @@ class ANIL(MAML):
         y: torch.Tensor,
         steps: int,
         first_order: bool,
-        on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+        on_step: OnStep | None = None,
         lr: float | None = None,
     ) -> Params:
         """MAML's loop on the head, with the support features computed once (the body does not change)."""
@@ -57,7 +55,7 @@ class ANIL(MAML):
             head = {k: fast[k] for k in keys}
             grads, (loss, acc) = grad(_head_loss, has_aux=True)(head, features, y)
             if on_step is not None:
-                on_step(step, loss, acc)
+                on_step(step, loss, acc, fast)
             if first_order:
                 grads = {k: g.detach() for k, g in grads.items()}
             fast = self.inner_update(fast, grads, step, lr)

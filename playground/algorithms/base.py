@@ -29,6 +29,16 @@ def support_fit(loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> li
     return [StepRecord(0, float(loss), float((logits.argmax(-1) == y).float().mean()))]
 
 
+@dataclass
+class DecisionMatrix:
+    """One view of how a predictor decides: a value for each (image, class) or (image, support image)."""
+
+    title: str
+    values: torch.Tensor  # [n_images, n_columns]
+    columns: str  # "class" or "support": what the columns are
+    unit: str  # what a value is, e.g. "probability", "squared distance"
+
+
 class Predictor(ABC):
     """What `MetaLearner.adapt` returns: a classifier for one task, fixed after adaptation."""
 
@@ -48,6 +58,18 @@ class Predictor(ABC):
     def embed(self, x: torch.Tensor) -> torch.Tensor | None:
         """The embedding the decision is made in, where the algorithm has one."""
         return None
+
+    def prototypes_for(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The class points [n_way, d] in `embed`'s space that the images x are compared with,
+        where the algorithm has them (ProtoNet's prototypes); None otherwise."""
+        return None
+
+    def decisions(self, x: torch.Tensor) -> list[DecisionMatrix]:
+        """What the decision on images x is made from: class probabilities for every predictor,
+        plus whatever the algorithm adds (distances to prototypes, attention over the support)."""
+        with torch.no_grad():
+            proba = self.predict_proba(x)
+        return [DecisionMatrix("class probabilities", proba, "class", "probability")]
 
 
 @dataclass(frozen=True)
@@ -167,6 +189,17 @@ class MetaLearner(nn.Module, ABC):
         ``n_steps`` and ``inner_lr`` override the gradient-based learners' test-time inner
         loop; learners without an inner loop ignore them.
         """
+
+    def adapt_steps(
+        self, support_x: torch.Tensor, support_y: torch.Tensor, max_steps: int, inner_lr: float | None = None
+    ) -> list[Predictor]:
+        """The predictors after 0, 1, ..., ``max_steps`` inner steps (learners with an ``n_steps`` option).
+
+        This default adapts afresh for each count; a learner whose inner loop can hand out its
+        weights after every step overrides it to run the loop once.
+        """
+        kwargs = {} if inner_lr is None else {"inner_lr": inner_lr}
+        return [self.adapt(support_x, support_y, n_steps=k, **kwargs) for k in range(max_steps + 1)]
 
     def adapt_options(self) -> list[AdaptOption]:
         """The test-time settings `adapt` accepts for this learner (none for learners without an inner loop)."""

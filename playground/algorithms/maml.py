@@ -40,6 +40,8 @@ from playground.episodes import TaskBatch
 from playground.models import Conv4
 
 Params = dict[str, torch.Tensor]
+# Called before each inner update with the step, the support loss and accuracy, and the weights they were measured at.
+OnStep = Callable[[int, torch.Tensor, torch.Tensor, Params], None]
 HEADS = ("shared", "per_class")
 TASK_BATCHING = ("auto", "loop", "vmap")
 BATCH_NORM = ("transductive", "per_example")
@@ -152,7 +154,7 @@ class MAML(MetaLearner):
         y: torch.Tensor,
         steps: int,
         first_order: bool,
-        on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+        on_step: OnStep | None = None,
         lr: float | None = None,
     ) -> Params:
         """``steps`` SGD steps on the support loss; returns new fast weights."""
@@ -162,7 +164,7 @@ class MAML(MetaLearner):
             frozen = {k: v for k, v in fast.items() if k not in adapted}
             grads, (loss, acc) = grad(self._support_loss, has_aux=True)(adapted, frozen, x, y)
             if on_step is not None:
-                on_step(step, loss, acc)
+                on_step(step, loss, acc, fast)
             if first_order:
                 grads = {k: g.detach() for k, g in grads.items()}
             fast = self.inner_update(fast, grads, step, lr)
@@ -233,13 +235,32 @@ class MAML(MetaLearner):
         n_steps: int | None = None,
         inner_lr: float | None = None,
     ) -> FunctionalPredictor:
+        return self._adapt(support_x, support_y, n_steps, inner_lr, every_step=False)[-1]
+
+    def adapt_steps(
+        self, support_x: torch.Tensor, support_y: torch.Tensor, max_steps: int, inner_lr: float | None = None
+    ) -> list[FunctionalPredictor]:
+        """The predictors after 0, 1, ..., ``max_steps`` inner steps, from one run of the inner loop."""
+        return self._adapt(support_x, support_y, max_steps, inner_lr, every_step=True)
+
+    def _adapt(
+        self,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        n_steps: int | None,
+        inner_lr: float | None,
+        every_step: bool,
+    ) -> list[FunctionalPredictor]:
         n_way = self.check_support(support_x, support_y)
         steps, _ = self.inner_settings(n_steps, inner_lr)  # None stays None below: subclasses read it
         support_x, support_y = support_x.to(self.device), support_y.to(self.device)
         trace: list[StepRecord] = []
+        snapshots: list[Params] = []
 
-        def record(step: int, loss: torch.Tensor, acc: torch.Tensor) -> None:
+        def record(step: int, loss: torch.Tensor, acc: torch.Tensor, fast: Params) -> None:
             trace.append(StepRecord(step, float(loss), float(acc)))
+            if every_step:
+                snapshots.append({k: v.detach() for k, v in fast.items()})
 
         # Detached leaves: gradients w.r.t. these never reach the meta-parameters' .grad.
         fast0 = {k: v.detach() for k, v in self.initial_fast_weights(n_way).items()}
@@ -248,8 +269,11 @@ class MAML(MetaLearner):
         fast = {k: v.detach() for k, v in fast.items()}
         with torch.no_grad():
             logits = self.forward_fast(fast, support_x)
-            record(steps, F.cross_entropy(logits, support_y), (logits.argmax(-1) == support_y).float().mean())
-        return FunctionalPredictor(self, fast, support_x, trace)
+            record(steps, F.cross_entropy(logits, support_y), (logits.argmax(-1) == support_y).float().mean(), fast)
+        if not every_step:
+            return [FunctionalPredictor(self, fast, support_x, trace)]
+        # Snapshot k holds the weights after k steps; its trace is the loop's first k + 1 records.
+        return [FunctionalPredictor(self, w, support_x, trace[: k + 1]) for k, w in enumerate(snapshots)]
 
     def episode_accuracies(self, tasks: TaskBatch, n_steps: int | None = None) -> torch.Tensor:
         steps = self.test_inner_steps if n_steps is None else n_steps

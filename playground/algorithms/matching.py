@@ -31,7 +31,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from playground.algorithms.base import MetaLearner, Predictor, StepRecord, accuracy, register, support_fit
+from playground.algorithms.base import (
+    DecisionMatrix,
+    MetaLearner,
+    Predictor,
+    StepRecord,
+    accuracy,
+    register,
+    support_fit,
+)
 from playground.episodes import TaskBatch
 from playground.models import Conv4
 
@@ -64,6 +72,11 @@ class MatchingPredictor(Predictor):
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """Attention of each image on each support image [n, n_support]; rows sum to 1."""
         return self.learner.attention_logits(self.embed(x), self.support_g).softmax(-1)
+
+    def decisions(self, x: torch.Tensor) -> list[DecisionMatrix]:
+        return super().decisions(x) + [
+            DecisionMatrix("attention on each support image", self.attention(x), "support", "attention")
+        ]
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:

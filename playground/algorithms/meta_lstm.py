@@ -52,7 +52,6 @@ after the last) are MAML's.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -61,7 +60,7 @@ from torch import nn
 from torch.func import grad
 
 from playground.algorithms.base import StepStats, register
-from playground.algorithms.maml import MAML, Params
+from playground.algorithms.maml import MAML, OnStep, Params
 from playground.episodes import TaskBatch
 
 if TYPE_CHECKING:
@@ -192,7 +191,7 @@ class MetaLSTM(MAML):
         y: torch.Tensor,
         steps: int,
         first_order: bool,
-        on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+        on_step: OnStep | None = None,
         lr: float | None = None,
     ) -> Params:
         """``steps`` LSTM updates of the learner's weights on the support loss; returns them (no ``lstm.`` keys)."""
@@ -215,7 +214,7 @@ class MetaLSTM(MAML):
                 current = {k: v.detach() for k, v in current.items()}
             grads, (loss, acc) = grad(self._support_loss, has_aux=True)(current, {}, x, y)
             if on_step is not None:
-                on_step(step, loss, acc)
+                on_step(step, loss, acc, current)
             g = torch.cat([grads[k].reshape(-1) for k in keys])
             theta, state = self.lstm_step(lstm, theta, g, loss, state, scale)
         return dict(zip(keys, (t.reshape(s) for t, s in zip(theta.split(sizes), shapes))))

@@ -8,7 +8,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from playground.algorithms.base import MetaLearner, Predictor, StepRecord, accuracy, register, support_fit
+from playground.algorithms.base import (
+    DecisionMatrix,
+    MetaLearner,
+    Predictor,
+    StepRecord,
+    accuracy,
+    register,
+    support_fit,
+)
 from playground.episodes import TaskBatch
 from playground.models import Conv4
 
@@ -45,7 +53,15 @@ class ProtoPredictor(Predictor):
     @torch.no_grad()
     def distances(self, x: torch.Tensor) -> torch.Tensor:
         """Squared Euclidean distance of each image to each prototype [n, n_way]."""
-        return torch.cdist(self.embed(x), self.prototypes).pow(2)
+        return torch.cdist(self.embed(x), self.prototypes_for(x)).pow(2)
+
+    def prototypes_for(self, x: torch.Tensor) -> torch.Tensor:
+        return self.prototypes
+
+    def decisions(self, x: torch.Tensor) -> list[DecisionMatrix]:
+        return super().decisions(x) + [
+            DecisionMatrix("squared distance to each prototype", self.distances(x), "class", "squared distance")
+        ]
 
 
 @register

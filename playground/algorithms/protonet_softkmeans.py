@@ -73,10 +73,9 @@ class SoftKMeansPredictor(ProtoPredictor):
         return self.learner.logits_from_embeddings(z, self._refine(z))
 
     @torch.no_grad()
-    def distances(self, x: torch.Tensor) -> torch.Tensor:
-        """Squared Euclidean distance of each image to each refined prototype [n, n_way]."""
-        z = self.embed(x)
-        return torch.cdist(z, self._refine(z)).pow(2)
+    def prototypes_for(self, x: torch.Tensor) -> torch.Tensor:
+        """The prototypes refined with the images x (what they are classified against)."""
+        return self.refined_prototypes(x)
 
 
 @register

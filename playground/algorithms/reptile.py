@@ -26,14 +26,12 @@ fit, not held-out accuracy: validation episodes measure that).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch.func import grad, vmap
 
 from playground.algorithms.base import StepStats, register
-from playground.algorithms.maml import MAML, Params
+from playground.algorithms.maml import MAML, OnStep, Params
 from playground.episodes import TaskBatch
 
 INNER_OPTIMIZERS = ("sgd", "adam")
@@ -81,7 +79,7 @@ class Reptile(MAML):
         y: torch.Tensor,
         steps: int,
         first_order: bool,
-        on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+        on_step: OnStep | None = None,
         lr: float | None = None,
     ) -> Params:
         """MAML's SGD loop, or Adam with per-task state when ``inner_optimizer="adam"``."""
@@ -97,7 +95,7 @@ class Reptile(MAML):
             frozen = {k: t for k, t in fast.items() if k not in adapted}
             grads, (loss, acc) = grad(self._support_loss, has_aux=True)(adapted, frozen, x, y)
             if on_step is not None:
-                on_step(step, loss, acc)
+                on_step(step, loss, acc, fast)
             if first_order:
                 grads = {k: g.detach() for k, g in grads.items()}
             m = {k: beta1 * m[k] + (1 - beta1) * grads[k] for k in keys}

@@ -24,6 +24,7 @@ Modules: `tasks` (the seeded sampler), `model` (the regressor and the functional
 """
 
 from playground.sinusoid.evaluate import MSEResult, evaluate, results_table
+from playground.sinusoid.explore import Exploration, MethodRun, explore
 from playground.sinusoid.model import SineFit, SineRegressor, fit, new_regressor
 from playground.sinusoid.store import DEFAULT_PATH, load_regressors, save_regressors, train_and_save
 from playground.sinusoid.tasks import SineTask, SineTaskBatch, SineTaskSampler, x_grid
@@ -58,4 +59,7 @@ __all__ = [
     "train_pretrained",
     "train_scratch",
     "x_grid",
+    "Exploration",
+    "MethodRun",
+    "explore",
 ]

@@ -1,0 +1,288 @@
+"""Beat the human: the chosen models' error on Lake's 20 one-shot runs beside people's 4.5%, and a run to try."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from playground.data.lake_runs import HUMAN_ERROR, RUNS, LakeRun, load_lake_runs
+from playground.data.omniglot import DataError
+from playground.lake_figures import lake_error_chart
+from playground.lake_game import (
+    LakeScore,
+    RunPicks,
+    compare,
+    item_rows,
+    lake_runs_available,
+    measure_model,
+    missing_runs_message,
+    overview_scores,
+    run_images,
+    run_picks,
+    score_attempt,
+)
+
+from ui import catalogue, chosen_models, current_device, guarded, load_model, show_flash, state, thumbnail
+
+GRID = 10  # training glyphs per row: two rows of ten
+
+ss = state()
+# This page's state, all prefixed lake_: plain keys (not widget keys), so a person's answers survive
+# switching runs and pages, which drop the values of widgets that are not drawn.
+for key, default in (
+    ("lake_answers", {}),  # run index -> 20 picks (training glyph index or None)
+    ("lake_cursor", {}),  # run index -> the test item on show
+    ("lake_status", {}),  # run index -> "submitted" | "revealed"
+    ("lake_measured", {}),  # model name -> LakeMeasurement
+    ("lake_run", 0),
+):
+    if key not in ss:
+        ss[key] = default
+
+
+@st.cache_resource(show_spinner="Loading Lake's 20 runs…")
+def lake_runs() -> list[LakeRun]:
+    """The 20 runs, read once per process and shared by all sessions (read-only)."""
+    return load_lake_runs()
+
+
+@st.cache_data(show_spinner=False, max_entries=1000)
+def model_run_picks(name: str, run: int, device: str) -> RunPicks:
+    """One model's picks on one run; the same for every visitor, so computed once."""
+    return run_picks(load_model(name, device), lake_runs()[run])
+
+
+st.title("🧑 Beat the human")
+show_flash()
+st.write(
+    "Lake et al. (2015) gave people 20 one-shot runs: each shows 20 characters from one alphabet, one drawing "
+    f"each, and 20 new drawings to match to them. People got **{100 * HUMAN_ERROR:.1f}%** of the matches wrong. "
+    "Here are the models on the same runs, and a run for you to try."
+)
+
+device = current_device()
+names = chosen_models()
+entries = catalogue()
+problem = None if lake_runs_available() else missing_runs_message()
+if problem is None:
+    try:
+        lake_runs()
+    except DataError as exc:  # a damaged zip: say which, never a traceback
+        problem = str(exc)
+
+# -- (a) the overview ----------------------------------------------------------------------
+st.subheader("The models against people")
+if not names:
+    st.warning("Choose at least one model in the sidebar.")
+else:
+    if st.button(
+        "Measure now",
+        icon=":material/speed:",
+        key="lake_measure",
+        disabled=problem is not None,
+        help="Run the chosen models on all 20 runs here, instead of reading the figure from their model cards.",
+    ):
+        bar = st.progress(0.0, text="Measuring…")
+
+        def _measure() -> None:
+            runs = lake_runs()
+            for k, name in enumerate(names):
+
+                def step(done: int, total: int, k: int = k, name: str = name) -> None:
+                    bar.progress((k + done / total) / len(names), text=f"{name}: run {done} of {total}")
+
+                ss.lake_measured[name] = measure_model(name, load_model(name, device), runs, progress=step)
+
+        guarded(_measure, "Measuring on Lake's runs")
+        bar.empty()
+        show_flash()
+
+    scores = overview_scores({n: entries[n].card for n in names}, ss.lake_measured)
+    st.plotly_chart(lake_error_chart(scores), key="lake_overview_chart")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "model": s.name,
+                    "error (%)": None if s.error is None else round(100 * s.error, 1),
+                    "± 95% CI": None if s.ci95 is None else round(100 * s.ci95, 1),
+                    "× people's error": None if s.times_people is None else round(s.times_people, 1),
+                    "source": s.source,
+                }
+                for s in scores
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    st.caption(
+        f"The dashed line is people's {100 * HUMAN_ERROR:.1f}%. The interval is over the 20 runs' errors. "
+        "Model-card figures were measured when the model was shipped; **Measure now** repeats it on "
+        f"{device}."
+    )
+    if problem is not None:
+        st.caption("Measuring needs Lake's runs, which are not installed here (see below).")
+
+# -- (b) a run to try ----------------------------------------------------------------------
+st.subheader("Your turn")
+if problem is not None:
+    st.warning(problem)
+    st.stop()
+
+runs = lake_runs()
+st.selectbox(
+    "Run",
+    list(range(RUNS)),
+    index=ss.lake_run,
+    format_func=lambda r: f"Run {r + 1} of {RUNS}",
+    key="lake_run_widget",
+    on_change=lambda: ss.update(lake_run=ss.lake_run_widget),
+)
+r = ss.lake_run
+run = runs[r]
+train_imgs, test_imgs = run_images(run)
+n = len(test_imgs)
+answers: list[int | None] = ss.lake_answers.setdefault(r, [None] * n)
+cursor = ss.lake_cursor.get(r, 0)
+status = ss.lake_status.get(r)
+
+
+def pick(item: int, glyph: int | None) -> None:
+    """Record a pick (None clears it), then move to the next unanswered item, if any."""
+    answers[item] = glyph
+    if glyph is None:
+        return
+    later = [i for i in list(range(item + 1, n)) + list(range(item)) if answers[i] is None]
+    ss.lake_cursor[r] = later[0] if later else item
+
+
+def go(item: int) -> None:
+    ss.lake_cursor[r] = item % n
+
+
+def again() -> None:
+    ss.lake_answers[r] = [None] * n
+    ss.lake_cursor[r] = 0
+    ss.lake_status.pop(r, None)
+
+
+if status is None:
+    st.write(
+        "Each test drawing below is the same character as exactly one of the 20 drawings on the right. "
+        "Click the one you think it is. The answer key stays hidden until you submit."
+    )
+    answered = sum(a is not None for a in answers)
+    st.progress(answered / n, text=f"{answered} of {n} answered")
+    # Pills keep all 20 item numbers legible on one line; seeded from the plain state each run,
+    # because the cursor also moves by picking and by the arrows.
+    ss.lake_goto = cursor
+    st.pills(
+        "Test items (✓ answered)",
+        list(range(n)),
+        format_func=lambda i: f"{i + 1}" + (" ✓" if answers[i] is not None else ""),
+        key="lake_goto",
+        required=True,
+        on_change=lambda: go(ss.lake_goto),
+    )
+    left, right = st.columns([1, 4])
+    with left:
+        st.markdown(f"**Test item {cursor + 1} of {n}**")
+        st.image(thumbnail(test_imgs[cursor]), width=120, alt=f"test item {cursor + 1}")
+        st.caption("your pick: " + ("none yet" if answers[cursor] is None else f"**{answers[cursor] + 1}**"))
+        b1, b2 = st.columns(2)
+        b1.button("◀", key="lake_prev", on_click=go, args=(cursor - 1,), help="previous item")
+        b2.button("▶", key="lake_next", on_click=go, args=(cursor + 1,), help="next item")
+        st.button(
+            "Clear this answer",
+            key="lake_clear",
+            disabled=answers[cursor] is None,
+            on_click=pick,
+            args=(cursor, None),
+        )
+    with right:
+        st.markdown("**Which of these is the same character?**")
+        for start in range(0, len(train_imgs), GRID):
+            for j, col in zip(range(start, min(start + GRID, len(train_imgs))), st.columns(GRID)):
+                with col:
+                    st.image(thumbnail(train_imgs[j]), width=56, alt=f"training glyph {j + 1}")
+                    st.button(
+                        f"{j + 1}",
+                        key=f"lake_pick_{j}",
+                        type="primary" if answers[cursor] == j else "secondary",
+                        on_click=pick,
+                        args=(cursor, j),
+                        width="stretch",
+                    )
+    c1, c2 = st.columns(2)
+    c1.button(
+        "Submit my answers",
+        type="primary",
+        key="lake_submit",
+        disabled=answered == 0,
+        on_click=lambda: ss.lake_status.__setitem__(r, "submitted"),
+    )
+    c2.button(
+        "Reveal the answers",
+        key="lake_reveal",
+        on_click=lambda: ss.lake_status.__setitem__(r, "revealed"),
+        help="Show the answer key and the models' picks without scoring you first.",
+    )
+    if answered < n:
+        st.caption(f"{n - answered} unanswered: they are left out of your error, not counted wrong.")
+    st.stop()
+
+# -- the results of this run ---------------------------------------------------------------
+attempt = score_attempt(run, answers)
+models: dict[str, RunPicks] = {}
+for name in names:
+
+    def _picks(name: str = name) -> None:
+        models[name] = model_run_picks(name, r, device)
+
+    guarded(_picks, f"{name} on run {r + 1}")
+show_flash()
+
+if status == "revealed":
+    st.info("You revealed the answer key for this run.")
+m1, m2, m3 = st.columns(3)
+if attempt.error_rate is None:
+    m1.metric("Your error", "—", help="you answered no item of this run")
+else:
+    m1.metric(
+        "Your error",
+        f"{100 * attempt.error_rate:.1f}%",
+        help=f"{attempt.errors} wrong of {attempt.answered} answered",
+    )
+    m1.caption(f"{attempt.errors} wrong of {attempt.answered} answered ({attempt.unanswered} unanswered)")
+m2.metric("People (Lake et al.)", f"{100 * HUMAN_ERROR:.1f}%", help="over all 20 runs")
+if models:
+    best = min(models, key=lambda k: models[k].error)
+    m3.metric("Best model on this run", f"{100 * models[best].error:.1f}%", help=best)
+    m3.caption(best)
+
+bars = [attempt.score()] if attempt.error_rate is not None else []
+bars += [LakeScore(k, v.error, None, "this run", 1) for k, v in models.items()]
+st.plotly_chart(
+    lake_error_chart(bars, title=f"Run {r + 1}: you and the models (line: people's error over all runs)"),
+    key="lake_run_chart",
+)
+if models and attempt.answered:
+    st.markdown("**You against each model**, on the items you answered")
+    st.dataframe(
+        pd.DataFrame([c.row() for c in compare(attempt, models)]),
+        hide_index=True,
+        width="stretch",
+    )
+st.markdown("**Item by item**: the right training glyph, your pick and each model's (with its confidence)")
+# Tall enough for all 20 rows: the table is the answer key, scrolling it would hide half of it.
+st.dataframe(pd.DataFrame(item_rows(attempt, models)), hide_index=True, width="stretch", height=35 * (n + 1) + 3)
+
+wrong = [i for i, ok in enumerate(attempt.right) if ok is False]
+if wrong:
+    with st.expander(f"Your {len(wrong)} mistake{'s' if len(wrong) > 1 else ''}", expanded=True):
+        for i in wrong:
+            c = st.columns([1, 1, 1, 3])
+            c[0].image(thumbnail(test_imgs[i]), width=70, caption=f"item {i + 1}")
+            c[1].image(thumbnail(train_imgs[int(run.test_y[i])]), width=70, caption=f"answer: {int(run.test_y[i]) + 1}")
+            c[2].image(thumbnail(train_imgs[answers[i]]), width=70, caption=f"you: {answers[i] + 1}")
+st.button("Try this run again", key="lake_again", on_click=again, icon=":material/restart_alt:")

@@ -1,0 +1,252 @@
+"""Page: every chosen model side by side, on your task and on the same benchmark episodes."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from playground.compare import compare_on_benchmark, leave_one_out, shot_curve, step_curve
+from playground.data.protocols import evaluation_alphabet_dataset
+from playground.explain import steps_option
+from playground.figures import accuracy_curves, score_bars
+from playground.inference import adapt_and_predict
+
+from ui import (
+    attempt,
+    catalogue,
+    current_device,
+    digest,
+    load_models,
+    load_omniglot_cached,
+    omniglot_present,
+    require_task,
+    show_flash,
+    state,
+)
+
+ss = state()
+st.title("⚖️ Compare models")
+st.caption(
+    "The same task for every model: who gets it right, how fast, and how sure we can be. Benchmark "
+    "figures come with a 95% confidence interval over episodes that are identical for every model."
+)
+show_flash()
+support_x, support_y, names, query_x, query_labels = require_task()
+device = current_device()
+all_names = list(catalogue())
+models = load_models(device)
+c1, c2 = st.columns([3, 1])
+c1.markdown(f"Comparing **{len(models)}** model(s), chosen in the sidebar: {', '.join(models) or 'none'}.")
+
+
+def choose_all() -> None:
+    # In a callback: it runs before the sidebar's widget is drawn again, so its value may change.
+    ss.model_choice = ss.model_choice_widget = all_names
+
+
+c2.button("Compare all shipped models", key="compare_all", disabled=len(models) == len(all_names), on_click=choose_all)
+if not models:
+    st.warning("Choose at least one model in the sidebar.")
+    st.stop()
+learners = {n: learner for n, (_, learner) in models.items()}
+n_way = len(names)
+k_shot = min(int(c) for c in support_y.bincount())
+
+# -- 1. on the user's task ------------------------------------------------------------------------------
+st.subheader("1. On your task")
+labelled = [i for i, label in enumerate(query_labels) if label is not None]
+task_key = digest(support_x, support_y, query_x, query_labels, sorted(learners), device)
+if labelled:
+    st.caption(f"Accuracy on your {len(labelled)} labelled queries; times measured on {device}.")
+elif k_shot >= 2:
+    st.caption(
+        "No labelled queries, so each model is scored by leave-one-out: every support image in turn is "
+        "held out, the model adapts to the rest and classifies it."
+    )
+else:
+    st.info(
+        "Nothing to score yet: give queries their true class on **Adapt and predict**, or give every "
+        "class at least 2 examples (then leave-one-out can score the support set itself)."
+    )
+
+if (labelled or k_shot >= 2) and st.button("Compare on my task", type="primary", key="compare_task"):
+    bar = st.progress(0.0, text="Adapting…")
+
+    def run_task() -> list[dict]:
+        rows = []
+        for i, (name, learner) in enumerate(learners.items()):
+            if labelled:
+                r = adapt_and_predict(name, learner, support_x, support_y, query_x, query_labels)
+                rows.append(
+                    {
+                        "model": name,
+                        "accuracy": r.accuracy,
+                        "adapt (ms)": r.adapt_ms,
+                        "predict (ms)": r.predict_ms,
+                        "scored on": f"{len(labelled)} queries",
+                        "note": r.error or "",
+                    }
+                )
+            else:
+                loo = leave_one_out(learner, support_x, support_y)
+                rows.append(
+                    {
+                        "model": name,
+                        "accuracy": loo.accuracy,
+                        "adapt (ms)": loo.adapt_ms,
+                        "predict (ms)": None,
+                        "scored on": f"leave-one-out, {len(support_y)} images",
+                        "note": "",
+                    }
+                )
+            bar.progress((i + 1) / len(learners), text=f"{name} done")
+        return rows
+
+    rows = attempt(run_task, "Comparing on your task")
+    bar.empty()
+    if rows is not None:
+        ss.compare_task_result = {"key": task_key, "rows": rows}
+
+result = ss.get("compare_task_result")
+if result and result["key"] == task_key:
+    table = pd.DataFrame(result["rows"])
+    scored = table[table["accuracy"].notna()]
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "accuracy": st.column_config.NumberColumn(format="percent"),
+            "adapt (ms)": st.column_config.NumberColumn(format="%.1f"),
+            "predict (ms)": st.column_config.NumberColumn(format="%.1f"),
+        },
+    )
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(
+        score_bars(list(scored["model"]), list(scored["accuracy"]), "Accuracy on your task", "accuracy (%)"),
+        key="compare_task_accuracy",
+    )
+    c2.plotly_chart(
+        score_bars(list(table["model"]), list(table["adapt (ms)"]), "Time to adapt", "milliseconds", percent=False),
+        key="compare_task_time",
+    )
+elif result:
+    st.info("The task, queries or models changed: click **Compare on my task** again.")
+
+# -- 2. on benchmark episodes -----------------------------------------------------------------------------
+st.subheader("2. On benchmark episodes")
+if not omniglot_present():
+    st.warning("Omniglot is not available here, so there are no benchmark episodes to sample.")
+    st.stop()
+st.caption(
+    "Episodes sampled from Omniglot's evaluation alphabets (characters no model was trained on), the "
+    "same episodes for every model, 5 queries per class."
+)
+c1, c2, c3 = st.columns(3)
+bench_way = c1.number_input("Classes (N)", 2, 20, min(max(n_way, 2), 20), key="compare_way")
+bench_shot = c2.number_input("Shots (K)", 1, 5, min(max(k_shot, 1), 5), key="compare_shot")
+episodes = c3.slider("Episodes", 10, 600, 100, step=10, key="compare_episodes")
+bench_key = digest(sorted(learners), bench_way, bench_shot, episodes, device)
+
+
+@st.cache_resource(show_spinner="Preparing the evaluation alphabets…")
+def evaluation_set(device: str):
+    return evaluation_alphabet_dataset(load_omniglot_cached()).to(device)
+
+
+if st.button("Run the benchmark", type="primary", key="compare_bench"):
+    bar = st.progress(0.0, text="Scoring…")
+    rows = attempt(
+        lambda: compare_on_benchmark(
+            learners,
+            evaluation_set(device),
+            int(bench_way),
+            int(bench_shot),
+            episodes,
+            progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} model-episodes"),
+        ),
+        "The benchmark",
+    )
+    bar.empty()
+    if rows is not None:
+        ss.compare_bench_result = {"key": bench_key, "rows": rows}
+
+bench = ss.get("compare_bench_result")
+if bench and bench["key"] == bench_key:
+    rows = bench["rows"]
+    st.plotly_chart(
+        score_bars(
+            [r.model for r in rows],
+            [r.result.mean for r in rows],
+            f"{bench_way}-way {bench_shot}-shot, {episodes} episodes: accuracy with 95% CI",
+            "accuracy (%)",
+            errors=[r.result.ci95 for r in rows],
+        ),
+        key="compare_bench_chart",
+    )
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "model": r.model,
+                    "accuracy": r.result.format(),
+                    "episodes": r.result.episodes,
+                    "seconds": round(r.seconds, 2),
+                    "card (600 episodes)": catalogue()[r.model].headline(int(bench_way), int(bench_shot)) or "–",
+                }
+                for r in rows
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+elif bench:
+    st.info("The settings or models changed: click **Run the benchmark** again.")
+
+# -- 3. curves ----------------------------------------------------------------------------------------------
+st.subheader("3. Curves")
+c1, c2 = st.columns(2)
+curve_episodes = c1.slider("Episodes per point", 10, 200, 50, step=10, key="compare_curve_episodes")
+gradient = [n for n, learner in learners.items() if steps_option(learner) is not None]
+max_steps = c2.slider("Inner steps up to", 1, 20, 10, key="compare_curve_steps", disabled=not gradient)
+if st.button("Draw the curves", key="compare_curves"):
+    dataset = evaluation_set(device)
+    bar = st.progress(0.0, text="Accuracy against shots…")
+    total = len(learners) + len(gradient)
+
+    def run_curves() -> dict:
+        shots, steps = {}, {}
+        for i, (name, learner) in enumerate(learners.items()):
+            res = shot_curve(learner, dataset, int(bench_way), (1, 2, 3, 4, 5), curve_episodes)
+            shots[name] = ([1, 2, 3, 4, 5], [r.mean for r in res], [r.ci95 for r in res])
+            bar.progress((i + 1) / total, text=f"shots: {name}")
+        for j, name in enumerate(gradient):
+            learner = learners[name]
+            counts = list(range(0, min(max_steps, steps_option(learner)) + 1))
+            res = step_curve(learner, dataset, int(bench_way), int(bench_shot), counts, curve_episodes)
+            steps[name] = (counts, [r.mean for r in res], [r.ci95 for r in res])
+            bar.progress((len(learners) + j + 1) / total, text=f"inner steps: {name}")
+        return {"shots": shots, "steps": steps}
+
+    curves = attempt(run_curves, "The curves")
+    bar.empty()
+    if curves is not None:
+        ss.compare_curves_result = {"key": digest(bench_key, curve_episodes, max_steps), **curves}
+
+curves = ss.get("compare_curves_result")
+if curves and curves["key"] == digest(bench_key, curve_episodes, max_steps):
+    st.plotly_chart(
+        accuracy_curves(curves["shots"], "shots per class (K)", f"{bench_way}-way: accuracy against shots"),
+        key="compare_shot_curve",
+    )
+    if curves["steps"]:
+        st.plotly_chart(
+            accuracy_curves(
+                curves["steps"], "inner steps", f"{bench_way}-way {bench_shot}-shot: accuracy against inner steps"
+            ),
+            key="compare_step_curve",
+        )
+elif curves:
+    st.info("The settings or models changed: click **Draw the curves** again.")
+if not gradient:
+    st.caption("Accuracy against inner steps needs a gradient-based model among those chosen.")

@@ -1,0 +1,162 @@
+"""Several models on the same task or on the same benchmark episodes: what the compare page shows.
+
+Fairness comes first: every model sees identical episodes (sampled once, then handed to each),
+and a user's task is scored the same way for every model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from playground.algorithms import MetaLearner
+from playground.data.protocols import ClassDataset
+from playground.episodes import TaskBatch, TaskSampler
+from playground.evaluation import EvalResult
+from playground.explain import steps_option
+from playground.inference import adapt_kwargs
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class LeaveOneOut:
+    """Each support image predicted by the model adapted to the rest of the support set."""
+
+    predicted: list[int]
+    true: list[int]
+    adapt_ms: float  # mean time of one adaptation
+
+    @property
+    def accuracy(self) -> float:
+        return sum(p == t for p, t in zip(self.predicted, self.true)) / len(self.true)
+
+
+def leave_one_out(
+    learner: MetaLearner,
+    support_x: torch.Tensor,
+    support_y: torch.Tensor,
+    settings: Mapping[str, float] | None = None,
+    progress: Progress | None = None,
+) -> LeaveOneOut:
+    """Accuracy without labelled queries: hold out each support image in turn (every class needs K >= 2)."""
+    counts = torch.bincount(support_y.cpu())
+    if len(counts) < 2 or int(counts.min()) < 2:
+        raise ValueError(
+            "leave-one-out needs at least 2 examples of every class (holding one out must leave one to learn from)"
+        )
+    device = learner.device
+    kwargs = adapt_kwargs(learner, settings or {})
+    predicted, elapsed = [], 0.0
+    n = len(support_y)
+    for i in range(n):
+        keep = torch.arange(n) != i
+        t0 = time.perf_counter()
+        predictor = learner.adapt(support_x[keep].to(device), support_y[keep].to(device), **kwargs)
+        elapsed += time.perf_counter() - t0
+        with torch.no_grad():
+            predicted.append(int(predictor.predict(support_x[i : i + 1].to(device))[0]))
+        if progress is not None:
+            progress(i + 1, n)
+    return LeaveOneOut(predicted, support_y.cpu().tolist(), 1000 * elapsed / n)
+
+
+def benchmark_episodes(
+    dataset: ClassDataset, n_way: int, k_shot: int, episodes: int, n_query: int = 5, seed: int = 0, batch: int = 25
+) -> list[TaskBatch]:
+    """The episodes every model is scored on, sampled once (seeded) in batches."""
+    if not 1 <= episodes <= 600:
+        raise ValueError(f"episodes must be between 1 and 600 (got {episodes})")
+    n_query = min(n_query, dataset.drawings_per_class - k_shot)
+    sampler = TaskSampler(dataset, n_way, k_shot, n_query, seed=seed)
+    sizes = [batch] * (episodes // batch) + ([episodes % batch] if episodes % batch else [])
+    return [sampler.sample_batch(s) for s in sizes]
+
+
+@dataclass
+class BenchmarkRow:
+    model: str
+    result: EvalResult
+    seconds: float
+
+
+def score_on_episodes(
+    learner: MetaLearner, batches: Sequence[TaskBatch], n_steps: int | None = None, progress: Progress | None = None
+) -> EvalResult:
+    """Query accuracy of each episode, in the order given."""
+    accs: list[float] = []
+    total = sum(len(b) for b in batches)
+    for b in batches:
+        accs += learner.episode_accuracies(b.to(learner.device), n_steps=n_steps).tolist()
+        if progress is not None:
+            progress(len(accs), total)
+    n_way = int(batches[0].support_y.max()) + 1
+    k_shot = batches[0].support_y.shape[1] // n_way
+    return EvalResult(accs, n_way, k_shot)
+
+
+def compare_on_benchmark(
+    models: Mapping[str, MetaLearner],
+    dataset: ClassDataset,
+    n_way: int,
+    k_shot: int,
+    episodes: int = 100,
+    seed: int = 0,
+    n_steps: Mapping[str, int] | None = None,
+    progress: Progress | None = None,
+) -> list[BenchmarkRow]:
+    """Every model on the same seeded episodes: mean accuracy with its 95% CI, and the time it took.
+
+    ``n_steps`` may set a gradient-based model's inner steps by name (checked against its range).
+    ``progress(done, total)`` counts episodes over all models.
+    """
+    batches = benchmark_episodes(dataset, n_way, k_shot, episodes, seed=seed)
+    rows, done, total = [], 0, episodes * len(models)
+    for name, learner in models.items():
+        steps = (n_steps or {}).get(name)
+        kwargs = adapt_kwargs(learner, {} if steps is None else {"n_steps": steps})
+
+        def tick(k: int, _: int, base: int = done) -> None:
+            if progress is not None:
+                progress(base + k, total)
+
+        t0 = time.perf_counter()
+        result = score_on_episodes(learner, batches, kwargs.get("n_steps"), tick)
+        rows.append(BenchmarkRow(name, result, time.perf_counter() - t0))
+        done += episodes
+    return rows
+
+
+def shot_curve(
+    learner: MetaLearner,
+    dataset: ClassDataset,
+    n_way: int,
+    shots: Sequence[int] = (1, 2, 3, 4, 5),
+    episodes: int = 100,
+    seed: int = 0,
+) -> list[EvalResult]:
+    """Accuracy at each number of shots (the same seed at each, so every model meets the same classes)."""
+    return [score_on_episodes(learner, benchmark_episodes(dataset, n_way, k, episodes, seed=seed)) for k in shots]
+
+
+def step_curve(
+    learner: MetaLearner,
+    dataset: ClassDataset,
+    n_way: int,
+    k_shot: int,
+    steps: Sequence[int],
+    episodes: int = 100,
+    seed: int = 0,
+) -> list[EvalResult]:
+    """Accuracy after each number of inner steps (gradient-based learners), on the same episodes."""
+    high = steps_option(learner)
+    if high is None:
+        raise ValueError(f"{learner.name} has no inner loop: accuracy does not depend on inner steps")
+    bad = [s for s in steps if not 0 <= s <= high]
+    if bad:
+        raise ValueError(f"inner steps must be between 0 and {high} (got {bad})")
+    batches = benchmark_episodes(dataset, n_way, k_shot, episodes, seed=seed)
+    return [score_on_episodes(learner, batches, n_steps=s) for s in steps]

@@ -1,0 +1,258 @@
+"""Beat the human: the scorer, the models' per-item picks, the figure, and the page driven through AppTest."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from playground.data.lake_runs import HUMAN_ERROR, evaluate_lake_runs
+from playground.evaluation import confidence_interval_95
+from playground.lake_figures import lake_error_chart
+from playground.lake_game import (
+    HumanAttempt,
+    LakeMeasurement,
+    LakeScore,
+    RunPicks,
+    card_score,
+    compare,
+    item_rows,
+    lake_runs_available,
+    lake_runs_file,
+    measure_model,
+    missing_runs_message,
+    overview_scores,
+    run_images,
+    run_picks,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "pages"))  # the page imports its shared module as `ui`, as under app.py
+PAGE = "../pages/beat_human.py"
+LAKE_SKIP = f"Lake's runs not found: {missing_runs_message()}"
+
+
+@pytest.fixture(scope="module")
+def runs():
+    if not lake_runs_available():
+        pytest.skip(LAKE_SKIP)
+    from playground.data.lake_runs import load_lake_runs
+
+    return load_lake_runs()
+
+
+# -- the scorer ------------------------------------------------------------------------
+
+
+def test_attempt_counts_right_wrong_and_unanswered():
+    truth = [19 - i for i in range(20)]
+    picks: list[int | None] = [None] * 20
+    for i in range(10):
+        picks[i] = truth[i]  # 10 right
+    for i in range(10, 15):
+        picks[i] = (truth[i] + 1) % 20  # 5 wrong; 5 left unanswered
+    a = HumanAttempt(picks, truth)
+    assert (a.answered, a.correct, a.errors, a.unanswered) == (15, 10, 5, 5)
+    assert a.error_rate == pytest.approx(5 / 15)
+    assert not a.complete
+    assert a.right == [True] * 10 + [False] * 5 + [None] * 5
+    assert a.score().error == pytest.approx(5 / 15) and a.score().source == "you"
+    empty = HumanAttempt([None] * 20, truth)
+    assert empty.error_rate is None and empty.errors == 0 and empty.answered == 0
+    full = HumanAttempt(list(truth), truth)
+    assert full.complete and full.error_rate == 0.0
+
+
+@pytest.mark.parametrize("picks", [[0] * 19, [20] + [None] * 19, [-1] + [None] * 19, ["3"] + [None] * 19])
+def test_attempt_refuses_picks_that_are_not_training_glyphs(picks):
+    with pytest.raises(ValueError):
+        HumanAttempt(picks, list(range(20)))
+
+
+def test_comparison_counts_who_was_right_on_the_answered_items():
+    truth = [0, 1, 2, 3, 4]
+    you = HumanAttempt([0, 1, 4, 0, None], truth)  # right, right, wrong, wrong, unanswered
+    model = RunPicks([0, 2, 2, 0, 4], [0.9, 0.5, 0.6, 0.3, 0.8], truth)  # right, wrong, right, wrong, right
+    (c,) = compare(you, {"m": model})
+    assert (c.both_right, c.only_you_right, c.only_model_right, c.both_wrong) == (1, 1, 1, 1)
+    assert c.run_error == pytest.approx(2 / 5)  # on all five items
+    assert c.error_on_answered == pytest.approx(2 / 4)  # on the four the person answered
+    assert c.agreement == pytest.approx(2 / 4)  # same glyph on items 1 and 4
+    assert c.row()["agrees with you (%)"] == 50.0
+    nothing = compare(HumanAttempt([None] * 5, truth), {"m": model})[0]
+    assert nothing.agreement is None and nothing.error_on_answered is None
+    with pytest.raises(ValueError, match="another run"):
+        compare(you, {"m": RunPicks([0] * 5, [1.0] * 5, [4, 3, 2, 1, 0])})
+
+
+def test_item_rows_number_from_one_and_mark_each_pick():
+    truth = [0, 1, 2]
+    rows = item_rows(HumanAttempt([0, 2, None], truth), {"m": RunPicks([1, 1, 2], [0.51, 0.9, 0.994], truth)})
+    assert [r["item"] for r in rows] == [1, 2, 3]
+    assert [r["answer"] for r in rows] == [1, 2, 3]
+    assert [r["you"] for r in rows] == ["1 ✅", "3 ❌", "—"]
+    assert [r["m"] for r in rows] == ["2 ❌ (51%)", "2 ✅ (90%)", "3 ✅ (99%)"]
+
+
+# -- the overview ----------------------------------------------------------------------
+
+
+def test_card_scores_and_measurements_make_the_overview():
+    run_errors = [0.1, 0.05, 0.2, 0.0]
+    card = {"lake_runs": {"error": 0.0875, "run_errors": run_errors, "human_error": HUMAN_ERROR}}
+    s = card_score("a", card)
+    assert (s.error, s.source, s.runs) == (0.0875, "model card", 4)
+    assert s.ci95 == pytest.approx(confidence_interval_95(run_errors))
+    assert s.times_people == pytest.approx(0.0875 / HUMAN_ERROR)
+    assert card_score("b", {"algorithm": "x"}).error is None
+    assert card_score("c", None).source == "not measured"
+
+    truth = list(range(20))
+    live = LakeMeasurement("b", [RunPicks(truth, [1.0] * 20, truth), RunPicks([1] * 20, [1.0] * 20, truth)], "cpu", 0)
+    scores = overview_scores({"a": card, "b": {"lake_runs": {"error": 0.5}}, "c": None}, {"b": live})
+    assert [x.name for x in scores] == ["a", "b", "c"]  # the models' order is kept
+    assert scores[1].source == "measured now on cpu" and scores[1].error == pytest.approx((0 + 0.95) / 2)
+    assert scores[2].error is None
+
+
+def test_error_chart_has_a_bar_per_measured_model_and_the_people_line():
+    scores = [LakeScore(f"model_{i:02d}_lake", 0.05 + 0.04 * i, 0.02, "model card") for i in range(14)]
+    scores.append(LakeScore("never_measured", None, None, "not measured"))
+    fig = lake_error_chart(list(reversed(scores)))
+    (bars,) = fig.data
+    assert len(bars.x) == 14 and "never_measured" not in bars.x
+    assert list(bars.y) == sorted(bars.y)  # sorted, lowest error first
+    assert bars.y[0] == pytest.approx(5.0) and list(bars.error_y.array) == pytest.approx([2.0] * 14)
+    lines = [s for s in fig.layout.shapes if s.y0 == s.y1]
+    assert [s.y0 for s in lines] == [pytest.approx(100 * HUMAN_ERROR)]
+    assert fig.layout.yaxis.title.text and fig.layout.xaxis.title.text
+    assert fig.layout.xaxis.tickangle == -35  # 14 long names stay legible
+    assert fig.layout.yaxis.range[1] > max(bars.y)
+    # Without intervals no whiskers are drawn.
+    assert not lake_error_chart([LakeScore("you", 0.1, None, "you")]).data[0].error_y.visible
+
+
+def test_missing_runs_are_reported_with_the_file_and_where_to_get_it(tmp_path):
+    assert not lake_runs_available(tmp_path)
+    message = missing_runs_message(tmp_path)
+    assert str(lake_runs_file(tmp_path)) in message and "all_runs.zip" in message and "github.com" in message
+    (tmp_path / "all_runs.zip").write_bytes(b"")
+    assert lake_runs_available(tmp_path)
+
+
+# -- on the real runs ------------------------------------------------------------------
+
+
+@pytest.mark.omniglot
+def test_run_images_are_uint8_with_white_ink(runs):
+    train, test = run_images(runs[0])
+    assert train.shape == test.shape == (20, 28, 28) and train.dtype == np.uint8
+    assert train.max() == 255 and np.median(train) == 0  # ink 255 on a 0 background
+    assert np.array_equal(train[3], (runs[0].train_x[3, 0].numpy() * 255).round().astype(np.uint8))
+
+
+@pytest.mark.omniglot
+def test_picks_agree_with_evaluate_lake_runs(runs):
+    from playground.algorithms import create_learner
+    from playground.zoo import shipped_models
+
+    pixel = create_learner("pixel-nn")
+    calls = []
+    m = measure_model("pixel-nn", pixel, runs, progress=lambda done, total: calls.append((done, total)))
+    ref = evaluate_lake_runs(pixel, runs)
+    assert [r.picks for r in m.runs] == ref.predictions
+    assert m.run_errors == pytest.approx(ref.run_errors) and m.error == pytest.approx(ref.error)
+    assert m.as_lake_result().predictions == ref.predictions
+    assert calls == [(i, 20) for i in range(1, 21)]
+    for r in m.runs:
+        assert all(1 / 20 <= c <= 1 for c in r.confidence)  # the pick is the most probable glyph
+    # A meta-learned model too: the shipped ProtoNet, on a few runs.
+    entry = next(e for e in shipped_models() if e.name == "protonet_lake")
+    proto = entry.load("cpu", warm=False)
+    assert [run_picks(proto, run).picks for run in runs[:3]] == evaluate_lake_runs(proto, runs[:3]).predictions
+
+
+# -- the page --------------------------------------------------------------------------
+
+
+def new_page(models: list[str] | None = None) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    if models is not None:
+        at.session_state["model_choice"] = models
+    return at.run()
+
+
+def overview(at: AppTest):
+    return at.dataframe[0].value.set_index("model")
+
+
+def test_page_without_the_runs_shows_the_cards_and_names_the_missing_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLAYGROUND_DATA", str(tmp_path))
+    at = new_page()
+    assert not at.exception
+    assert "Beat the human" in at.title[0].value
+    assert any(str(tmp_path / "all_runs.zip") in w.value for w in at.warning)
+    table = overview(at)
+    assert table.loc["pixel_nn", "error (%)"] == 79.0  # from its model card: nothing was run
+    assert table.loc["protonet_lake", "source"] == "model card"
+    assert at.button(key="lake_measure").disabled
+    assert len(at.get("plotly_chart")) == 1
+
+
+@pytest.mark.omniglot
+def test_page_measure_now_replaces_the_card_figures(runs):
+    at = new_page(["pixel_nn"])
+    at.button(key="lake_measure").click().run()
+    assert not at.exception
+    measured = at.session_state["lake_measured"]["pixel_nn"]
+    assert measured.error == pytest.approx(0.79, abs=0.01)
+    row = overview(at).loc["pixel_nn"]
+    assert row["source"].startswith("measured now on") and row["error (%)"] == pytest.approx(79.0, abs=1)
+
+
+@pytest.mark.omniglot
+def test_a_person_plays_a_run_and_is_compared_with_the_models(runs):
+    at = new_page(["pixel_nn"])
+    at.selectbox(key="lake_run_widget").set_value(1).run()
+    truth = runs[1].test_y.tolist()
+    # Items 1 and 3 right, item 2 wrong; each click moves on to the next item.
+    for glyph in (truth[0], (truth[1] + 1) % 20, truth[2]):
+        at.button(key=f"lake_pick_{glyph}").click().run()
+    assert not at.exception
+    assert at.session_state["lake_answers"][1][:4] == [truth[0], (truth[1] + 1) % 20, truth[2], None]
+    assert not at.dataframe[1:]  # no answer key before submitting: only the overview table
+    # Answers survive switching to another run and back.
+    at.selectbox(key="lake_run_widget").set_value(0).run()
+    assert at.session_state["lake_answers"][0] == [None] * 20
+    at.selectbox(key="lake_run_widget").set_value(1).run()
+    assert at.session_state["lake_answers"][1][:3] == [truth[0], (truth[1] + 1) % 20, truth[2]]
+    at.button(key="lake_submit").click().run()
+    assert not at.exception
+    assert at.metric[0].value == "33.3%"  # 1 wrong of 3 answered
+    compare_table, items = at.dataframe[1].value, at.dataframe[2].value
+    assert list(items["you"][:4]) == [f"{truth[0] + 1} ✅", f"{(truth[1] + 1) % 20 + 1} ❌", f"{truth[2] + 1} ✅", "—"]
+    assert list(items["answer"]) == [t + 1 for t in truth]
+    from playground.algorithms import create_learner
+
+    model = evaluate_lake_runs(create_learner("pixel-nn"), runs[1:2]).predictions[0]
+    assert [int(v.split()[0]) - 1 for v in items["pixel_nn"]] == model
+    agree = sum(a == b for a, b in zip([truth[0], (truth[1] + 1) % 20, truth[2]], model)) / 3
+    assert compare_table.loc[0, "agrees with you (%)"] == pytest.approx(round(100 * agree, 1))
+    # Trying again clears this run's answers and hides the key again.
+    at.button(key="lake_again").click().run()
+    assert at.session_state["lake_answers"][1] == [None] * 20 and not at.dataframe[1:]
+
+
+@pytest.mark.omniglot
+def test_revealing_shows_the_key_without_a_score(runs):
+    at = new_page(["pixel_nn"])
+    assert at.button(key="lake_submit").disabled  # nothing answered yet
+    at.button(key="lake_reveal").click().run()
+    assert not at.exception
+    assert at.session_state["lake_status"][0] == "revealed"
+    assert at.metric[0].value == "—"
+    items = at.dataframe[-1].value
+    assert list(items["answer"]) == [t + 1 for t in runs[0].test_y.tolist()] and set(items["you"]) == {"—"}
