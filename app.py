@@ -15,10 +15,10 @@ state()
 pages = [
     st.Page("pages/build_task.py", title="Build a task", icon="✏️", default=True),
     st.Page("pages/adapt_predict.py", title="Adapt and predict", icon="⚡"),
-    st.Page("pages/explorer.py", title="Explore a model", icon="🔭"),
-    st.Page("pages/compare.py", title="Compare models", icon="⚖️"),
-    st.Page("pages/beat_human.py", title="Beat the human", icon="🧑"),
-    st.Page("pages/sinusoid.py", title="Sine regression", icon="〰️"),
+    st.Page("pages/explorer.py", title="Explore a model", icon=":material/scatter_plot:"),
+    st.Page("pages/compare.py", title="Compare models", icon=":material/balance:"),
+    st.Page("pages/beat_human.py", title="Beat the human", icon=":material/person:"),
+    st.Page("pages/sinusoid.py", title="Sine regression", icon=":material/ssid_chart:"),
 ]
 nav = st.navigation(pages)
 

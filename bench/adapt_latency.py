@@ -1,6 +1,6 @@
 """Adapt + predict latency of each shipped model on app-sized tasks (p50/p95 over repeats).
 
-    python bench/adapt_latency.py --device cpu --threads 2
+    python -m bench.adapt_latency --device cpu --threads 2
 
 The default task is the app's target case: 5-way 5-shot with 10 queries; MAML with 10 inner steps.
 """

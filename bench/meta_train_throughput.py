@@ -1,6 +1,6 @@
 """Meta-training throughput (tasks/s) of each algorithm on this machine.
 
-python bench/meta_train_throughput.py --device auto
+python -m bench.meta_train_throughput --device auto
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def model_run_picks(name: str, run: int, device: str) -> RunPicks:
     return run_picks(load_model(name, device), lake_runs()[run])
 
 
-st.title("🧑 Beat the human")
+st.title(":material/person: Beat the human")
 show_flash()
 st.write(
     "Lake et al. (2015) gave people 20 one-shot runs: each shows 20 characters from one alphabet, one drawing "

@@ -25,7 +25,7 @@ from ui import (
 )
 
 ss = state()
-st.title("⚖️ Compare models")
+st.title(":material/balance: Compare models")
 st.caption(
     "The same task for every model: who gets it right, how fast, and how sure we can be. Benchmark "
     "figures come with a 95% confidence interval over episodes that are identical for every model."

@@ -33,7 +33,7 @@ from ui import (
 
 METHODS = {"tsne": "t-SNE", "pca": "PCA"}
 ss = state()
-st.title("🔭 Explore a model")
+st.title(":material/scatter_plot: Explore a model")
 st.caption(
     "See a task through one model's eyes: where it places every image, how adapting moves them, "
     "and the numbers each prediction is made from."

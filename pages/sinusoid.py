@@ -87,7 +87,7 @@ def clear() -> None:
     ss.sine_points = []
 
 
-st.title("〰️ Sine regression")
+st.title(":material/ssid_chart: Sine regression")
 st.markdown(
     "Each task is a sine wave $y = A \\sin(x - \\varphi)$ with a random amplitude $A$ (0.1 to 5) and "
     "phase $\\varphi$ (0 to π); a learner sees only **K points** of it. Three small networks "

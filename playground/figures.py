@@ -91,7 +91,8 @@ def score_bars(
         title=title,
         height=max(200, 32 * len(models) + 110),
         margin=dict(l=10, r=30, t=40, b=10),
-        xaxis=dict(title=axis_title, range=[0, 100] if percent else None, rangemode="tozero"),
+        # Room on the right for the labels outside the bars.
+        xaxis=dict(title=axis_title, range=[0, 100] if percent else [0, 1.2 * max(values, default=1) or 1]),
         yaxis=dict(autorange="reversed"),
         showlegend=False,
     )

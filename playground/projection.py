@@ -70,6 +70,10 @@ class ProjectionCache:
         self._items: OrderedDict[str, Projection] = OrderedDict()
         self._lock = threading.Lock()  # one cache serves every session's thread
 
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
     def get_or_compute(self, points: np.ndarray, method: str, seed: int, perplexity: float) -> Projection:
         digest = hashlib.sha1(points.tobytes()).hexdigest()
         key = f"{digest}:{points.shape}:{method}:{seed}:{perplexity}"

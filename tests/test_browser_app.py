@@ -137,3 +137,99 @@ def test_draw_two_classes_add_a_query_adapt_and_predict():
         screenshot(driver, "e2e-predict")
         timings = {"cold_start_s": round(cold_start, 2), "click_to_predictions_s": round(reaction, 2)}
         (ARTIFACTS_DIR / "timings.json").write_text(json.dumps(timings))
+
+
+def open_page(driver, title: str) -> None:
+    driver.find_element("xpath", f"//a[contains(normalize-space(.), '{title}')]").click()
+    wait_for_text(driver, title)
+    wait_until_idle(driver)
+
+
+def click_tab(driver, label: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not (tabs := [t for t in driver.find_elements("xpath", "//*[@role='tab']") if t.text.strip() == label]):
+        if time.monotonic() > deadline:
+            shown = [t.text for t in driver.find_elements("xpath", "//*[@role='tab']")]
+            raise AssertionError(f"no tab {label!r}; tabs: {shown}")
+        time.sleep(0.2)
+    tab = tabs[0]
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click()", tab)
+    wait_until_idle(driver)
+
+
+def set_number(driver, label: str, value: int) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    box = driver.find_element("xpath", f"//input[@aria-label='{label}']")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(str(value), Keys.ENTER)
+    wait_until_idle(driver)
+
+
+def visible_plots(driver) -> int:
+    return driver.execute_script(
+        "return [...document.querySelectorAll('.js-plotly-plot')].filter(p => p.offsetParent !== null"
+        " && p.querySelector('svg.main-svg')).length"
+    )
+
+
+def plot_texts(driver) -> str:
+    """The text drawn inside every visible plotly chart (titles, axes, legends)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('.js-plotly-plot')].filter(p => p.offsetParent !== null)"
+        ".map(p => [...p.querySelectorAll('text')].map(t => t.textContent).join(' ')).join('\\n')"
+    )
+
+
+def wait_for_plot_text(driver, text: str, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while text not in (found := plot_texts(driver)):
+        if time.monotonic() > deadline:
+            screenshot(driver, f"timeout-{text}")
+            raise AssertionError(f"no chart shows {text!r}; charts show: {found[-800:]}")
+        driver.execute_script("window.scrollBy(0, 400)")  # charts below the fold render when seen
+        time.sleep(0.3)
+    return found
+
+
+@pytest.mark.omniglot
+def test_sampled_task_in_the_explorer_and_compare_pages(omniglot):
+    """Sample a 5-way 5-shot task, look at it in the explorer's three views and compare the models."""
+    require_chromium()
+    with streamlit_server("app.py") as url, browser(1400, 1600) as driver:
+        open_app(driver, url)
+        wait_for_text(driver, "Build a task")
+        click_tab(driver, "Surprise me (Omniglot)")
+        set_number(driver, "Examples per class (K)", 5)
+        click_button(driver, "Surprise me")
+        wait_for_text(driver, "Sampled a 5-way 5-shot task with 10 queries")
+
+        open_page(driver, "Explore a model")
+        text = wait_for_plot_text(driver, "the embedding its prototypes live in")
+        assert "t-SNE, perplexity" in text and "prototype" in text
+        driver.execute_script("window.scrollTo(0, 0)")
+        screenshot(driver, "e2e-explorer")
+        choose(driver, "Model", "maml_lake")
+        wait_until_idle(driver)
+        click_tab(driver, "Adaptation step by step")
+        text = wait_for_plot_text(driver, "features after each inner step")
+        assert "after inner step" in text and "play" in text
+        driver.execute_script("window.scrollTo(0, 0)")
+        screenshot(driver, "e2e-explorer-steps")
+        click_tab(driver, "Decisions")
+        text = wait_for_plot_text(driver, "Confusion matrix")
+        assert "class probabilities" in text and "labelled queries right" in text
+        driver.execute_script("window.scrollTo(0, 0)")
+        screenshot(driver, "e2e-explorer-decisions")
+        assert not page_exceptions(driver)
+
+        open_page(driver, "Compare models")
+        click_button(driver, "Compare on my task")
+        wait_for_plot_text(driver, "Accuracy on your task")
+        click_button(driver, "Run the benchmark")
+        text = wait_for_plot_text(driver, "accuracy with 95% CI", timeout=120)
+        assert "5-way 5-shot, 100 episodes" in text
+        assert not page_exceptions(driver)
+        driver.execute_script("window.scrollTo(0, 0)")
+        screenshot(driver, "e2e-compare")
