@@ -116,7 +116,7 @@ with controls:
     st.number_input(
         "Task seed", min_value=0, max_value=2**31 - 1, step=1, key="sine_seed", help="The same seed, the same wave."
     )
-    st.button("🎲 New task", key="sine_new_task", on_click=new_task, width="stretch")
+    st.button("New task", icon=":material/casino:", key="sine_new_task", on_click=new_task, width="stretch")
     k = st.slider(
         "K: points sampled", 1, MAX_K, 5, key="sine_k", help="The paper uses 5 and 10. A larger K keeps the same wave."
     )

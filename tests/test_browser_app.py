@@ -233,3 +233,16 @@ def test_sampled_task_in_the_explorer_and_compare_pages(omniglot):
         assert not page_exceptions(driver)
         driver.execute_script("window.scrollTo(0, 0)")
         screenshot(driver, "e2e-compare")
+
+        open_page(driver, "Beat the human")
+        text = wait_for_plot_text(driver, "people: 4.5%")
+        assert "maml_lake" in text and "protonet_lake" in text
+        assert not page_exceptions(driver)
+        driver.execute_script("window.scrollTo(0, 0)")
+        screenshot(driver, "e2e-beat-human")
+
+        open_page(driver, "Sine regression")
+        text = wait_for_plot_text(driver, "MSE after each inner step")
+        assert "inner step" in text
+        assert not page_exceptions(driver)
+        screenshot(driver, "e2e-sine")

@@ -94,7 +94,7 @@ def test_fit_animation_has_one_frame_per_step_moving_only_the_fitted_curves():
         assert [list(d.y) for d in frame.data] == [[10.0 * i + s] * 7 for i in range(3)]
     slider = fig.layout.sliders[0]
     assert slider.active == 1 and [s.label for s in slider.steps] == ["0", "1", "2", "3", "4"]
-    assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["▶ play", "⏸ pause"]
+    assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["▶ play", "❚❚ pause"]
     assert list(fig.data[1].y) == [1.0] * 7  # opens on the chosen step
 
 

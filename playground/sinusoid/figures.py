@@ -194,7 +194,7 @@ def fit_animation(
                 showactive=False,
                 buttons=[
                     dict(label="▶ play", method="animate", args=go_to(None, frame_ms)),
-                    dict(label="⏸ pause", method="animate", args=go_to([None], 0)),
+                    dict(label="❚❚ pause", method="animate", args=go_to([None], 0)),
                 ],
             )
         ],
