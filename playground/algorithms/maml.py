@@ -1,7 +1,8 @@
 """MAML (Finn et al. 2017): meta-learn an initialisation that a few SGD steps adapt to a task.
 
 Written functionally with ``torch.func``: the inner loop builds new parameter tensors from
-the meta-parameters (``functional_call`` + ``torch.func.grad``) and never writes to them, so
+the meta-parameters (`playground.models.functional.functional_forward` + ``torch.func.grad``)
+and never writes to them, not even for the duration of a call as ``functional_call`` would, so
 one shared model can serve any number of concurrent `adapt` calls. Second-order gradients
 flow through the inner loop unless ``first_order`` is set. A meta-batch of tasks runs
 either in a Python loop or batched with ``torch.func.vmap`` (``task_batching``).
@@ -33,11 +34,12 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad, vmap
+from torch.func import grad, vmap
 
 from playground.algorithms.base import AdaptOption, MetaLearner, Predictor, StepRecord, register
 from playground.episodes import TaskBatch
 from playground.models import Conv4
+from playground.models.functional import functional_forward
 
 Params = dict[str, torch.Tensor]
 # Called before each inner update with the step, the support loss and accuracy, and the weights they were measured at.
@@ -134,10 +136,10 @@ class MAML(MetaLearner):
         if self.bn == "per_example":
             # Each image is a batch of one: batch norm then uses that image's own statistics.
             def one(image: torch.Tensor) -> torch.Tensor:
-                return functional_call(self.body, body, (image.unsqueeze(0),)).flatten(1).squeeze(0)
+                return functional_forward(self.body, body, image.unsqueeze(0)).flatten(1).squeeze(0)
 
             return vmap(one)(x)
-        return functional_call(self.body, body, (x,)).flatten(1)
+        return functional_forward(self.body, body, x).flatten(1)
 
     def forward_fast(self, fast: Params, x: torch.Tensor) -> torch.Tensor:
         return self.features_fast(fast, x) @ fast["head.weight"].T + fast["head.bias"]

@@ -1,7 +1,7 @@
 """The 1-40-40-1 ReLU regressor, its functional inner loop, and `fit` (adapt without side effects).
 
-Everything here runs on a dict of parameter tensors through ``torch.func.functional_call``:
-adapting builds new tensors and never writes to a module's weights, so one loaded regressor
+Everything here runs on a dict of parameter tensors (`playground.models.functional.functional_forward`):
+adapting builds new tensors and never writes to a module's weights, not even during a call, so one loaded regressor
 can be fitted to any number of tasks (and the page can draw every step's curve).
 """
 
@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad
+from torch.func import grad
+
+from playground.models.functional import functional_forward
 
 Params = dict[str, torch.Tensor]
 
@@ -45,7 +47,7 @@ def parameters_of(model: nn.Module) -> Params:
 
 
 def forward(model: nn.Module, params: Params, x: torch.Tensor) -> torch.Tensor:
-    return functional_call(model, params, (x,))
+    return functional_forward(model, params, x)
 
 
 def mse(model: nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
