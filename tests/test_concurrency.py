@@ -24,9 +24,10 @@ def tasks(glyphs_test):
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_concurrent_adapt_on_one_shared_model(algorithm, tasks, glyphs_train):
     torch.manual_seed(0)
-    learner = create_learner(
-        algorithm, **({"hidden": 16} if "hidden" in learner_class(algorithm).hyperparameters() else {})
-    )
+    # Small and quick: a narrow network, and few steps for the baseline that trains from scratch.
+    options = {"hidden": 16, **({"test_inner_steps": 10} if algorithm == "scratch" else {})}
+    accepted = learner_class(algorithm).hyperparameters()
+    learner = create_learner(algorithm, **{k: v for k, v in options.items() if k in accepted})
     learner.prepare_training(glyphs_train)
     sampler = TaskSampler(glyphs_train, 5, 2, 3, seed=0)
     for _ in range(2):  # a couple of meta-steps, so the weights are not the initial ones
