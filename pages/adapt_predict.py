@@ -194,3 +194,7 @@ for i, q in enumerate(ss.queries):
 for r in ok:
     if len(r.trace) > 1:
         st.plotly_chart(adaptation_curve(r.trace, f"{r.model}: adaptation on the support set"), key=f"curve-{r.model}")
+
+c1, c2 = st.columns(2)
+c1.page_link("pages/explorer.py", label="Why? See inside a model", icon=":material/scatter_plot:")
+c2.page_link("pages/compare.py", label="Compare the models on this task", icon=":material/balance:")
