@@ -5,7 +5,16 @@ the meta-parameters (`playground.models.functional.functional_forward` + ``torch
 and never writes to them, not even for the duration of a call as ``functional_call`` would, so
 one shared model can serve any number of concurrent `adapt` calls. Second-order gradients
 flow through the inner loop unless ``first_order`` is set. A meta-batch of tasks runs
-either in a Python loop or batched with ``torch.func.vmap`` (``task_batching``).
+in a Python loop, batched with ``torch.func.vmap``, or as one grouped network where task t's
+channels are group t of every convolution (``task_batching="grouped"``; exact for any number of
+inner steps, see `_batching`).
+
+Speed. With the default Conv-4 body (batch statistics only), the forward pass is
+`playground.models.conv4.batch_stats_embed`: max-pooling before the ReLU (they commute, so the
+results are bit for bit the module's, with a quarter of the ReLU work) and, opt-in with
+``memory_format="channels_last"``, NHWC activations, where CPU pooling is far faster (see
+`channels_last` for its cost in float32 accuracy). ``bench/maml_speed.py`` measures them
+against a clone-per-task reference.
 
 The classifier head. ``head="shared"`` (default) meta-learns one weight row and bias that
 are copied to every class at the start of adaptation (as in "UnicornMAML", Ye & Chao
@@ -36,16 +45,18 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import grad, vmap
 
-from playground.algorithms.base import AdaptOption, MetaLearner, Predictor, StepRecord, register
+from playground.algorithms.base import AdaptOption, MetaLearner, Predictor, StepRecord, StepStats, register
 from playground.episodes import TaskBatch
 from playground.models import Conv4
+from playground.models.conv4 import batch_stats_embed, batch_stats_embed_supported
 from playground.models.functional import functional_forward
 
 Params = dict[str, torch.Tensor]
 # Called before each inner update with the step, the support loss and accuracy, and the weights they were measured at.
 OnStep = Callable[[int, torch.Tensor, torch.Tensor, Params], None]
 HEADS = ("shared", "per_class")
-TASK_BATCHING = ("auto", "loop", "vmap")
+TASK_BATCHING = ("auto", "loop", "vmap", "grouped")
+MEMORY_FORMATS = ("contiguous", "channels_last")
 BATCH_NORM = ("transductive", "per_example")
 
 
@@ -90,6 +101,7 @@ class MAML(MetaLearner):
         hidden: int = 64,
         task_batching: str = "auto",
         bn: str = "transductive",
+        memory_format: str = "contiguous",
         model: nn.Module | None = None,
         **base,
     ):
@@ -100,12 +112,21 @@ class MAML(MetaLearner):
             raise ValueError(f"task_batching must be one of {TASK_BATCHING}, got {task_batching!r}")
         if bn not in BATCH_NORM:
             raise ValueError(f"bn must be one of {BATCH_NORM}, got {bn!r}")
+        if memory_format not in MEMORY_FORMATS:
+            raise ValueError(f"memory_format must be one of {MEMORY_FORMATS}, got {memory_format!r}")
         if inner_steps < 0 or test_inner_steps < 0:
             raise ValueError("inner steps must be >= 0")
         self.inner_lr, self.inner_steps, self.test_inner_steps = inner_lr, inner_steps, test_inner_steps
         self.first_order, self.head, self.hidden, self.task_batching = first_order, head, hidden, task_batching
-        self.bn = bn
+        self.bn, self.memory_format = bn, memory_format
         self.body = model if model is not None else Conv4(hidden=hidden, track_running_stats=False)
+        # Conv-4 with batch statistics has a faster functional forward; any other body runs as a module.
+        self._fast_body = batch_stats_embed_supported(self.body)
+        if task_batching == "grouped" and not self._groupable():
+            raise ValueError(
+                "task_batching='grouped' needs MAML's own inner loop, bn='transductive' and a Conv-4 body "
+                "with batch statistics"
+            )
         rows = 1 if head == "shared" else self.n_way
         dim = getattr(self.body, "embedding_dim", hidden)
         self.head_weight = nn.Parameter(torch.zeros(rows, dim))
@@ -131,15 +152,31 @@ class MAML(MetaLearner):
         lr = self.inner_lr if lr is None else lr
         return {k: (fast[k] - lr * grads[k]) if k in grads else fast[k] for k in fast}
 
+    def channels_last(self) -> bool:
+        """Lay activations out NHWC (``memory_format="channels_last"``, with the Conv-4 fast forward)?
+
+        Opt-in: on a CPU it cut the time of a meta-iteration by 8-32% (``python -m bench.maml_speed
+        --variants``), but torch's CPU batch norm is less exact NHWC (its statistics lose digits when
+        a channel's mean is large against its spread: 20-60x the NCHW error), which moved float32
+        meta-gradients by up to 1% of their largest entry on the synthetic test glyphs (float64:
+        identical to 1e-14).
+        """
+        return self._fast_body and self.memory_format == "channels_last"
+
+    def _embed(self, body: Params, x: torch.Tensor) -> torch.Tensor:
+        if self._fast_body:
+            return batch_stats_embed(self.body, body, x, self.channels_last())
+        return functional_forward(self.body, body, x).flatten(1)
+
     def features_fast(self, fast: Params, x: torch.Tensor) -> torch.Tensor:
         body = {k[5:]: v for k, v in fast.items() if k.startswith("body.")}
         if self.bn == "per_example":
             # Each image is a batch of one: batch norm then uses that image's own statistics.
             def one(image: torch.Tensor) -> torch.Tensor:
-                return functional_forward(self.body, body, image.unsqueeze(0)).flatten(1).squeeze(0)
+                return self._embed(body, image.unsqueeze(0)).squeeze(0)
 
             return vmap(one)(x)
-        return functional_forward(self.body, body, x).flatten(1)
+        return self._embed(body, x)
 
     def forward_fast(self, fast: Params, x: torch.Tensor) -> torch.Tensor:
         return self.features_fast(fast, x) @ fast["head.weight"].T + fast["head.bias"]
@@ -178,25 +215,82 @@ class MAML(MetaLearner):
         logits = self.forward_fast(fast, qx)
         return F.cross_entropy(logits, qy), (logits.argmax(-1) == qy).float().mean()
 
-    def _use_vmap(self, device: torch.device, second_order_steps: int = 0) -> bool:
-        """Batch tasks with vmap? Only where it is exact, and (for "auto") where it is faster.
+    def _groupable(self) -> bool:
+        """Can a meta-batch run as one grouped network? Needs MAML's inner loop and forward, on a batch-stats Conv-4."""
+        cls = type(self)
+        return (
+            self._fast_body
+            and self.bn == "transductive"
+            and all(getattr(cls, m) is getattr(MAML, m) for m in ("inner_loop", "forward_fast", "features_fast"))
+        )
+
+    def _batching(self, device: torch.device, second_order_steps: int = 0) -> str:
+        """How a meta-batch runs: "loop", "vmap" or "grouped". vmap only where it is exact.
 
         vmap's batch-norm backward rule gives second-order meta-gradients that are off by
         about 0.1% once the inner loop has two or more steps with transductive batch norm
         (checked against float64 finite differences; functorch issue #534), so those runs
-        always use the loop.
+        never use vmap. With one step and ``head="per_class"`` it is off too (about 10% of the
+        body's meta-gradient in float64, against the loop, finite differences and the
+        clone-per-task reference of bench/reference_maml.py), so "auto" never uses vmap for
+        second-order MAML with transductive batch norm. The grouped network uses the ordinary
+        batch-norm op and is exact (tests/test_bench_reference.py).
         """
-        if second_order_steps >= 2 and self.bn == "transductive":
-            return False
+        if self.task_batching == "grouped":
+            return "grouped"
+        transductive_second_order = second_order_steps >= 1 and self.bn == "transductive"
         if self.task_batching == "auto":
-            # Measured in bench/: vmap wins on GPU; a loop is as fast or faster on a few CPU cores.
-            return device.type == "cuda"
-        return self.task_batching == "vmap"
+            # Measured (python -m bench.maml_speed --variants): on a few CPU cores the loop is fastest
+            # (vmap 1.7-3.8x, grouped 1.1-1.2x slower). On a GPU batched tasks win; grouped stands in
+            # where vmap is inexact.
+            if device.type != "cuda":
+                return "loop"
+            if transductive_second_order:
+                return "grouped" if self._groupable() else "loop"
+            return "vmap"
+        # An explicit "vmap" keeps vmap for one second-order step (the caller asked for it).
+        inexact = transductive_second_order and second_order_steps >= 2
+        return "vmap" if self.task_batching == "vmap" and not inexact else "loop"
+
+    def _use_vmap(self, device: torch.device, second_order_steps: int = 0) -> bool:
+        """Batch tasks with vmap? (See `_batching`.)"""
+        return self._batching(device, second_order_steps) == "vmap"
+
+    def _grouped_logits(self, fast: Params, x: torch.Tensor) -> torch.Tensor:
+        """Logits [T, n, N] of T tasks at once, from fast weights [T, ...] and images [T, n, C, H, W]."""
+        body = {k[5:]: v for k, v in fast.items() if k.startswith("body.")}
+        z = batch_stats_embed(self.body, body, x, self.channels_last())
+        return torch.baddbmm(fast["head.bias"].unsqueeze(1), z, fast["head.weight"].transpose(1, 2))
+
+    def _grouped_support_loss(self, adapted: Params, frozen: Params, x: torch.Tensor, y: torch.Tensor):
+        logits = self._grouped_logits({**frozen, **adapted}, x)
+        # The sum over tasks of each task's mean loss: its gradient w.r.t. task t's weights is task t's own.
+        return F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum") / y.shape[1]
+
+    def _grouped_query_losses(self, tasks: TaskBatch, steps: int, first_order: bool):
+        """Per-task query losses and accuracies [T], every task adapted at once in one grouped network."""
+        t = len(tasks)
+        fast0 = self.initial_fast_weights(int(tasks.support_y[0].max()) + 1)
+        fast = {k: v.expand(t, *v.shape) for k, v in fast0.items()}
+        keys = self.inner_keys(fast)
+        for step in range(steps):
+            adapted = {k: fast[k] for k in keys}
+            frozen = {k: v for k, v in fast.items() if k not in adapted}
+            grads = grad(self._grouped_support_loss)(adapted, frozen, tasks.support_x, tasks.support_y)
+            if first_order:
+                grads = {k: g.detach() for k, g in grads.items()}
+            fast = self.inner_update(fast, grads, step)
+        logits = self._grouped_logits(fast, tasks.query_x)
+        losses = F.cross_entropy(logits.flatten(0, 1), tasks.query_y.flatten(), reduction="none").view(t, -1)
+        return losses.mean(1), (logits.argmax(-1) == tasks.query_y).float().mean(1)
 
     def batched_query_losses(self, tasks: TaskBatch, steps: int, first_order: bool):
+        mode = self._batching(tasks.support_x.device, 0 if first_order else steps)
+        if mode == "grouped":
+            return self._grouped_query_losses(tasks, steps, first_order)
         fast0 = self.initial_fast_weights(int(tasks.support_y[0].max()) + 1)
         args = (tasks.support_x, tasks.support_y, tasks.query_x, tasks.query_y)
-        if self._use_vmap(tasks.support_x.device, 0 if first_order else steps):
+        if mode == "vmap":
             fn = lambda sx, sy, qx, qy: self._task_query_loss(fast0, sx, sy, qx, qy, steps, first_order)  # noqa: E731
             return vmap(fn, randomness="different")(*args)
         out = [self._task_query_loss(fast0, *[a[i] for a in args], steps, first_order) for i in range(len(tasks))]
@@ -205,6 +299,38 @@ class MAML(MetaLearner):
     def meta_loss(self, tasks: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
         losses, accs = self.batched_query_losses(tasks, self.inner_steps, self.first_order)
         return losses.mean(), accs.mean()
+
+    def meta_train_step(self, tasks: TaskBatch, grad_hook=None) -> StepStats:
+        """One outer update. A loop over tasks backpropagates each task's loss as soon as it has it.
+
+        The gradient is the one of `meta_loss` (up to float summation order), but only one task's
+        graph is alive at a time: for second-order MAML, 5-way 1-shot, meta-batch 32, the peak memory
+        of a meta-iteration drops about tenfold (python -m bench.maml_scaling), at the same speed.
+        """
+        tasks = tasks.to(self.device)
+        steps = 0 if self.first_order else self.inner_steps
+        if type(self).meta_loss is not MAML.meta_loss or self._batching(self.device, steps) != "loop":
+            return super().meta_train_step(tasks, grad_hook)
+        n_way = int(tasks.support_y[0].max()) + 1
+        losses, accs = [], []
+        self.train()
+        try:
+            self.optimizer.zero_grad(set_to_none=True)
+            for t in range(len(tasks)):
+                # Fresh initial weights per task: their little graph (the head's expansion) is freed by each backward.
+                task = (tasks.support_x[t], tasks.support_y[t], tasks.query_x[t], tasks.query_y[t])
+                loss, acc = self._task_query_loss(
+                    self.initial_fast_weights(n_way), *task, self.inner_steps, self.first_order
+                )
+                (loss / len(tasks)).backward()
+                losses.append(loss.detach())
+                accs.append(acc)
+            if grad_hook is not None:
+                grad_hook(self)
+            self.optimizer.step()
+        finally:
+            self.eval()
+        return StepStats(float(torch.stack(losses).mean()), float(torch.stack(accs).mean()))
 
     # -- adaptation ------------------------------------------------------------------------------
     def adapt_options(self) -> list[AdaptOption]:

@@ -1,0 +1,222 @@
+"""Meta-training throughput of `playground` MAML, Reptile and ProtoNet against clone-per-task references.
+
+    python -m bench.maml_speed --device cpu --threads 2
+    python -m bench.maml_speed --device cuda --variants
+
+One table: tasks per second of ours and of the reference in `bench/reference_maml.py` (the
+learn2learn way: clone the model per task, ``autograd.grad(create_graph=True)``), measured
+side by side in one run: each timed iteration runs ours, then the reference, on the same
+meta-batch, and the table shows medians. 5-way 1-shot, 15 queries per class, meta-batch 32,
+Conv-4 (64 channels) with transductive batch norm and an N-way head (``head="per_class"``, the
+reference's architecture); both start from the same weights. ``--variants`` adds rows for the
+other ways to run ours (task batching, memory layout, the generic module forward) and
+``--compile`` a ``torch.compile`` row for one second-order step (compiling takes minutes on a CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import grad
+
+from bench.reference_maml import ReferenceMAML, ReferenceReptile, load_from_playground, random_tasks, reference_model
+from playground.algorithms import create_learner
+from playground.algorithms.maml import MAML
+from playground.device import resolve_device
+from playground.episodes import TaskBatch
+from playground.models.conv4 import to_channels_last
+
+Step = Callable[[TaskBatch], object]
+
+
+@dataclass
+class Case:
+    """One row: a learner of ours, and the reference it is compared with (None: no reference)."""
+
+    label: str
+    ours: Step
+    reference: Step | None = None
+
+
+def maml_pair(opts: dict, device: torch.device, n_way: int) -> tuple[MAML, ReferenceMAML]:
+    """Ours and the reference from the same initial weights."""
+    torch.manual_seed(0)
+    ours = create_learner("maml", n_way=n_way, head="per_class", **opts).to(device)
+    model = load_from_playground(reference_model(n_way).to(device), ours)
+    ref = ReferenceMAML(model, ours.inner_lr, ours.inner_steps, ours.first_order, ours.outer_lr)
+    return ours, ref
+
+
+def compiled_maml_step(learner: MAML) -> Step:
+    """Ours with each task's meta-gradient (inner loop and all) compiled by ``torch.compile``.
+
+    A compiled function cannot be differentiated twice, so the whole per-task meta-gradient is
+    one ``torch.func.grad`` of the query loss, compiled as a single forward graph.
+    """
+
+    def task_loss(fast0, sx, sy, qx, qy):
+        fast = learner.inner_loop(fast0, sx, sy, learner.inner_steps, learner.first_order)
+        return F.cross_entropy(learner.forward_fast(fast, qx), qy)
+
+    meta_grad = torch.compile(grad(task_loss))
+
+    def step(tasks: TaskBatch) -> None:
+        n_way = int(tasks.support_y[0].max()) + 1
+        fast0 = {k: v.detach() for k, v in learner.initial_fast_weights(n_way).items()}
+        total: dict[str, torch.Tensor] = {}
+        for i in range(len(tasks)):
+            g = meta_grad(fast0, tasks.support_x[i], tasks.support_y[i], tasks.query_x[i], tasks.query_y[i])
+            total = {k: total.get(k, 0) + v / len(tasks) for k, v in g.items()}
+        learner.optimizer.zero_grad(set_to_none=True)
+        for name, p in learner.named_parameters():
+            key = name.replace("head_", "head.")
+            if key in total:
+                p.grad = total[key]
+        learner.optimizer.step()
+
+    return step
+
+
+def cases(device: torch.device, n_way: int, variants: bool, compile_: bool) -> list[Case]:
+    """The rows of the table."""
+    so1 = {"inner_steps": 1, "inner_lr": 0.4}
+    so5 = {"inner_steps": 5, "inner_lr": 0.1}
+    fo5 = {"inner_steps": 5, "inner_lr": 0.1, "first_order": True}
+    out = []
+    for label, opts in (
+        ("MAML 2nd order, 1 step", so1),
+        ("MAML 2nd order, 5 steps", so5),
+        ("MAML 1st order, 5 steps", fo5),
+    ):
+        ours, ref = maml_pair(opts, device, n_way)
+        out.append(Case(label, ours.meta_train_step, ref.meta_train_step))
+        if compile_ and opts is so1:  # compiling the 5-step graphs takes far longer
+            c, _ = maml_pair({**opts, "task_batching": "loop"}, device, n_way)
+            out.append(Case(f"  {label}: torch.compile", compiled_maml_step(c), ref.meta_train_step))
+        if not variants:
+            continue
+        for name, extra in (
+            ("loop", {"task_batching": "loop"}),
+            ("loop, NHWC", {"task_batching": "loop", "memory_format": "channels_last"}),
+            ("grouped", {"task_batching": "grouped"}),
+            ("grouped, NHWC", {"task_batching": "grouped", "memory_format": "channels_last"}),
+            ("vmap", {"task_batching": "vmap"}),
+        ):
+            v, _ = maml_pair({**opts, **extra}, device, n_way)
+            out.append(Case(f"  {label}: {name}", v.meta_train_step, ref.meta_train_step))
+        generic, _ = maml_pair({**opts, "task_batching": "loop"}, device, n_way)
+        generic._fast_body = False  # the module's own forward (ReLU before pooling, NCHW): the code before this bench
+        out.append(Case(f"  {label}: loop, module forward", generic.meta_train_step, ref.meta_train_step))
+
+    torch.manual_seed(0)
+    reptile = create_learner("reptile", n_way=n_way, head="per_class", inner_steps=5, inner_lr=0.1).to(device)
+    ref = ReferenceReptile(load_from_playground(reference_model(n_way).to(device), reptile), 0.1, 5, reptile.outer_lr)
+    out.append(Case("Reptile, 5 steps", reptile.meta_train_step, ref.meta_train_step))
+    if variants:
+        torch.manual_seed(0)
+        opts = {"inner_steps": 5, "inner_lr": 0.1, "memory_format": "channels_last"}
+        nhwc = create_learner("reptile", n_way=n_way, head="per_class", **opts).to(device)
+        out.append(Case("  Reptile, 5 steps: NHWC", nhwc.meta_train_step, ref.meta_train_step))
+
+    torch.manual_seed(0)
+    protonet = create_learner("protonet", n_way=n_way).to(device)
+    out.append(Case("ProtoNet", protonet.meta_train_step))
+    if variants:
+        torch.manual_seed(0)
+        cl = create_learner("protonet", n_way=n_way).to(device)
+        with torch.no_grad():
+            for m in cl.modules():
+                if isinstance(m, nn.Conv2d):
+                    # NHWC weights make every convolution (and so batch norm and pooling) run NHWC.
+                    m.weight.data = to_channels_last(m.weight.data)
+        out.append(Case("  ProtoNet: channels-last", cl.meta_train_step))
+    return out
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (Linux), or "" where unknown."""
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return ""
+
+
+def timed(fn: Step, tasks: TaskBatch, device: torch.device, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds for one meta-iteration."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t = clock()
+    fn(tasks)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return clock() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--steps", type=int, default=3, help="timed meta-iterations per row (after --warmup)")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=32, help="tasks per meta-batch")
+    ap.add_argument("--ways", type=int, default=5)
+    ap.add_argument("--shots", type=int, default=1)
+    ap.add_argument("--queries", type=int, default=15, help="queries per class")
+    ap.add_argument("--variants", action="store_true", help="also time the other ways to run ours")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile (compiling takes minutes)")
+    ap.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time the process's CPU seconds, not wall-clock: steadier on a busy machine (use with --threads 1)",
+    )
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    # Random pixels: the time per step does not depend on what the images show.
+    batches = [random_tasks(args.batch, args.ways, args.shots, args.queries, device=device, seed=s) for s in range(2)]
+    load = load_average()
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    print(
+        f"device {device}; {torch.get_num_threads()} threads; torch {torch.__version__}; "
+        f"{args.ways}-way {args.shots}-shot, {args.queries} queries/class, meta-batch {args.batch}; "
+        f"median of {args.steps} iterations"
+        + (" (CPU time)" if args.cpu_time else "")
+        + (f"; load average {load}" if load else "")
+    )
+    print(f"{'case':<48} {'ours ms':>9} {'tasks/s':>8} {'ref ms':>9} {'tasks/s':>8} {'speed-up':>8}")
+    for case in cases(device, args.ways, args.variants, args.compile):
+        t = time.perf_counter()
+        for i in range(args.warmup):
+            case.ours(batches[i % 2])
+            if case.reference is not None:
+                case.reference(batches[i % 2])
+        first = time.perf_counter() - t
+        ours, ref = [], []
+        for i in range(args.steps):
+            ours.append(timed(case.ours, batches[i % 2], device, clock))
+            if case.reference is not None:
+                ref.append(timed(case.reference, batches[i % 2], device, clock))
+        o = statistics.median(ours)
+        row = f"{case.label:<48} {1000 * o:9.0f} {args.batch / o:8.1f}"
+        if ref:
+            r = statistics.median(ref)
+            row += f" {1000 * r:9.0f} {args.batch / r:8.1f} {r / o:7.2f}x"
+        else:
+            row += f" {'-':>9} {'-':>8} {'-':>8}"
+        if first > 10 * (o + (statistics.median(ref) if ref else 0)):
+            row += f"  (warm-up {first:.0f} s)"
+        print(row, flush=True)
+    print(f"load average at the end: {load_average() or 'unknown'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The clone-per-task MAML reference of bench/ computes our meta-gradient; MAML's speed-ups change no gradient."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bench.reference_maml import meta_gradient_gap, playground_meta_gradients, random_tasks, reference_meta_gradients
+from playground.algorithms import create_learner
+from playground.algorithms.maml import MAML
+from playground.models import Conv4
+from playground.models.conv4 import batch_stats_embed
+
+# float64: two correct implementations agree to ~1e-14 of the largest gradient, a wrong term shows by far more.
+TOLERANCE = 1e-10
+
+
+def _learner(algorithm: str = "maml", **options) -> MAML:
+    """A float64 learner with a random (non-zero) head, so every term of the meta-gradient is exercised."""
+    torch.manual_seed(0)
+    learner = create_learner(algorithm, n_way=5, hidden=16, **options).double()
+    with torch.no_grad():
+        learner.head_weight.normal_(0, 0.5)
+        learner.head_bias.normal_(0, 0.5)
+    return learner
+
+
+def _relative_gap(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    scale = max(float(v.abs().max()) for v in a.values())
+    return max(float((a[k] - b[k]).abs().max()) for k in a) / scale
+
+
+@pytest.mark.parametrize("inner_steps", [1, 2])
+def test_reference_meta_gradient_equals_ours(inner_steps):
+    gap, scale = meta_gradient_gap(hidden=16, n_tasks=2, inner_steps=inner_steps)
+    assert scale > 1.0  # a real gradient, not zeros
+    assert gap <= TOLERANCE * scale, f"{gap:.2e} of {scale:.2e}"
+
+
+def test_reference_check_sees_a_missing_second_order_term():
+    """The comparison is sharp enough to catch the mistake a reference is most likely to make."""
+    learner = _learner(head="per_class", inner_steps=2)
+    tasks = random_tasks(2, 5, 1, 3, dtype=torch.float64)
+    ours = playground_meta_gradients(learner, tasks)
+    first_order = reference_meta_gradients(learner, tasks, inner_steps=2, first_order=True)
+    assert _relative_gap(ours, first_order) > 1e-3
+
+
+def test_reference_meta_gradient_float32():
+    """In float32, as benchmarked, the two agree to float rounding."""
+    gap, scale = meta_gradient_gap(hidden=16, n_tasks=2, inner_steps=1, dtype=torch.float32)
+    assert gap <= 1e-4 * scale, f"{gap:.2e} of {scale:.2e}"
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+@pytest.mark.parametrize("inner_steps", [1, 2])
+@pytest.mark.parametrize("bn", ["transductive", "per_example"])
+def test_fast_forward_and_memory_format_keep_the_meta_gradient(bn, inner_steps, first_order):
+    """NHWC, NCHW and the module's own forward (ReLU before pooling) give one meta-gradient."""
+    tasks = random_tasks(2, 5, 1, 3, dtype=torch.float64)
+    grads = {}
+    for name, options in {
+        "module": {"memory_format": "contiguous"},
+        "nchw": {"memory_format": "contiguous"},
+        "nhwc": {"memory_format": "channels_last"},
+    }.items():
+        learner = _learner(bn=bn, inner_steps=inner_steps, first_order=first_order, task_batching="loop", **options)
+        if name == "module":
+            learner._fast_body = False
+        grads[name] = playground_meta_gradients(learner, tasks)
+    assert _relative_gap(grads["module"], grads["nchw"]) <= TOLERANCE
+    assert _relative_gap(grads["module"], grads["nhwc"]) <= TOLERANCE
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+@pytest.mark.parametrize("inner_steps", [1, 2])
+@pytest.mark.parametrize("head", ["shared", "per_class"])
+@pytest.mark.parametrize("algorithm", ["maml", "metasgd"])
+def test_grouped_tasks_match_the_loop(algorithm, head, inner_steps, first_order):
+    tasks = random_tasks(3, 5, 1, 3, dtype=torch.float64)
+    options = {"head": head, "inner_steps": inner_steps, "first_order": first_order}
+    loop = playground_meta_gradients(_learner(algorithm, task_batching="loop", **options), tasks)
+    grouped = playground_meta_gradients(_learner(algorithm, task_batching="grouped", **options), tasks)
+    assert _relative_gap(loop, grouped) <= TOLERANCE
+
+
+def test_grouped_is_refused_where_it_cannot_run():
+    with pytest.raises(ValueError, match="grouped"):
+        create_learner("anil", task_batching="grouped")  # its own inner loop
+    with pytest.raises(ValueError, match="grouped"):
+        create_learner("maml", task_batching="grouped", bn="per_example")
+
+
+def test_auto_batching_never_picks_vmap_for_second_order_transductive_maml():
+    learner = create_learner("maml", hidden=8)
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert learner._batching(cpu, 1) == "loop"
+    assert learner._batching(cuda, 0) == "vmap"  # first order: exact under vmap
+    assert learner._batching(cuda, 1) == "grouped"
+    assert learner._batching(cuda, 5) == "grouped"
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_batch_stats_embed_is_the_modules_embedding(channels_last):
+    torch.manual_seed(0)
+    bodies = [Conv4(hidden=8, track_running_stats=False).double() for _ in range(3)]
+    x = torch.rand(3, 6, 1, 28, 28, dtype=torch.float64)
+    expected = torch.stack([body.embed(xi) for body, xi in zip(bodies, x)])
+    params = [dict(body.named_parameters()) for body in bodies]
+    one = torch.stack([batch_stats_embed(bodies[0], p, xi, channels_last) for p, xi in zip(params, x)])
+    stacked = {k: torch.stack([p[k] for p in params]) for k in params[0]}
+    grouped = batch_stats_embed(bodies[0], stacked, x, channels_last)
+    assert torch.allclose(one, expected, atol=1e-12)
+    assert torch.allclose(grouped, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "algorithm, options", [("maml", {"inner_steps": 2}), ("maml", {"first_order": True}), ("metasgd", {})]
+)
+def test_task_by_task_backward_gives_the_meta_loss_gradient(algorithm, options):
+    """meta_train_step backpropagates task by task (less memory); the gradient is meta_loss's."""
+    tasks = random_tasks(3, 5, 1, 3, dtype=torch.float64)
+    expected = playground_meta_gradients(_learner(algorithm, task_batching="loop", **options), tasks)
+    seen = {}
+    learner = _learner(algorithm, task_batching="loop", **options)
+    learner.meta_train_step(
+        tasks, grad_hook=lambda m: seen.update({k: p.grad.clone() for k, p in m.named_parameters()})
+    )
+    assert _relative_gap(expected, seen) <= TOLERANCE
