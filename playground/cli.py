@@ -8,6 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from playground import distributed
 from playground.algorithms import available, learner_class
 from playground.checkpoints import CheckpointError, load_learner, read_card, read_checkpoint, write_card
 from playground.data.omniglot import DataError, default_data_dir, download_omniglot
@@ -219,8 +220,12 @@ def cmd_train(args: argparse.Namespace) -> None:
         init_from=args.init_from,
         command=shlex.join(["python", "-m", "playground", *args.argv]),
     )
-    best = train(cfg, resume=args.resume)
-    print(f"best checkpoint: {best}")
+    try:
+        best = train(cfg, resume=args.resume)
+        if distributed.is_main():
+            print(f"best checkpoint: {best}")
+    finally:
+        distributed.cleanup()  # under torchrun; a no-op otherwise
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from playground import distributed
 from playground.algorithms import MetaLearner, create_learner, learner_class
 from playground.checkpoints import learner_from_checkpoint, read_checkpoint, save_checkpoint, write_card
 from playground.data.protocols import Splits, load_splits
@@ -110,12 +111,23 @@ class _Log:
 def _progress(total: int, initial: int):
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 15)
+    return tqdm(
+        total=total,
+        initial=initial,
+        dynamic_ncols=True,
+        mininterval=0.5 if sys.stderr.isatty() else 15,
+        disable=not distributed.is_main(),
+    )
 
 
 def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Path:
-    """Meta-train; returns the path of the best checkpoint (by meta-validation accuracy)."""
-    device = resolve_device(cfg.device)
+    """Meta-train; returns the path of the best checkpoint (by meta-validation accuracy).
+
+    Under torchrun every process runs this: each takes its share of every meta-batch
+    (`playground.distributed`), and only rank 0 validates, prints and writes files.
+    """
+    device = distributed.setup(resolve_device(cfg.device))
+    main = distributed.is_main()
     out = Path(cfg.out)
     state: dict[str, Any] = {"iteration": 0, "best_val": -1.0, "train_seconds": 0.0}
     ckpt = None
@@ -133,6 +145,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
     torch.manual_seed(cfg.seed)
     splits = load_splits(cfg.protocol, cfg.data_dir, rotations=cfg.rotations)
     validate_config(cfg, splits)
+    distributed.check(cfg.algorithm, cfg.meta_batch)
     train_ways = cfg.train_ways or cfg.ways
     learner_options = {**cfg.learner, "n_way": train_ways}
     accepted = learner_class(cfg.algorithm).hyperparameters()
@@ -147,6 +160,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
         # Before the optimizer is made: the hook may add parameters (a classifier over all classes).
         # A resumed learner got whatever it set up from its checkpoint.
         learner.prepare_training(train_set)
+    distributed.prepare(learner)
     sampler = TaskSampler(train_set, train_ways, cfg.shots, cfg.query, seed=cfg.seed)
     scheduler = cosine_schedule(learner.optimizer, cfg.iterations)
     if ckpt is not None:
@@ -158,10 +172,12 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
             sampler.load_state_dict(ckpt.extra["sampler"])
         if "torch_rng" in ckpt.extra:
             torch.set_rng_state(ckpt.extra["torch_rng"])
-    state.setdefault("hardware", hardware_description(device))
-    out.mkdir(parents=True, exist_ok=True)
+    processes = f" x {distributed.world()} processes" if distributed.world() > 1 else ""
+    state.setdefault("hardware", hardware_description(device) + processes)
     log = _Log(out / "log.jsonl")
-    echo(f"{cfg.algorithm} on {splits.describe()}; device {device}; output {out}")
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        echo(f"{cfg.algorithm} on {splits.describe()}; device {device}{processes}; output {out}")
 
     def save(path: Path) -> None:
         save_checkpoint(
@@ -179,7 +195,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
     start = time.perf_counter() - state["train_seconds"]
     loss_avg = acc_avg = None
     while state["iteration"] < cfg.iterations:
-        stats = learner.meta_train_step(sampler.sample_batch(cfg.meta_batch))
+        # Every rank samples the whole batch (the same stream as one process) and trains on its share.
+        stats = distributed.meta_train_step(learner, sampler.sample_batch(cfg.meta_batch))
         scheduler.step()
         state["iteration"] += 1
         loss_avg = stats.loss if loss_avg is None else 0.95 * loss_avg + 0.05 * stats.loss
@@ -193,7 +210,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
                 f"{out / 'last.pt'}"
             )
         it = state["iteration"]
-        if it % cfg.val_every == 0 or it == cfg.iterations:
+        if main and (it % cfg.val_every == 0 or it == cfg.iterations):
             state["train_seconds"] = time.perf_counter() - start
             val = evaluate_few_shot(
                 learner, val_set, cfg.ways, cfg.shots, cfg.query, cfg.val_episodes, seed=cfg.seed + 1

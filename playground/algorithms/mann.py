@@ -220,6 +220,11 @@ class MANN(MetaLearner):
     have), ``support_loss_weight`` and ``random_label_slots`` (meta-training only).
     """
 
+    not_distributable = (
+        "it draws each task's sequence order and label units from the global random generator inside "
+        "meta_loss, so a share of the meta-batch gets other random draws than in one process"
+    )
+
     name = "mann"
 
     def __init__(
