@@ -5,11 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from playground.compare import compare_on_benchmark, leave_one_out, shot_curve, step_curve
+from playground.compare import compare_on_benchmark, score_on_task, shot_curve, step_curve
 from playground.data.protocols import evaluation_alphabet_dataset
 from playground.explain import steps_option
 from playground.figures import accuracy_curves, score_bars
-from playground.inference import adapt_and_predict
 
 from ui import (
     attempt,
@@ -73,34 +72,11 @@ if (labelled or k_shot >= 2) and st.button("Compare on my task", type="primary",
     bar = st.progress(0.0, text="Adapting…")
 
     def run_task() -> list[dict]:
-        rows = []
-        for i, (name, learner) in enumerate(learners.items()):
-            if labelled:
-                r = adapt_and_predict(name, learner, support_x, support_y, query_x, query_labels)
-                rows.append(
-                    {
-                        "model": name,
-                        "accuracy": r.accuracy,
-                        "adapt (ms)": r.adapt_ms,
-                        "predict (ms)": r.predict_ms,
-                        "scored on": f"{len(labelled)} queries",
-                        "note": r.error or "",
-                    }
-                )
-            else:
-                loo = leave_one_out(learner, support_x, support_y)
-                rows.append(
-                    {
-                        "model": name,
-                        "accuracy": loo.accuracy,
-                        "adapt (ms)": loo.adapt_ms,
-                        "predict (ms)": None,
-                        "scored on": f"leave-one-out, {len(support_y)} images",
-                        "note": "",
-                    }
-                )
-            bar.progress((i + 1) / len(learners), text=f"{name} done")
-        return rows
+        def tick(done: int, total: int, name: str) -> None:
+            bar.progress(done / total, text=f"{name} done")
+
+        scores = score_on_task(learners, support_x, support_y, query_x, query_labels, tick)
+        return [score.row() for score in scores]
 
     rows = attempt(run_task, "Comparing on your task")
     bar.empty()

@@ -14,7 +14,7 @@ from playground.explorer_figures import (
     steps_animation,
 )
 from playground.figures import adaptation_curve
-from playground.imaging import to_tensor
+from playground.imaging import from_tensor, to_tensor
 from playground.sample_tasks import sample_distractors
 
 from ui import (
@@ -131,8 +131,7 @@ with decisions_tab:
             "The decision matrices",
         )
         rows = [f"Q{i + 1}" for i in range(len(query_x))]
-        query_images = list((query_x[:, 0] * 255).round().byte().numpy())
-        support_images = list((support_x[:, 0] * 255).round().byte().numpy())
+        query_images, support_images = from_tensor(query_x), from_tensor(support_x)
         first_of_class = [support_images[int((support_y == c).nonzero()[0])] for c in range(len(names))]
         for m in matrices or []:
             if m.columns == "support":

@@ -17,7 +17,7 @@ from playground.data.protocols import ClassDataset
 from playground.episodes import TaskBatch, TaskSampler
 from playground.evaluation import EvalResult
 from playground.explain import steps_option
-from playground.inference import adapt_kwargs
+from playground.inference import adapt_and_predict, adapt_kwargs
 
 Progress = Callable[[int, int], None]
 
@@ -62,6 +62,52 @@ def leave_one_out(
         if progress is not None:
             progress(i + 1, n)
     return LeaveOneOut(predicted, support_y.cpu().tolist(), 1000 * elapsed / n)
+
+
+@dataclass
+class TaskScore:
+    """One model on a user's task: how well it did, how it was scored, and how long it took."""
+
+    model: str
+    accuracy: float | None
+    adapt_ms: float
+    predict_ms: float | None  # None for leave-one-out (one image per adaptation)
+    scored_on: str
+    note: str = ""  # e.g. why adaptation failed
+
+    def row(self) -> dict:
+        return {
+            "model": self.model,
+            "accuracy": self.accuracy,
+            "adapt (ms)": self.adapt_ms,
+            "predict (ms)": self.predict_ms,
+            "scored on": self.scored_on,
+            "note": self.note,
+        }
+
+
+def score_on_task(
+    models: Mapping[str, MetaLearner],
+    support_x: torch.Tensor,
+    support_y: torch.Tensor,
+    query_x: torch.Tensor,
+    query_labels: Sequence[int | None],
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[TaskScore]:
+    """Every model on the same user task: accuracy on the labelled queries, or, when none is
+    labelled, leave-one-out over the support set (which needs K >= 2)."""
+    labelled = sum(label is not None for label in query_labels)
+    scores = []
+    for i, (name, learner) in enumerate(models.items()):
+        if labelled:
+            r = adapt_and_predict(name, learner, support_x, support_y, query_x, list(query_labels))
+            scores.append(TaskScore(name, r.accuracy, r.adapt_ms, r.predict_ms, f"{labelled} queries", r.error or ""))
+        else:
+            loo = leave_one_out(learner, support_x, support_y)
+            scores.append(TaskScore(name, loo.accuracy, loo.adapt_ms, None, f"leave-one-out, {len(support_y)} images"))
+        if progress is not None:
+            progress(i + 1, len(models), name)
+    return scores
 
 
 def benchmark_episodes(

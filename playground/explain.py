@@ -10,15 +10,12 @@ import numpy as np
 import torch
 
 from playground.algorithms import DecisionMatrix, MetaLearner, Predictor
+from playground.algorithms.protonet import prototypes
+from playground.imaging import from_tensor
 from playground.inference import adapt_kwargs
 from playground.projection import project_2d
 
 KINDS = ("support", "query", "distractor", "prototype")
-
-
-def to_uint8(x: torch.Tensor) -> list[np.ndarray]:
-    """Images [n, 1, 28, 28] with ink = 1 as 28x28 uint8 arrays with ink = 255 (for thumbnails)."""
-    return list((x[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
 
 
 @dataclass
@@ -59,12 +56,6 @@ def _embed(predictor: Predictor, x: torch.Tensor, who: str) -> torch.Tensor:
     return z.detach().float().flatten(1).cpu()
 
 
-def class_means(z: torch.Tensor, y: torch.Tensor, n_way: int) -> torch.Tensor:
-    """The mean embedding of each class [n_way, d]."""
-    one_hot = torch.nn.functional.one_hot(y.cpu(), n_way).float()
-    return one_hot.T @ z / one_hot.sum(0).unsqueeze(1)
-
-
 def embedding_view(
     learner: MetaLearner,
     support_x: torch.Tensor,
@@ -95,7 +86,10 @@ def embedding_view(
         if protos is not None:
             protos, space = protos.detach().float().cpu(), "the embedding its prototypes live in"
         else:
-            protos, space = class_means(zs, support_y, n_way), "its embedding (prototypes = class means of the support)"
+            protos, space = (
+                prototypes(zs, support_y.cpu(), n_way),
+                "its embedding (prototypes = class means of the support)",
+            )
         predicted = predictor.predict(query_x.to(device)).cpu().tolist() if len(query_x) else []
     nearest = torch.cdist(zq, protos).argmin(-1).tolist() if len(zq) else []
     points = torch.cat([zs, zq, zd, protos]).numpy()
@@ -107,7 +101,10 @@ def embedding_view(
         label=support_y.cpu().tolist() + query_labels + [None] * nd + list(range(n_way)),
         predicted=[None] * ns + predicted + [None] * (nd + n_way),
         nearest_prototype=[None] * ns + nearest + [None] * (nd + n_way),
-        images=to_uint8(support_x) + to_uint8(query_x) + (to_uint8(distractor_x) if nd else []) + [None] * n_way,
+        images=from_tensor(support_x)
+        + from_tensor(query_x)
+        + (from_tensor(distractor_x) if nd else [])
+        + [None] * n_way,
         class_names=list(class_names),
         note=projection.note,
         space=f"{learner.name}: {space}, {points.shape[1]}-d",
@@ -181,7 +178,7 @@ def adaptation_steps(
         support_accuracy=support_acc,
         kind=["support"] * len(sx) + ["query"] * len(qx),
         label=sy.cpu().tolist() + labels,
-        images=to_uint8(support_x) + to_uint8(query_x),
+        images=from_tensor(support_x) + from_tensor(query_x),
         note=projection.note + " (one projection for every step)",
         trace_loss=losses,
     )

@@ -367,3 +367,8 @@ def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
         return torch.zeros((0, 1, IMAGE_SIZE, IMAGE_SIZE), dtype=torch.float32)
     stacked = torch.from_numpy(np.stack(arrays)).to(torch.float32) / 255.0
     return stacked.unsqueeze(1)
+
+
+def from_tensor(x: torch.Tensor) -> list[np.ndarray]:
+    """The inverse of `to_tensor`: images [n, 1, 28, 28] (ink = 1) as 28x28 uint8 arrays (ink = 255)."""
+    return list((x.detach().cpu()[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy())

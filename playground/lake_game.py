@@ -15,6 +15,7 @@ from playground.algorithms import MetaLearner
 from playground.data.lake_runs import HUMAN_ERROR, RUNS, LakeResult, LakeRun
 from playground.data.omniglot import default_data_dir
 from playground.evaluation import confidence_interval_95
+from playground.imaging import from_tensor
 
 LAKE_URL = "https://github.com/brendenlake/omniglot/raw/master/python/one-shot-classification/all_runs.zip"
 PEOPLE = "people (Lake et al. 2015)"
@@ -45,7 +46,7 @@ def missing_runs_message(data_dir: str | Path | None = None) -> str:
 
 def glyph_images(x: torch.Tensor) -> np.ndarray:
     """[n, 1, 28, 28] ink = 1 floats -> [n, 28, 28] uint8 with ink = 255, for display."""
-    return (x.detach().cpu().squeeze(1).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    return np.stack(from_tensor(x))
 
 
 def run_images(run: LakeRun) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ from playground.compare import (
     benchmark_episodes,
     compare_on_benchmark,
     leave_one_out,
+    score_on_task,
     shot_curve,
     step_curve,
 )
@@ -280,3 +281,16 @@ def test_adapt_steps_equals_adapting_with_each_step_count(algorithm, task):
         torch.testing.assert_close(predictor.logits(qx), alone.logits(qx), atol=1e-5, rtol=1e-4)
         assert [r.loss for r in predictor.trace] == pytest.approx([r.loss for r in alone.trace], rel=1e-5)
     assert not torch.allclose(predictors[0].logits(qx), predictors[3].logits(qx))
+
+
+def test_score_on_task_uses_labelled_queries_or_leave_one_out(trained, task):
+    sx, sy, qx, qy = task
+    models = {"protonet": trained["protonet"], "maml": trained["maml"]}
+    ticks = []
+    scores = score_on_task(models, sx, sy, qx, qy.tolist(), lambda d, t, n: ticks.append((d, t, n)))
+    assert [s.model for s in scores] == ["protonet", "maml"] and ticks[-1] == (2, 2, "maml")
+    expected = (trained["protonet"].adapt(sx, sy).predict(qx) == qy).float().mean().item()
+    assert scores[0].accuracy == pytest.approx(expected) and scores[0].scored_on == f"{len(qy)} queries"
+    unlabelled = score_on_task(models, sx, sy, qx, [None] * len(qx))
+    assert unlabelled[0].accuracy == pytest.approx(leave_one_out(trained["protonet"], sx, sy).accuracy)
+    assert unlabelled[0].predict_ms is None and "leave-one-out" in unlabelled[0].scored_on
