@@ -1,0 +1,67 @@
+"""A training run killed at a random moment leaves a loadable checkpoint, and `--resume` from it
+ends with exactly the weights of a run that was never interrupted (same seed, same flags)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from test_distributed import _fake_omniglot
+
+from playground.checkpoints import read_checkpoint
+from playground.data.omniglot import load_omniglot
+
+ITERATIONS = 120
+
+
+def _train(flags: list[str], out: Path, env: dict, *more: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "playground", "train", *flags, "--out", str(out), *more]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
+    data, cache = _fake_omniglot(tmp_path / "omniglot"), tmp_path / "cache"
+    load_omniglot(data, cache)
+    # One thread in every run: the same arithmetic, so the weights can be compared exactly.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PLAYGROUND_CACHE": str(cache), "PYTHONPATH": str(Path.cwd())}
+    flags = "--algorithm protonet --set hidden=8 --no-rotations --query 2 --meta-batch 2 --val-every 4"
+    flags = [*flags.split(), "--iterations", str(ITERATIONS), "--val-episodes", "2", "--device", "cpu"]
+    flags += ["--data-dir", str(data)]
+
+    whole = _train(flags, tmp_path / "whole", env)
+    killed_dir = tmp_path / "killed"
+    killed = _train(flags, killed_dir, env)
+    log = killed_dir / "log.jsonl"
+    deadline = time.monotonic() + 120
+    # Kill it somewhere after its third checkpoint: mid-iteration, mid-validation or mid-save.
+    while not (log.exists() and len(log.read_text().splitlines()) >= 3):
+        assert killed.poll() is None, killed.stdout.read()
+        assert time.monotonic() < deadline, "the run never wrote three checkpoints"
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert whole.wait(timeout=300) == 0, whole.stdout.read()
+
+    last = read_checkpoint(killed_dir / "last.pt")  # loadable, whatever the moment of the kill
+    stopped_at = last.training["iteration"]
+    assert 0 < stopped_at < ITERATIONS, stopped_at
+    resumed = _train(flags, killed_dir, env, "--resume", str(killed_dir / "last.pt"))
+    assert resumed.wait(timeout=300) == 0, resumed.stdout.read()
+
+    want, got = (read_checkpoint(d / "last.pt") for d in (tmp_path / "whole", killed_dir))
+    assert got.training["iteration"] == want.training["iteration"] == ITERATIONS
+    assert want.state_dict.keys() == got.state_dict.keys()
+    for name, value in want.state_dict.items():
+        assert torch.equal(got.state_dict[name], value), name
+    # The validations after the kill saw the same model as the uninterrupted run's.
+    entries = [
+        [json.loads(x) for x in (d / "log.jsonl").read_text().splitlines()] for d in (tmp_path / "whole", killed_dir)
+    ]
+    after = {e["iteration"]: e["val_acc"] for e in entries[1] if e["iteration"] > stopped_at}
+    assert after and all(after[e["iteration"]] == e["val_acc"] for e in entries[0] if e["iteration"] in after)
