@@ -7,6 +7,8 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).parent / "pages"))  # the pages' shared modules (ui, canvas)
 
+from playground.checkpoints import weights_fingerprint  # noqa: E402
+
 from ui import catalogue, chosen_models, current_device, device_choices, load_models, state  # noqa: E402
 
 st.set_page_config(page_title="meta-learning playground", page_icon="✍️", layout="wide")
@@ -41,6 +43,12 @@ with st.sidebar:
         help="Each is loaded on first use and shared by every visitor. The figure in brackets is its "
         "5-way 1-shot accuracy on the evaluation alphabets, from its model card.",
     )
-    load_models(device)  # load the chosen ones now, so the first click pays nothing
+    loaded = load_models(device)  # load the chosen ones now, so the first click pays nothing
+    with st.expander("Loaded models", icon=":material/fingerprint:"):
+        st.caption(
+            "Shared by every visitor and never changed by adapting. The fingerprint hashes the weights, bit for bit."
+        )
+        for name, (_, learner) in loaded.items():
+            st.markdown(f"`{name}` weights `{weights_fingerprint(learner)}`")
 
 nav.run()

@@ -119,6 +119,22 @@ def load_learner(path: str | Path, device: torch.device | str = "cpu") -> MetaLe
     return learner_from_checkpoint(read_checkpoint(path), device)
 
 
+def weights_fingerprint(module: torch.nn.Module) -> str:
+    """A short hash of every parameter and buffer, bit for bit: equal iff the weights are unchanged.
+
+    The app shows it beside each loaded model, so anyone can check that the shared model they are
+    served is the shipped one and that nobody's adaptation moved it.
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
 def card_path(checkpoint_path: str | Path) -> Path:
     return Path(checkpoint_path).with_suffix(".json")
 

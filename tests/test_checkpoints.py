@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from playground.algorithms import available, create_learner, learner_class
-from playground.checkpoints import CheckpointError, load_learner, read_checkpoint, save_checkpoint
+from playground.checkpoints import (
+    CheckpointError,
+    load_learner,
+    read_checkpoint,
+    save_checkpoint,
+    weights_fingerprint,
+)
 from playground.episodes import TaskSampler
 
 
@@ -102,3 +108,18 @@ def test_export_for_inference_drops_resume_state_and_keeps_predictions(tmp_path,
     a = learner.adapt(task.support_x, task.support_y).predict_proba(task.query_x)
     b = load_learner(slim).adapt(task.support_x, task.support_y).predict_proba(task.query_x)
     assert torch.equal(a, b)
+
+
+def test_weights_fingerprint_survives_a_round_trip_and_sees_one_flipped_bit(tmp_path):
+    learner = create_learner("maml", n_way=5).eval()
+    first = weights_fingerprint(learner)
+    save_checkpoint(tmp_path / "m.pt", learner)
+    assert weights_fingerprint(load_learner(tmp_path / "m.pt")) == first
+    support = torch.rand(5, 1, 28, 28)
+    learner.adapt(support, torch.arange(5))  # adapting never moves the shared weights
+    assert weights_fingerprint(learner) == first
+    with torch.no_grad():  # the smallest change a float can make: one ulp of one weight
+        w = next(learner.parameters())
+        w.view(-1)[0] = torch.nextafter(w.view(-1)[0], torch.tensor(float("inf")))
+    assert weights_fingerprint(learner) != first
+    assert weights_fingerprint(create_learner("protonet")) != weights_fingerprint(create_learner("protonet", hidden=32))
