@@ -434,3 +434,17 @@ def test_real_omniglot_png_lands_close_to_training_preprocessing():
     own = np.diag(sims)
     assert np.median(own) > 0.85 and own.min() > 0.6
     assert (sims.argmax(axis=1) == np.arange(len(ours))).mean() >= 0.9
+
+
+@pytest.mark.omniglot
+def test_every_omniglot_glyph_uploaded_at_28px_is_accepted(omniglot):
+    """Dense glyphs at 28x28 have 1-2 px strokes like noise does; they must not be refused as noise."""
+    idx = omniglot.indices("images_evaluation")
+    refused = []
+    for c in idx:
+        for d in (0, 7, 13):
+            try:
+                preprocess_image(255 - omniglot.images[c, d], "glyph")  # dark ink on white, as people upload
+            except InputError as e:
+                refused.append((int(c), d, str(e)))
+    assert not refused, f"{len(refused)} of {3 * len(idx)} refused, e.g. {refused[:3]}"
