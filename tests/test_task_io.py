@@ -13,12 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from playground.imaging import InputError
+from playground.imaging import MAX_FILE_BYTES, InputError
 from playground.task_io import (
     FORMAT,
     MAX_CLASSES,
     MAX_ENTRIES,
     MAX_EXAMPLES_PER_CLASS,
+    MAX_MANIFEST_BYTES,
+    MAX_NAME_LENGTH,
     MAX_ZIP_BYTES,
     UserTask,
     export_task_zip,
@@ -184,6 +186,22 @@ def _big_zeros(n):
     return bytes(n)
 
 
+def _random_bytes(n):
+    """Incompressible, so only the size limit (not the zip-bomb ratio check) can refuse it."""
+    return np.random.default_rng(0).integers(0, 256, n, dtype=np.uint8).tobytes()
+
+
+def _lying_size(data: bytes, entry: str, size: int) -> bytes:
+    """The zip with the central directory declaring ``size`` bytes for ``entry`` instead of the truth."""
+    at = 0
+    while True:
+        at = data.index(b"PK\x01\x02", at)
+        name_len = int.from_bytes(data[at + 28 : at + 30], "little")
+        if data[at + 46 : at + 46 + name_len].decode() == entry:
+            return data[: at + 24] + size.to_bytes(4, "little") + data[at + 28 :]
+        at += 4
+
+
 BAD_ZIPS = {
     "not a zip": (b"PK\x03\x04 definitely not a zip", "not a zip"),
     "png not zip": (GLYPH_PNG, "not a zip"),
@@ -242,6 +260,19 @@ BAD_ZIPS = {
     "encrypted": (mark_encrypted(build_zip(TWO_FILES, TWO_CLASSES), "b/0.png"), "password"),
     "bomb total": (build_zip(TWO_FILES + [("pad.bin", _big_zeros(21 * 1024 * 1024))], TWO_CLASSES), "zip bomb"),
     "bomb ratio": (build_zip(TWO_FILES + [("pad.bin", _big_zeros(4 * 1024 * 1024))], TWO_CLASSES), "zip bomb"),
+    "name too long": (
+        build_zip(TWO_FILES, manifest_for(("x" * (MAX_NAME_LENGTH + 1), ["a/0.png"]), ("b", ["b/0.png"]))),
+        f"at most {MAX_NAME_LENGTH} characters",
+    ),
+    "manifest too large": (
+        build_zip(TWO_FILES, {**TWO_CLASSES, "padding": _random_bytes(MAX_MANIFEST_BYTES // 2 + 1).hex()}),
+        "task.json is too large",
+    ),
+    "image too large": (
+        build_zip([TWO_FILES[0], ("b/0.png", GLYPH_PNG + _random_bytes(MAX_FILE_BYTES))], TWO_CLASSES),
+        "b/0.png is too large",
+    ),
+    "declared size a lie": (_lying_size(build_zip(TWO_FILES, TWO_CLASSES), "b/0.png", 10), "b/0.png.*damaged"),
     "too many entries": (
         build_zip(TWO_FILES + [(f"f{i}", b"") for i in range(MAX_ENTRIES)], TWO_CLASSES),
         "2003 entries",
