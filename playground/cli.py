@@ -25,6 +25,7 @@ LEARNER_FLAGS = {
     "metric": "--metric",
     "head": "--head",
     "task_batching": "--task-batching",
+    "memory_format": "--memory-format",
 }
 
 
@@ -81,7 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--outer-lr", type=positive_float("--outer-lr"))
     t.add_argument("--metric", choices=["euclidean", "cosine"])
     t.add_argument("--head", choices=["shared", "per_class"])
-    t.add_argument("--task-batching", choices=["auto", "loop", "vmap"])
+    t.add_argument(
+        "--task-batching",
+        choices=["auto", "loop", "vmap", "grouped"],
+        help="how MAML-family learners run a meta-batch of tasks (auto: loop on CPU; vmap, or grouped "
+        "convolutions for second order with transductive batch norm, on CUDA)",
+    )
+    t.add_argument(
+        "--memory-format",
+        choices=["contiguous", "channels_last"],
+        help="MAML-family activation layout; channels_last is faster on CPU (see bench.maml_speed)",
+    )
     t.add_argument(
         "--set",
         action="append",

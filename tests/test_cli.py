@@ -171,3 +171,14 @@ def test_init_from_starts_a_compatible_learner_from_a_checkpoint(omniglot, tmp_p
     r = run_cli("train", "--algorithm", "maml", *flags, "--iterations", "1", "--init-from", str(source / "last.pt"),
                 "--out", str(tmp_path / "m"))  # fmt: skip
     assert r.returncode == 2 and "do not fit maml" in r.stderr
+
+
+def test_task_batching_and_memory_format_flags_reach_maml(capsys):
+    from playground.cli import _learner_options, build_parser
+
+    args = build_parser().parse_args(
+        ["train", "--algorithm", "maml", "--task-batching", "grouped", "--memory-format", "channels_last"]
+    )
+    assert _learner_options(args) == {"task_batching": "grouped", "memory_format": "channels_last"}
+    assert main(["train", "--algorithm", "protonet", "--memory-format", "channels_last"]) == 2
+    assert "--memory-format does not apply to --algorithm protonet" in capsys.readouterr().err
