@@ -127,3 +127,26 @@ def test_task_by_task_backward_gives_the_meta_loss_gradient(algorithm, options):
         tasks, grad_hook=lambda m: seen.update({k: p.grad.clone() for k, p in m.named_parameters()})
     )
     assert _relative_gap(expected, seen) <= TOLERANCE
+
+
+@pytest.mark.omniglot
+def test_eval_speed_bench_runs_the_cards_evaluation(omniglot):
+    """The benchmark times the same evaluation the model cards come from: same accuracy for the same episodes."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from playground.data.protocols import load_splits
+    from playground.evaluation import evaluate_few_shot
+    from playground.zoo import shipped_models
+
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.eval_speed", "--models", "pixel_nn", "--episodes", "20", "--threads", "1"],
+        capture_output=True, text=True, timeout=300, check=True, cwd=Path(__file__).resolve().parents[1],
+    ).stdout  # fmt: skip
+    row = next(line for line in out.splitlines() if line.startswith("pixel_nn"))
+    entry = next(m for m in shipped_models() if m.name == "pixel_nn")
+    expected = evaluate_few_shot(
+        entry.load("cpu"), load_splits("lake", data=omniglot, rotations=False).test, 5, 1, 15, 20
+    )
+    assert row.split()[-3:] == expected.format().split(), (row, expected.format())
