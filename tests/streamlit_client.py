@@ -98,6 +98,9 @@ class StreamlitSession:
         self.base_url, self.timeout = base_url.rstrip("/"), timeout
         self.http = requests.Session()
         self.http.trust_env = False  # loopback: never through a proxy
+        # A fresh connection per request: uvicorn closes idle keep-alive connections after 5 s, and
+        # a request sent on one just as it closes fails with "connection reset" (seen under load).
+        self.http.headers["Connection"] = "close"
         # The health check sets the XSRF cookie, as for the frontend; uploads must echo it in a header.
         self.http.get(self.base_url + "/_stcore/health", timeout=timeout).raise_for_status()
         xsrf = self.http.cookies.get(XSRF_COOKIE, "")
