@@ -131,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", choices=DEVICES)
     r.add_argument("--data-dir", default=None)
     r.add_argument("--card", action="store_true", help="write the result into each model card")
+    r.add_argument(
+        "--one-to-one",
+        action="store_true",
+        help="decide each run's 20 test drawings together, each training drawing used once (transductive; "
+        "not comparable with people's figure, and never written into a card)",
+    )
 
     c = sub.add_parser(
         "calibrate-steps", help="choose a gradient-based checkpoint's test-time inner steps on meta-validation"
@@ -288,12 +294,14 @@ def _card_with(checkpoint: str, results: list[dict], device) -> Path:
 def cmd_lake_runs(args: argparse.Namespace) -> None:
     from playground.data.lake_runs import HUMAN_ERROR, evaluate_lake_runs, load_lake_runs
 
+    if args.one_to_one and args.card:
+        raise ValueError("--one-to-one figures are not the standard protocol: they are never written into a card")
     device = resolve_device(args.device)
     runs = load_lake_runs(Path(args.data_dir) if args.data_dir else None)
     print(f"{'people':<24} {100 * HUMAN_ERROR:5.1f}% error")
     for path in args.checkpoints:
         learner = load_learner(path, device)
-        res = evaluate_lake_runs(learner, runs, n_steps=args.inner_steps)
+        res = evaluate_lake_runs(learner, runs, n_steps=args.inner_steps, one_to_one_assignment=args.one_to_one)
         print(
             f"{learner.name + ' ' + Path(path).name:<24} {100 * res.error:5.1f}% error  "
             f"(runs: {' '.join(f'{100 * e:.0f}' for e in res.run_errors)})"

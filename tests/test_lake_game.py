@@ -256,3 +256,37 @@ def test_revealing_shows_the_key_without_a_score(runs):
     assert at.metric[0].value == "—"
     items = at.dataframe[-1].value
     assert list(items["answer"]) == [t + 1 for t in runs[0].test_y.tolist()] and set(items["you"]) == {"—"}
+
+
+def test_one_to_one_assignment_uses_each_training_drawing_once():
+    import torch
+
+    from playground.data.lake_runs import one_to_one
+
+    # Each row alone picks class 0; together, 0.3 * 0.9 (row 0 -> 1, row 1 -> 0) beats 0.7 * 0.1.
+    p = torch.tensor([[0.7, 0.3], [0.9, 0.1]])
+    assert p.argmax(-1).tolist() == [0, 0]
+    assert one_to_one(p.log()).tolist() == [1, 0]
+    scores = torch.randn(20, 20)
+    picks = one_to_one(scores)
+    assert sorted(picks.tolist()) == list(range(20))
+    # No other permutation scores higher: check against every single swap of two picks.
+    total = scores[torch.arange(20), picks].sum()
+    for i in range(20):
+        for j in range(i + 1, 20):
+            swapped = picks.clone()
+            swapped[[i, j]] = swapped[[j, i]]
+            assert scores[torch.arange(20), swapped].sum() <= total + 1e-6
+
+
+def test_one_to_one_lake_runs_are_permutations_and_reported_apart(runs, capsys):
+    from playground.cli import main
+    from playground.zoo import shipped_models
+
+    proto = next(e for e in shipped_models() if e.name == "protonet_lake").load("cpu", warm=False)
+    standard = evaluate_lake_runs(proto, runs)
+    joint = evaluate_lake_runs(proto, runs, one_to_one_assignment=True)
+    assert all(sorted(p) == list(range(20)) for p in joint.predictions)
+    assert joint.error < standard.error  # on these runs, deciding together helps ProtoNet a lot
+    assert main(["lake-runs", "assets/checkpoints/protonet_lake.pt", "--one-to-one", "--card"]) == 2
+    assert "never written into a card" in capsys.readouterr().err
