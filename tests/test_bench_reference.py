@@ -149,4 +149,4 @@ def test_eval_speed_bench_runs_the_cards_evaluation(omniglot):
     expected = evaluate_few_shot(
         entry.load("cpu"), load_splits("lake", data=omniglot, rotations=False).test, 5, 1, 15, 20
     )
-    assert row.split()[-3:] == expected.format().split(), (row, expected.format())
+    assert row.split()[-4:] == expected.format().split(), (row, expected.format())
