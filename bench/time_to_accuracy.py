@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     train_set, test_set = splits.train.to(device), splits.test.to(device)
     learner.prepare_training(train_set)
     sampler = TaskSampler(train_set, args.train_ways, args.shots, args.query, seed=args.seed)
-    where = f"{hardware_description(device)}; {torch.get_num_threads()} threads; torch {torch.__version__}"
-    print(f"{args.algorithm} {options or ''} to {100 * args.target:.0f}% 5-way 1-shot; {where}", flush=True)
+    where = f"{hardware_description(device)}; torch {torch.__version__}"
+    what = " ".join([args.algorithm, *(f"{k}={v}" for k, v in options.items())])
+    print(f"{what}, {args.train_ways}-way training episodes, to {100 * args.target:.0f}% 5-way 1-shot; {where}")
     log = open(args.log, "a") if args.log else None  # noqa: SIM115 - closed below
     trained, iteration, reached = 0.0, 0, None
     try:
