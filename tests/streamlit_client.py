@@ -79,7 +79,7 @@ class Run:
     def widgets(self) -> list[Widget]:
         out = []
         for kind, e in self.elements:
-            if hasattr(e, "id") and hasattr(e, "label") and isinstance(getattr(e, "id", None), str) and e.id:
+            if isinstance(getattr(e, "id", None), str) and e.id and hasattr(e, "label"):
                 out.append(Widget(kind, e.label, e.id, bool(getattr(e, "disabled", False))))
         return out
 
