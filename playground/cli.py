@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-every", type=positive("--val-every"), default=500)
     t.add_argument("--val-episodes", type=positive("--val-episodes"), default=200)
     t.add_argument("--no-rotations", action="store_true", help="no 90-degree rotations as extra training classes")
+    t.add_argument(
+        "--augment-shift",
+        type=non_negative("--augment-shift"),
+        default=0,
+        help="move each training image by a random offset of up to this many pixels each way (default 0: off)",
+    )
     t.add_argument("--inner-lr", type=positive_float("--inner-lr"))
     t.add_argument("--inner-steps", type=non_negative("--inner-steps"))
     t.add_argument("--test-inner-steps", type=non_negative("--test-inner-steps"))
@@ -137,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="decide each run's 20 test drawings together, each training drawing used once (transductive; "
         "not comparable with people's figure, and never written into a card)",
     )
+    r.add_argument(
+        "--validation",
+        type=positive("--validation"),
+        default=None,
+        metavar="N",
+        help="instead of Lake's runs, N runs built the same way from the meta-validation alphabets, to choose "
+        "settings on without tuning on Lake's (never written into a card)",
+    )
 
     c = sub.add_parser(
         "calibrate-steps", help="choose a gradient-based checkpoint's test-time inner steps on meta-validation"
@@ -152,6 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="the README's results table, from the model cards (no computation)")
     rp.add_argument("--dir", default=None, help="checkpoint folder (default assets/checkpoints)")
+
+    en = sub.add_parser(
+        "ensemble", help="combine trained checkpoints into one (log-probabilities averaged, over shifted views)"
+    )
+    en.add_argument("checkpoints", nargs="+", help="the members: trained checkpoints of one protocol")
+    en.add_argument(
+        "--view-shift",
+        type=non_negative("--view-shift"),
+        default=0,
+        help="also average over every shift of up to this many pixels each way, support and query (0-3; 1: 9 views)",
+    )
+    en.add_argument("--out", required=True, help="the ensemble checkpoint, e.g. assets/checkpoints/NAME.pt")
 
     sh = sub.add_parser("ship", help="copy a trained checkpoint without its resume state (optimizer, RNG), to ship")
     sh.add_argument("checkpoint")
@@ -229,6 +255,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         val_every=args.val_every,
         val_episodes=args.val_episodes,
         rotations=not args.no_rotations,
+        augment_shift=args.augment_shift,
         seed=args.seed,
         device=args.device,
         out=args.out,
@@ -292,20 +319,32 @@ def _card_with(checkpoint: str, results: list[dict], device) -> Path:
 
 
 def cmd_lake_runs(args: argparse.Namespace) -> None:
-    from playground.data.lake_runs import HUMAN_ERROR, evaluate_lake_runs, load_lake_runs
+    from playground.data.lake_runs import HUMAN_ERROR, evaluate_lake_runs, load_lake_runs, validation_runs
 
     if args.one_to_one and args.card:
         raise ValueError("--one-to-one figures are not the standard protocol: they are never written into a card")
+    if args.validation and args.card:
+        raise ValueError("--validation runs are for choosing settings: they are never written into a card")
     device = resolve_device(args.device)
-    runs = load_lake_runs(Path(args.data_dir) if args.data_dir else None)
-    print(f"{'people':<24} {100 * HUMAN_ERROR:5.1f}% error")
+    if args.validation:
+        from playground.data.omniglot import load_omniglot
+
+        runs = validation_runs(load_omniglot(args.data_dir), args.validation)
+        print(f"{args.validation} runs built like Lake's from the meta-validation alphabets (people: not measured)")
+    else:
+        runs = load_lake_runs(Path(args.data_dir) if args.data_dir else None)
+        print(f"{'people':<24} {100 * HUMAN_ERROR:5.1f}% error")
     for path in args.checkpoints:
         learner = load_learner(path, device)
         res = evaluate_lake_runs(learner, runs, n_steps=args.inner_steps, one_to_one_assignment=args.one_to_one)
-        print(
-            f"{learner.name + ' ' + Path(path).name:<24} {100 * res.error:5.1f}% error  "
-            f"(runs: {' '.join(f'{100 * e:.0f}' for e in res.run_errors)})"
-        )
+        if args.validation:
+            import numpy as np
+
+            spread = 1.96 * np.std(res.run_errors, ddof=1) / np.sqrt(len(runs)) if len(runs) > 1 else 0.0
+            detail = f"± {100 * spread:.1f} (95% CI over {len(runs)} runs)"
+        else:
+            detail = f"(runs: {' '.join(f'{100 * e:.0f}' for e in res.run_errors)})"
+        print(f"{learner.name + ' ' + Path(path).name:<24} {100 * res.error:5.1f}% error  {detail}", flush=True)
         if args.card:
             card = read_card(path) or make_card(Path(path), [], device)
             card["lake_runs"] = {"error": round(res.error, 4), "run_errors": res.run_errors, "human_error": HUMAN_ERROR}
@@ -359,6 +398,17 @@ def cmd_ship(args: argparse.Namespace) -> None:
 
     path = export_for_inference(args.checkpoint, args.target)
     print(f"{path}: {path.stat().st_size / 1e6:.2f} MB")
+
+
+def cmd_ensemble(args: argparse.Namespace) -> None:
+    from playground.assemble import save_ensemble
+
+    command = shlex.join(["python", "-m", "playground", *args.argv])
+    path = save_ensemble(args.checkpoints, args.out, view_shift=args.view_shift, command=command)
+    print(
+        f"{path}: an ensemble of {len(args.checkpoints)}, view shift {args.view_shift}, "
+        f"{path.stat().st_size / 1e6:.2f} MB"
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -428,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
             "calibrate-steps": cmd_calibrate_steps,
             "report": cmd_report,
             "ship": cmd_ship,
+            "ensemble": cmd_ensemble,
             "download": cmd_download,
             "sinusoid": cmd_sinusoid,
         }[args.command](args)

@@ -15,6 +15,7 @@ import torch
 
 from playground import distributed
 from playground.algorithms import MetaLearner, create_learner, learner_class
+from playground.augment import shift_tasks
 from playground.checkpoints import learner_from_checkpoint, read_checkpoint, save_checkpoint, write_card
 from playground.data.protocols import Splits, load_splits
 from playground.device import resolve_device
@@ -36,6 +37,7 @@ class TrainConfig:
     val_episodes: int = 200
     test_episodes: int = 600
     rotations: bool = True
+    augment_shift: int = 0  # move each training image by up to this many pixels (playground.augment)
     seed: int = 0
     device: str = "auto"
     out: str = "runs/latest"
@@ -64,6 +66,7 @@ def validate_config(cfg: TrainConfig, splits: Splits | None = None) -> None:
         (cfg.iterations >= 1, f"--iterations must be at least 1 (got {cfg.iterations})"),
         (cfg.val_every >= 1, f"--val-every must be at least 1 (got {cfg.val_every})"),
         (cfg.train_ways is None or cfg.train_ways >= 2, f"--train-ways must be at least 2 (got {cfg.train_ways})"),
+        (0 <= cfg.augment_shift <= 8, f"--augment-shift must be between 0 and 8 pixels (got {cfg.augment_shift})"),
     ]
     for ok, msg in checks:
         if not ok:
@@ -142,6 +145,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
         )
         state.update(ckpt.training)
     validate_config(cfg)
+    if learner_class(cfg.algorithm).not_trainable:
+        raise ValueError(f"--algorithm {cfg.algorithm}: {learner_class(cfg.algorithm).not_trainable}")
     torch.manual_seed(cfg.seed)
     splits = load_splits(cfg.protocol, cfg.data_dir, rotations=cfg.rotations)
     validate_config(cfg, splits)
@@ -162,6 +167,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
         learner.prepare_training(train_set)
     distributed.prepare(learner)
     sampler = TaskSampler(train_set, train_ways, cfg.shots, cfg.query, seed=cfg.seed)
+    # Its own stream, so the episodes are the same with and without augmentation.
+    shifts = torch.Generator().manual_seed(cfg.seed + 2)
     scheduler = cosine_schedule(learner.optimizer, cfg.iterations)
     if ckpt is not None:
         if ckpt.optimizer is not None:
@@ -172,6 +179,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
             sampler.load_state_dict(ckpt.extra["sampler"])
         if "torch_rng" in ckpt.extra:
             torch.set_rng_state(ckpt.extra["torch_rng"])
+        if "shift_rng" in ckpt.extra:
+            shifts.set_state(ckpt.extra["shift_rng"])
     processes = f" x {distributed.world()} processes" if distributed.world() > 1 else ""
     state.setdefault("hardware", hardware_description(device) + processes)
     log = _Log(out / "log.jsonl")
@@ -188,6 +197,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
             scheduler=scheduler.state_dict(),
             sampler=sampler.state_dict(),
             torch_rng=torch.get_rng_state(),
+            shift_rng=shifts.get_state(),
             train_config=asdict(cfg),
         )
 
@@ -196,7 +206,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
     loss_avg = acc_avg = None
     while state["iteration"] < cfg.iterations:
         # Every rank samples the whole batch (the same stream as one process) and trains on its share.
-        stats = distributed.meta_train_step(learner, sampler.sample_batch(cfg.meta_batch))
+        batch = shift_tasks(sampler.sample_batch(cfg.meta_batch), cfg.augment_shift, shifts)
+        stats = distributed.meta_train_step(learner, batch)
         scheduler.step()
         state["iteration"] += 1
         loss_avg = stats.loss if loss_avg is None else 0.95 * loss_avg + 0.05 * stats.loss

@@ -25,3 +25,11 @@ def synthetic_glyphs(n_classes: int = 40, drawings: int = 20, seed: int = 0, jit
                 draw.line([tuple(p) for p in pts], fill=255, width=int(rng.integers(2, 5)))
             images[c, d] = np.asarray(img.resize((28, 28), Image.Resampling.BOX))
     return ClassDataset(torch.from_numpy(images), [f"glyph{c:02d}" for c in range(n_classes)])
+
+
+def meta_train_step(learner, tasks) -> None:
+    """One meta-training step on ``tasks``: the learner's own, or, for a learner assembled from others
+    and not meta-trained itself (an ensemble), each member's, so its weights move like any other's."""
+    parts = list(learner.learners) if learner.not_trainable else [learner]
+    for part in parts:
+        part.meta_train_step(tasks)

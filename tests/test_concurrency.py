@@ -12,6 +12,8 @@ from playground.algorithms import available, create_learner, learner_class
 from playground.episodes import TaskSampler
 from playground.explain import adaptation_steps, embedding_view
 
+from synthetic import meta_train_step
+
 ALGORITHMS = available()
 
 
@@ -31,7 +33,7 @@ def test_concurrent_adapt_on_one_shared_model(algorithm, tasks, glyphs_train):
     learner.prepare_training(glyphs_train)
     sampler = TaskSampler(glyphs_train, 5, 2, 3, seed=0)
     for _ in range(2):  # a couple of meta-steps, so the weights are not the initial ones
-        learner.meta_train_step(sampler.sample_batch(2))
+        meta_train_step(learner, sampler.sample_batch(2))
     before = {k: v.clone() for k, v in learner.state_dict().items()}
 
     def run(i: int) -> torch.Tensor:

@@ -30,7 +30,9 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     load_omniglot(data, cache)
     # One thread in every run: the same arithmetic, so the weights can be compared exactly.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PLAYGROUND_CACHE": str(cache), "PYTHONPATH": str(Path.cwd())}
-    flags = "--algorithm protonet --set hidden=8 --no-rotations --query 2 --meta-batch 2 --val-every 4"
+    # With random shifts, so their generator's state must be resumed too.
+    flags = "--algorithm protonet --set hidden=8 --no-rotations --augment-shift 1 --query 2 --meta-batch 2"
+    flags += " --val-every 4"
     flags = [*flags.split(), "--iterations", str(ITERATIONS), "--val-episodes", "2", "--device", "cpu"]
     flags += ["--data-dir", str(data)]
 

@@ -109,6 +109,8 @@ class MetaLearner(nn.Module, ABC):
     name: ClassVar[str] = ""
     # Why a share of a meta-batch would not reproduce one process (torchrun refuses it); "" when it would.
     not_distributable: ClassVar[str] = ""
+    # Why `playground.training.train` cannot meta-train it (it is assembled otherwise); "" when it can.
+    not_trainable: ClassVar[str] = ""
 
     def __init__(self, *, n_way: int = 5, outer_lr: float = 1e-3, **unused: Any):
         super().__init__()

@@ -11,10 +11,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from playground.data.omniglot import DataError, default_data_dir, preprocess_omniglot_image
+from playground.data.omniglot import DataError, Omniglot, default_data_dir, preprocess_omniglot_image
 
 HUMAN_ERROR = 0.045  # people, Lake et al. 2015
 RUNS = 20
+RUN_WAYS = 20
 
 
 @dataclass
@@ -88,6 +89,41 @@ def load_lake_runs(path: str | Path | None = None) -> list[LakeRun]:
                 torch.tensor([index[c] for _, c in pairs]),
                 train_files,
                 test_files,
+            )
+        )
+    return runs
+
+
+def validation_runs(data: Omniglot, n_runs: int = 100, seed: int = 0) -> list[LakeRun]:
+    """Runs built the way Lake's are, from the `lake` protocol's meta-validation alphabets.
+
+    Each run takes one alphabet (in turn), up to 20 of its characters, and two people: the first
+    drew the training images, the second the test images, in shuffled order. Settings (test-time
+    views, inner steps, members of an ensemble) are chosen on these, so that Lake's own 20 runs
+    are only ever measured, never tuned on. Omniglot's drawings are stored in drawer order, so
+    drawing d of every character of an alphabet is by the same person.
+    """
+    from playground.data.protocols import lake_validation_alphabets
+
+    alphabets = lake_validation_alphabets(data)
+    g = torch.Generator().manual_seed(seed)
+    runs = []
+    for r in range(n_runs):
+        alphabet = alphabets[r % len(alphabets)]
+        idx = data.indices("images_background", {alphabet})
+        chars = idx[torch.randperm(len(idx), generator=g)[:RUN_WAYS].numpy()]
+        train_d, test_d = torch.randperm(data.images.shape[1], generator=g)[:2].tolist()
+        order = torch.randperm(len(chars), generator=g)
+        images = torch.from_numpy(data.images[chars]).float().div(255).unsqueeze(2)  # [n, 20, 1, 28, 28]
+        names = [data.names()[c] for c in chars]
+        runs.append(
+            LakeRun(
+                f"val{r + 1:03d} {alphabet}",
+                images[:, train_d],
+                images[order, test_d],
+                order,
+                [f"{n} drawing {train_d + 1}" for n in names],
+                [f"{names[i]} drawing {test_d + 1}" for i in order.tolist()],
             )
         )
     return runs

@@ -76,6 +76,12 @@ def make_class_dataset(data: Omniglot, idx: np.ndarray, rotations: bool) -> Clas
     return ClassDataset(torch.cat(rotated).contiguous(), rot_names)
 
 
+def lake_validation_alphabets(data: Omniglot) -> list[str]:
+    """The `lake` protocol's meta-validation alphabets (background alphabets at LAKE_VALIDATION_POSITIONS)."""
+    background = data.alphabet_names("images_background")
+    return [background[i] for i in LAKE_VALIDATION_POSITIONS if i < len(background)]
+
+
 def load_splits(
     protocol: str = "lake",
     data_dir: str | Path | None = None,
@@ -88,7 +94,7 @@ def load_splits(
     data = data if data is not None else load_omniglot(data_dir)
     if protocol == "lake":
         background = data.alphabet_names("images_background")
-        val_alphabets = {background[i] for i in LAKE_VALIDATION_POSITIONS if i < len(background)}
+        val_alphabets = set(lake_validation_alphabets(data))
         train_alphabets = set(background) - val_alphabets
         return Splits(
             protocol,

@@ -1,0 +1,135 @@
+"""Trained learners combined at test time: their log-probabilities averaged, over shifted views too.
+
+An ensemble is assembled from trained checkpoints (``python -m playground ensemble A.pt [B.pt ...]
+--view-shift R --out E.pt``), not meta-trained. ``members`` lists each member's algorithm and
+config; their weights are the ensemble's state dict, so the result is one ordinary checkpoint
+that every page, CLI command and benchmark takes unchanged.
+
+With ``view_shift`` R > 0, each member adapts to the support set with every support image also
+shifted by each of the (2R+1)^2 offsets of `playground.augment.view_offsets` (more shots of the
+same classes, nothing else), and a query's log-probabilities are averaged over the same shifted
+copies of it. Each query is still decided alone: nothing is learnt from the other queries.
+For one Euclidean ProtoNet this is exactly classifying the query's mean embedding over the views
+against the prototypes of the support's views (the averaged squared distances differ from the
+distances of the averages by a per-query constant), so that member's embedding and prototypes
+remain the ones the decision is made in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from playground.algorithms.base import (
+    AdaptOption,
+    MetaLearner,
+    Predictor,
+    register,
+    support_fit,
+)
+from playground.augment import shift_views
+from playground.episodes import TaskBatch
+
+MAX_VIEW_SHIFT = 3  # 49 views: past that each prediction costs too much for an interactive page
+
+
+def _members_from_specs(specs: list[dict[str, Any]]) -> nn.ModuleList:
+    from playground.algorithms import create_learner  # the registry imports this module
+
+    learners = []
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict) or not isinstance(spec.get("algorithm"), str):
+            raise ValueError(f"ensemble member {i} must be {{'algorithm': name, 'config': {{...}}}}, got {spec!r}")
+        if spec["algorithm"] == Ensemble.name:
+            raise ValueError(f"ensemble member {i} is itself an ensemble; list its members instead")
+        learners.append(create_learner(spec["algorithm"], **dict(spec.get("config") or {})))
+    return nn.ModuleList(learners)
+
+
+class EnsemblePredictor(Predictor):
+    def __init__(
+        self, learner: Ensemble, predictors: list[Predictor], support_x: torch.Tensor, support_y: torch.Tensor
+    ):
+        self.learner, self.predictors = learner, predictors
+        self.n_way = predictors[0].n_way
+        logits = self.logits(support_x)
+        self.trace = support_fit(torch.nn.functional.cross_entropy(logits, support_y), logits, support_y)
+
+    def views(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return shift_views(x, self.learner.view_shift)
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean log-probability over members and over the shifted views of x [n, n_way]."""
+        total = 0.0
+        views = self.views(x)
+        for predictor in self.predictors:
+            for view in views:
+                total = total + predictor.logits(view).log_softmax(-1)
+        return total / (len(self.predictors) * len(views))
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor) -> torch.Tensor | None:
+        """A lone member's embedding, averaged over the views; None for several members (no shared space)."""
+        if len(self.predictors) != 1:
+            return None
+        embeddings = [self.predictors[0].embed(v) for v in self.views(x)]
+        if any(e is None for e in embeddings):
+            return None
+        return torch.stack(embeddings).mean(0)
+
+    def prototypes_for(self, x: torch.Tensor) -> torch.Tensor | None:
+        return self.predictors[0].prototypes_for(x) if len(self.predictors) == 1 else None
+
+
+@register
+class Ensemble(MetaLearner):
+    name = "ensemble"
+    not_distributable = "an ensemble is assembled from trained checkpoints, not meta-trained"
+    not_trainable = (
+        "an ensemble is assembled from trained checkpoints, not meta-trained: train its members, "
+        "then run `python -m playground ensemble MEMBER.pt [...] --out ENSEMBLE.pt`"
+    )
+
+    def __init__(self, *, members: list[dict[str, Any]] | None = None, view_shift: int = 0, **base):
+        super().__init__(**base)
+        # A fresh ensemble of one ProtoNet is the default, so the registry can build it like any other.
+        specs = list(members or [{"algorithm": "protonet", "config": {}}])
+        if not 0 <= int(view_shift) <= MAX_VIEW_SHIFT:
+            raise ValueError(f"view_shift must be between 0 and {MAX_VIEW_SHIFT} pixels (got {view_shift})")
+        self.view_shift = int(view_shift)
+        self.learners = _members_from_specs(specs)
+        self.members = [dict(m) for m in specs]
+        if not len(self.learners):
+            raise ValueError("an ensemble needs at least one member")
+
+    def meta_loss(self, tasks: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        raise RuntimeError(self.not_trainable)
+
+    def meta_train_step(self, tasks: TaskBatch, grad_hook=None):
+        raise RuntimeError(self.not_trainable)
+
+    def adapt_options(self) -> list[AdaptOption]:
+        """Each test-time setting of the members (the first member's range where several share one)."""
+        options: dict[str, AdaptOption] = {}
+        for learner in self.learners:
+            for option in learner.adapt_options():
+                options.setdefault(option.name, option)
+        return list(options.values())
+
+    def adapt(
+        self,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        n_steps: int | None = None,
+        inner_lr: float | None = None,
+    ) -> EnsemblePredictor:
+        self.check_support(support_x, support_y)
+        support_x, support_y = support_x.to(self.device), support_y.to(self.device)
+        views = shift_views(support_x, self.view_shift)
+        shots_x, shots_y = torch.cat(views), support_y.repeat(len(views))
+        # Learners without an inner loop ignore n_steps and inner_lr, as `MetaLearner.adapt` says.
+        predictors = [learner.adapt(shots_x, shots_y, n_steps=n_steps, inner_lr=inner_lr) for learner in self.learners]
+        return EnsemblePredictor(self, predictors, support_x, support_y)
