@@ -81,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="move each training image by a random offset of up to this many pixels each way (default 0: off)",
     )
+    t.add_argument(
+        "--within-alphabet",
+        action="store_true",
+        help="draw each training episode's classes from one alphabet (hard, as in Lake's runs)",
+    )
     t.add_argument("--inner-lr", type=positive_float("--inner-lr"))
     t.add_argument("--inner-steps", type=non_negative("--inner-steps"))
     t.add_argument("--test-inner-steps", type=non_negative("--test-inner-steps"))
@@ -256,6 +261,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         val_episodes=args.val_episodes,
         rotations=not args.no_rotations,
         augment_shift=args.augment_shift,
+        within_alphabet=args.within_alphabet,
         seed=args.seed,
         device=args.device,
         out=args.out,

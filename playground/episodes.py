@@ -71,6 +71,14 @@ class TaskBatch:
         )
 
 
+def alphabet_of(class_name: str) -> str:
+    """The alphabet of an Omniglot class name ("Greek/character03 rot90" -> "Greek rot90": a rotated
+    alphabet counts as an alphabet of its own); a name without one is a group by itself."""
+    alphabet, _, rest = class_name.partition("/")
+    _, _, rotation = rest.partition(" ")
+    return f"{alphabet} {rotation}".strip() if rest else class_name
+
+
 def stack_tasks(tasks: list[Task]) -> TaskBatch:
     return TaskBatch(
         torch.stack([t.support_x for t in tasks]),
@@ -88,7 +96,9 @@ class TaskSampler:
     live; only the gather runs on the dataset's device.
     """
 
-    def __init__(self, dataset: ClassDataset, n_way: int, k_shot: int, n_query: int, seed: int = 0):
+    def __init__(
+        self, dataset: ClassDataset, n_way: int, k_shot: int, n_query: int, seed: int = 0, within_alphabet: bool = False
+    ):
         if n_way < 2:
             raise ValueError(f"n_way must be at least 2 (got {n_way})")
         if k_shot < 1:
@@ -104,6 +114,19 @@ class TaskSampler:
         self.dataset = dataset
         self.n_way, self.k_shot, self.n_query = n_way, k_shot, n_query
         self.generator = torch.Generator().manual_seed(seed)
+        self.alphabets: list[torch.Tensor] | None = None
+        if within_alphabet:
+            groups: dict[str, list[int]] = {}
+            for c, name in enumerate(dataset.names):
+                groups.setdefault(alphabet_of(name), []).append(c)
+            self.alphabets = [torch.tensor(g) for g in groups.values() if len(g) >= n_way]
+            if not self.alphabets:
+                raise ValueError(
+                    f"within-alphabet episodes of {n_way} ways need an alphabet with at least {n_way} characters; "
+                    f"the largest has {max(len(g) for g in groups.values())}"
+                )
+            # An alphabet is drawn in proportion to its characters, so every character is as likely as before.
+            self.alphabet_weights = torch.tensor([len(g) for g in self.alphabets], dtype=torch.float)
 
     def state_dict(self) -> dict:
         return {"rng": self.generator.get_state()}
@@ -117,7 +140,11 @@ class TaskSampler:
         # Task by task, so the episode stream does not depend on how it is batched.
         classes, draws = [], []
         for _ in range(batch_size):
-            classes.append(torch.randperm(self.dataset.num_classes, generator=g)[:n])
+            if self.alphabets is None:
+                classes.append(torch.randperm(self.dataset.num_classes, generator=g)[:n])
+            else:
+                group = self.alphabets[int(torch.multinomial(self.alphabet_weights, 1, generator=g))]
+                classes.append(group[torch.randperm(len(group), generator=g)[:n]])
             draws.append(torch.argsort(torch.rand(n, self.dataset.drawings_per_class, generator=g), dim=-1)[:, : k + q])
         classes, draws = torch.stack(classes), torch.stack(draws)
         device = self.dataset.images.device

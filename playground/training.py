@@ -38,6 +38,7 @@ class TrainConfig:
     test_episodes: int = 600
     rotations: bool = True
     augment_shift: int = 0  # move each training image by up to this many pixels (playground.augment)
+    within_alphabet: bool = False  # every training episode's classes from one alphabet, as in Lake's runs
     seed: int = 0
     device: str = "auto"
     out: str = "runs/latest"
@@ -166,7 +167,9 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
         # A resumed learner got whatever it set up from its checkpoint.
         learner.prepare_training(train_set)
     distributed.prepare(learner)
-    sampler = TaskSampler(train_set, train_ways, cfg.shots, cfg.query, seed=cfg.seed)
+    sampler = TaskSampler(
+        train_set, train_ways, cfg.shots, cfg.query, seed=cfg.seed, within_alphabet=cfg.within_alphabet
+    )
     # Its own stream, so the episodes are the same with and without augmentation.
     shifts = torch.Generator().manual_seed(cfg.seed + 2)
     scheduler = cosine_schedule(learner.optimizer, cfg.iterations)

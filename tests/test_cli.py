@@ -182,3 +182,36 @@ def test_task_batching_and_memory_format_flags_reach_maml(capsys):
     assert _learner_options(args) == {"task_batching": "grouped", "memory_format": "channels_last"}
     assert main(["train", "--algorithm", "protonet", "--memory-format", "channels_last"]) == 2
     assert "--memory-format does not apply to --algorithm protonet" in capsys.readouterr().err
+
+
+def test_augment_shift_and_within_alphabet_change_training_and_are_recorded(omniglot, tmp_path):
+    from playground.checkpoints import read_checkpoint
+
+    def train(name: str, *flags: str):
+        out = tmp_path / name
+        r = run_cli(
+            "train",
+            *("--algorithm protonet --set hidden=8 --train-ways 20 --query 2 --meta-batch 1 --iterations 3".split()),
+            *("--val-every 3 --val-episodes 2 --device cpu --out".split()),
+            str(out),
+            *flags,
+        )
+        assert r.returncode == 0, r.stderr
+        return read_checkpoint(out / "last.pt")
+
+    plain, shifted, within = (
+        train("plain"),
+        train("shifted", "--augment-shift", "2"),
+        train("within", "--within-alphabet"),
+    )
+    assert (
+        shifted.extra["train_config"]["augment_shift"] == 2
+        and shifted.extra["train_config"]["within_alphabet"] is False
+    )
+    assert within.extra["train_config"]["within_alphabet"] is True
+    assert "--augment-shift 2" in shifted.extra["train_config"]["command"]
+    # Same seed and episodes otherwise: only the flag can have moved the weights elsewhere.
+    for other in (shifted, within):
+        assert any(not torch.equal(other.state_dict[k], v) for k, v in plain.state_dict.items())
+    r = run_cli("train", "--algorithm", "protonet", "--augment-shift", "9")
+    assert r.returncode == 2 and "--augment-shift must be between 0 and 8" in r.stderr

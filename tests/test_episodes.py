@@ -63,3 +63,25 @@ def test_stack_and_split(glyphs_test):
 def test_sampler_rejects_impossible_tasks(glyphs_test, args, message):
     with pytest.raises(ValueError, match=message):
         TaskSampler(glyphs_test, *args)
+
+
+def test_within_alphabet_episodes_take_every_class_from_one_alphabet():
+    from playground.data.protocols import ClassDataset
+    from playground.episodes import alphabet_of
+
+    # Three alphabets of 6, 6 and 3 characters, each also rotated: rotated ones are alphabets of their own.
+    names = [f"{a}/character{i:02d}" for a, n in (("Greek", 6), ("Latin", 6), ("Tiny", 3)) for i in range(n)]
+    names += [f"{n} rot90" for n in names]
+    data = ClassDataset(torch.zeros(len(names), 4, 28, 28, dtype=torch.uint8), names)
+    assert alphabet_of("Greek/character01 rot90") == "Greek rot90" and alphabet_of("glyph03") == "glyph03"
+    sampler = TaskSampler(data, 5, 1, 1, seed=0, within_alphabet=True)
+    seen = set()
+    for names_of_task in sampler.sample_batch(60).class_names:
+        alphabets = {alphabet_of(n) for n in names_of_task}
+        assert len(alphabets) == 1 and len(set(names_of_task)) == 5
+        seen |= alphabets
+    assert seen == {"Greek", "Latin", "Greek rot90", "Latin rot90"}  # never Tiny: 3 characters < 5 ways
+    mixed = TaskSampler(data, 5, 1, 1, seed=0).sample_batch(60).class_names
+    assert any(len({alphabet_of(n) for n in t}) > 1 for t in mixed)
+    with pytest.raises(ValueError, match="at least 7 characters; the largest has 6"):
+        TaskSampler(data, 7, 1, 1, within_alphabet=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from playground.data.lake_runs import HUMAN_ERROR, evaluate_lake_runs
@@ -289,4 +290,29 @@ def test_one_to_one_lake_runs_are_permutations_and_reported_apart(runs, capsys):
     assert all(sorted(p) == list(range(20)) for p in joint.predictions)
     assert joint.error < standard.error  # on these runs, deciding together helps ProtoNet a lot
     assert main(["lake-runs", "assets/checkpoints/protonet_lake.pt", "--one-to-one", "--card"]) == 2
+    assert "never written into a card" in capsys.readouterr().err
+
+
+def test_validation_runs_are_built_like_lakes_from_the_validation_alphabets(omniglot, capsys):
+    from playground.cli import main
+    from playground.data.lake_runs import validation_runs
+    from playground.data.protocols import lake_validation_alphabets
+
+    runs = validation_runs(omniglot, 10, seed=3)
+    allowed = set(lake_validation_alphabets(omniglot))
+    names = omniglot.names()
+    for run in runs:
+        classes = [n.rsplit(" drawing ", 1)[0] for n in run.train_files]
+        assert {c.split("/")[0] for c in classes} <= allowed and len(set(classes)) == len(classes) <= 20
+        # One person drew all the training images, another all the test images.
+        train_d = {n.rsplit(" ", 1)[1] for n in run.train_files}
+        test_d = {n.rsplit(" ", 1)[1] for n in run.test_files}
+        assert len(train_d) == len(test_d) == 1 and train_d != test_d
+        d = int(test_d.pop()) - 1
+        for x, y in zip(run.test_x, run.test_y.tolist()):
+            want = torch.from_numpy(omniglot.images[names.index(classes[y]), d]).float().div(255)
+            assert torch.equal(x[0], want)
+        assert sorted(run.test_y.tolist()) == list(range(len(classes)))
+    assert [r.name for r in validation_runs(omniglot, 10, seed=3)] == [r.name for r in runs]
+    assert main(["lake-runs", "assets/checkpoints/protonet_lake.pt", "--validation", "5", "--card"]) == 2
     assert "never written into a card" in capsys.readouterr().err
