@@ -8,7 +8,8 @@ that every page, CLI command and benchmark takes unchanged.
 With ``view_shift`` R > 0, each member adapts to the support set with every support image also
 shifted by each of the (2R+1)^2 offsets of `playground.augment.view_offsets` (more shots of the
 same classes, nothing else), and a query's log-probabilities are averaged over the same shifted
-copies of it. Each query is still decided alone: nothing is learnt from the other queries.
+copies of it. The views add nothing transductive: a member that decides each query alone
+(ProtoNet, unlike soft k-means) still does, from that query's own shifted copies.
 For one Euclidean ProtoNet this is exactly classifying the query's mean embedding over the views
 against the prototypes of the support's views (the averaged squared distances differ from the
 distances of the averages by a per-query constant), so that member's embedding and prototypes
@@ -63,22 +64,18 @@ class EnsemblePredictor(Predictor):
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Mean log-probability over members and over the shifted views of x [n, n_way]."""
-        total = 0.0
-        views = self.views(x)
-        for predictor in self.predictors:
-            for view in views:
-                total = total + predictor.logits(view).log_softmax(-1)
-        return total / (len(self.predictors) * len(views))
+        views = torch.cat(self.views(x))  # one pass over every view: the convolutions batch well
+        shape = (-1, len(x), self.n_way)
+        per_member = [p.logits(views).log_softmax(-1).view(shape).mean(0) for p in self.predictors]
+        return torch.stack(per_member).mean(0)
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor | None:
         """A lone member's embedding, averaged over the views; None for several members (no shared space)."""
         if len(self.predictors) != 1:
             return None
-        embeddings = [self.predictors[0].embed(v) for v in self.views(x)]
-        if any(e is None for e in embeddings):
-            return None
-        return torch.stack(embeddings).mean(0)
+        embeddings = self.predictors[0].embed(torch.cat(self.views(x)))
+        return None if embeddings is None else embeddings.view(-1, len(x), embeddings.shape[-1]).mean(0)
 
     def prototypes_for(self, x: torch.Tensor) -> torch.Tensor | None:
         return self.predictors[0].prototypes_for(x) if len(self.predictors) == 1 else None
