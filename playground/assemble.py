@@ -16,7 +16,7 @@ def assemble_ensemble(
     (the members' budgets added up, each member's own kept) and its train config (the members' protocol)."""
     if not checkpoints:
         raise ValueError("an ensemble needs at least one member checkpoint")
-    members, specs, records, protocols = [], [], [], {}
+    members, specs, records, protocols, hardware = [], [], [], {}, set()
     for path in checkpoints:
         ckpt = read_checkpoint(path)
         if ckpt.algorithm == Ensemble.name:
@@ -25,6 +25,7 @@ def assemble_ensemble(
         members.append(learner)
         specs.append({"algorithm": ckpt.algorithm, "config": learner.config()})
         protocols[str(path)] = ckpt.extra.get("train_config", {}).get("protocol", "lake")
+        hardware.add(ckpt.training.get("hardware", ""))
         records.append(
             {
                 "checkpoint": Path(path).name,
@@ -39,11 +40,10 @@ def assemble_ensemble(
     ensemble = create_learner(Ensemble.name, members=specs, view_shift=view_shift)
     for own, trained in zip(ensemble.learners, members):
         own.load_state_dict(trained.state_dict())
-    hardware = sorted({read_checkpoint(p).training.get("hardware", "") for p in checkpoints} - {""})
     training = {
         "iteration": sum(r["iterations"] or 0 for r in records),
         "train_seconds": sum(r["seconds"] for r in records),
-        "hardware": "; ".join(hardware),
+        "hardware": "; ".join(sorted(hardware - {""})),
         "members": records,
     }
     train_config = {"protocol": next(iter(protocols.values())), "command": command}

@@ -107,6 +107,7 @@ def validation_runs(data: Omniglot, n_runs: int = 100, seed: int = 0) -> list[La
 
     alphabets = lake_validation_alphabets(data)
     g = torch.Generator().manual_seed(seed)
+    all_names = data.names()
     runs = []
     for r in range(n_runs):
         alphabet = alphabets[r % len(alphabets)]
@@ -115,7 +116,7 @@ def validation_runs(data: Omniglot, n_runs: int = 100, seed: int = 0) -> list[La
         train_d, test_d = torch.randperm(data.images.shape[1], generator=g)[:2].tolist()
         order = torch.randperm(len(chars), generator=g)
         images = torch.from_numpy(data.images[chars]).float().div(255).unsqueeze(2)  # [n, 20, 1, 28, 28]
-        names = [data.names()[c] for c in chars]
+        names = [all_names[c] for c in chars]
         runs.append(
             LakeRun(
                 f"val{r + 1:03d} {alphabet}",
