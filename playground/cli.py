@@ -382,6 +382,13 @@ def cmd_calibrate_steps(args: argparse.Namespace) -> None:
     print(f"test_inner_steps = {best} written to {args.checkpoint}")
 
 
+def _percent(fraction: float) -> str:
+    """One decimal, halves rounded up: a card's 0.0625 (25 errors of 400) reads 6.3%, as `lake-runs` printed it."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return f"{Decimal(str(100 * fraction)).quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)}%"
+
+
 def results_table(entries) -> str:
     """Markdown: one row per model, 5/20-way x 1/5-shot accuracy with CI, and Lake's runs."""
     combos = [(5, 1), (5, 5), (20, 1), (20, 5)]
@@ -394,7 +401,7 @@ def results_table(entries) -> str:
         tr = card.get("training", {})
         budget = f"{tr.get('iterations', '?')} it, {tr.get('seconds', 0) / 60:.0f} min"
         lines.append(
-            f"| `{e.name}` | " + " | ".join(cells) + f" | {'–' if lake is None else f'{100 * lake:.1f}%'} | {budget} |"
+            f"| `{e.name}` | " + " | ".join(cells) + f" | {'–' if lake is None else _percent(lake)} | {budget} |"
         )
     return "\n".join(lines)
 

@@ -215,3 +215,12 @@ def test_augment_shift_and_within_alphabet_change_training_and_are_recorded(omni
         assert any(not torch.equal(other.state_dict[k], v) for k, v in plain.state_dict.items())
     r = run_cli("train", "--algorithm", "protonet", "--augment-shift", "9")
     assert r.returncode == 2 and "--augment-shift must be between 0 and 8" in r.stderr
+
+
+def test_report_rounds_lake_errors_half_up_as_lake_runs_prints_them():
+    from playground.cli import results_table
+    from playground.zoo import ModelEntry
+
+    card = {"lake_runs": {"error": 0.0625}, "training": {"iterations": 1, "seconds": 60}}
+    row = results_table([ModelEntry("m", Path("m.pt"), card)]).splitlines()[-1]
+    assert "| 6.3% |" in row  # 25 errors of 400, not the 6.2% of round-half-even
