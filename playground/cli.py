@@ -171,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="the README's results table, from the model cards (no computation)")
     rp.add_argument("--dir", default=None, help="checkpoint folder (default assets/checkpoints)")
+    rp.add_argument(
+        "--papers", action="store_true", help="under each model, the published figures for its algorithm (vinyals split)"
+    )
 
     en = sub.add_parser(
         "ensemble", help="combine trained checkpoints into one (log-probabilities averaged, over shifted views)"
@@ -389,20 +392,45 @@ def _percent(fraction: float) -> str:
     return f"{Decimal(str(100 * fraction)).quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)}%"
 
 
-def results_table(entries) -> str:
-    """Markdown: one row per model, 5/20-way x 1/5-shot accuracy with CI, and Lake's runs."""
-    combos = [(5, 1), (5, 5), (20, 1), (20, 5)]
-    head = "| model | " + " | ".join(f"{n}-way {k}-shot" for n, k in combos) + " | Lake's 20 runs (error) | training |"
-    lines = [head, "|" + " --- |" * (len(combos) + 3)]
+def results_table(entries, papers: bool = False) -> str:
+    """Markdown: one row per model, 5/20-way x 1/5-shot accuracy with CI, and Lake's runs.
+
+    With ``papers``, each `vinyals` model with published figures (`playground.papers`) is followed by a row of
+    them, each marked "reached" (our mean above it, or it within our 95% CI) or by how far short we are.
+    The Lake column is left out when no card has Lake's runs (a `vinyals` model must not be run on them).
+    """
+    from playground.papers import SETTINGS, published_for, reaches
+
+    entries = list(entries)
+    lake_column = any("lake_runs" in (e.card or {}) for e in entries)
+    head = "| model | " + " | ".join(f"{n}-way {k}-shot" for n, k in SETTINGS)
+    head += " | Lake's 20 runs (error) | training |" if lake_column else " | training |"
+    lines = [head, "|" + " --- |" * (len(SETTINGS) + 2 + lake_column)]
     for e in entries:
         card = e.card or {}
-        cells = [e.headline(n, k) or "–" for n, k in combos]
-        lake = card.get("lake_runs", {}).get("error")
+        cells = [e.headline(n, k) or "–" for n, k in SETTINGS]
+        if lake_column:
+            lake = card.get("lake_runs", {}).get("error")
+            cells.append("–" if lake is None else _percent(lake))
         tr = card.get("training", {})
-        budget = f"{tr.get('iterations', '?')} it, {tr.get('seconds', 0) / 60:.0f} min"
-        lines.append(
-            f"| `{e.name}` | " + " | ".join(cells) + f" | {'–' if lake is None else _percent(lake)} | {budget} |"
-        )
+        cells.append(f"{tr.get('iterations', '?')} it, {tr.get('seconds', 0) / 60:.0f} min")
+        lines.append(f"| `{e.name}` | " + " | ".join(cells) + " |")
+        # The papers' figures are on the vinyals split; beside a lake model they would mislead.
+        paper = published_for(card) if papers and card.get("protocol") == "vinyals" else None
+        if paper is None:
+            continue
+        measured = {(r["n_way"], r["k_shot"]): r for r in card.get("evaluation", {}).get("results", [])}
+        cells = []
+        for n, k in SETTINGS:
+            figure, ours = paper.figure(n, k), measured.get((n, k))
+            if ours is None:
+                cells.append(f"{figure}")
+            elif reaches(100 * ours["accuracy"], 100 * ours["ci95"], figure):
+                cells.append(f"{figure} (reached)")
+            else:
+                cells.append(f"{figure} (short by {figure - 100 * ours['accuracy']:.1f})")
+        cells += ["–"] * lake_column + ["published"]
+        lines.append(f"| ↳ {paper.source} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -427,7 +455,7 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from playground.zoo import CHECKPOINT_DIR, shipped_models
 
-    print(results_table(shipped_models(args.dir or CHECKPOINT_DIR)))
+    print(results_table(shipped_models(args.dir or CHECKPOINT_DIR), papers=args.papers))
 
 
 def cmd_download(args: argparse.Namespace) -> None:

@@ -224,3 +224,30 @@ def test_report_rounds_lake_errors_half_up_as_lake_runs_prints_them():
     card = {"lake_runs": {"error": 0.0625}, "training": {"iterations": 1, "seconds": 60}}
     row = results_table([ModelEntry("m", Path("m.pt"), card)]).splitlines()[-1]
     assert "| 6.3% |" in row  # 25 errors of 400, not the 6.2% of round-half-even
+
+
+def test_report_papers_sets_published_figures_under_vinyals_models_only():
+    from playground.cli import results_table
+    from playground.zoo import ModelEntry
+
+    def card(protocol, algorithm="maml", first_order=False, lake=None):
+        results = [
+            {"n_way": 5, "k_shot": 1, "accuracy": 0.985, "ci95": 0.003, "text": "98.5 ± 0.3 %"},  # 98.7 within CI
+            {"n_way": 20, "k_shot": 1, "accuracy": 0.900, "ci95": 0.004, "text": "90.0 ± 0.4 %"},  # 95.8: short
+        ]
+        c = {"algorithm": algorithm, "protocol": protocol, "config": {"first_order": first_order}}
+        c |= {"evaluation": {"results": results}, "training": {"iterations": 10, "seconds": 60}}
+        return c | ({"lake_runs": {"error": lake}} if lake is not None else {})
+
+    table = results_table([ModelEntry("maml_vinyals", Path("m.pt"), card("vinyals"))], papers=True).splitlines()
+    assert "Lake" not in table[0]  # no card has Lake's runs: no column for them
+    ours, paper = table[2], table[3]
+    assert ours.startswith("| `maml_vinyals` | 98.5 ± 0.3 % | – | 90.0 ± 0.4 % | – |")
+    assert paper.startswith("| ↳ Finn et al. 2017")
+    assert "| 98.7 (reached) | 99.9 | 95.8 (short by 5.8) | 98.9 |" in paper
+    first_order = results_table([ModelEntry("fo", Path("f.pt"), card("vinyals", first_order=True))], papers=True)
+    assert "first-order MAML" in first_order and "89.4 (reached)" in first_order
+    # A lake model is not set against the papers' split, and keeps its Lake column.
+    lake = results_table([ModelEntry("maml_lake", Path("l.pt"), card("lake", lake=0.3))], papers=True)
+    assert "↳" not in lake and "| 30.0% |" in lake
+    assert "↳" not in results_table([ModelEntry("m", Path("m.pt"), card("vinyals"))])  # only when asked

@@ -1,0 +1,45 @@
+"""The published Omniglot figures (the `vinyals` split, Conv-4) that our models are measured against."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+SETTINGS = ((5, 1), (5, 5), (20, 1), (20, 5))  # (ways, shots), the columns of every table
+
+
+@dataclass(frozen=True)
+class Published:
+    source: str  # who reported the figures, and where
+    accuracy: tuple[float, float, float, float]  # percent, in the order of SETTINGS
+
+    def figure(self, n_way: int, k_shot: int) -> float:
+        return self.accuracy[SETTINGS.index((n_way, k_shot))]
+
+
+# Keyed by algorithm name, "+first_order" for FO-MAML. MAML's and Reptile's figures use batch norm
+# with the test batch's statistics (transductive), as this project's MAML does by default.
+PUBLISHED: dict[str, Published] = {
+    "maml": Published("Finn et al. 2017, Table 1", (98.7, 99.9, 95.8, 98.9)),
+    "maml+first_order": Published(
+        "Nichol et al. 2018, Table 1 (first-order MAML, transductive)", (98.3, 99.2, 89.4, 97.9)
+    ),
+    "protonet": Published("Snell et al. 2017, Table 1", (98.8, 99.7, 96.0, 98.9)),
+    "matching": Published("Vinyals et al. 2016, Table 1", (98.1, 98.9, 93.8, 98.5)),
+    "relation": Published("Sung et al. 2018, Table 1", (99.6, 99.8, 97.6, 99.1)),
+    "reptile": Published("Nichol et al. 2018, Table 1 (transductive)", (97.68, 99.48, 89.43, 97.12)),
+    "metasgd": Published("Li et al. 2017, Table 1", (99.53, 99.93, 95.93, 98.97)),
+}
+
+
+def published_for(card: dict[str, Any]) -> Published | None:
+    """The published figures for the algorithm a model card describes (None if there are none)."""
+    algorithm = card.get("algorithm", "")
+    if (card.get("config") or {}).get("first_order"):
+        return PUBLISHED.get(f"{algorithm}+first_order")
+    return PUBLISHED.get(algorithm)
+
+
+def reaches(ours: float, ci95: float, paper: float) -> bool:
+    """The issue's bar: our mean is above the paper's, or the paper's figure lies within our 95% CI."""
+    return ours + ci95 >= paper
