@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="the README's results table, from the model cards (no computation)")
     rp.add_argument("--dir", default=None, help="checkpoint folder (default assets/checkpoints)")
     rp.add_argument(
-        "--papers", action="store_true", help="under each model, the published figures for its algorithm (vinyals split)"
+        "--papers", action="store_true", help="under each vinyals model, the published figures for its algorithm"
     )
 
     en = sub.add_parser(
