@@ -334,6 +334,15 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
         raise ValueError("--one-to-one figures are not the standard protocol: they are never written into a card")
     if args.validation and args.card:
         raise ValueError("--validation runs are for choosing settings: they are never written into a card")
+    for path in args.checkpoints:
+        protocol = read_checkpoint(path).extra.get("train_config", {}).get("protocol", "lake")
+        if protocol != "lake":
+            # The vinyals split trains on characters of every alphabet, Lake's runs' and the
+            # meta-validation ones included.
+            raise ValueError(
+                f"{path} was trained on the {protocol} split, which includes characters of these runs' "
+                "alphabets: its error on them would not be a test. Use a lake-protocol checkpoint."
+            )
     device = resolve_device(args.device)
     if args.validation:
         from playground.data.omniglot import load_omniglot

@@ -251,3 +251,15 @@ def test_report_papers_sets_published_figures_under_vinyals_models_only():
     lake = results_table([ModelEntry("maml_lake", Path("l.pt"), card("lake", lake=0.3))], papers=True)
     assert "↳" not in lake and "| 30.0% |" in lake
     assert "↳" not in results_table([ModelEntry("m", Path("m.pt"), card("vinyals"))])  # only when asked
+
+
+def test_lake_runs_refuses_a_vinyals_checkpoint(tmp_path, capsys):
+    from playground.algorithms import create_learner
+    from playground.checkpoints import save_checkpoint
+    from playground.cli import main
+
+    vinyals = save_checkpoint(tmp_path / "v.pt", create_learner("protonet"), train_config={"protocol": "vinyals"})
+    for extra in ([], ["--validation", "3"]):
+        assert main(["lake-runs", str(vinyals), *extra]) == 2
+        err = capsys.readouterr().err
+        assert "trained on the vinyals split" in err and "use a lake-protocol checkpoint" in err.lower()
