@@ -168,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=1)
     c.add_argument("--device", default="auto", choices=DEVICES)
     c.add_argument("--data-dir", default=None)
+    c.add_argument(
+        "--no-write",
+        action="store_true",
+        help="print the choice and leave the checkpoint as it is: for another setting's steps, given to "
+        "evaluate --inner-steps",
+    )
 
     rp = sub.add_parser("report", help="the README's results table, from the model cards (no computation)")
     rp.add_argument("--dir", default=None, help="checkpoint folder (default assets/checkpoints)")
@@ -310,7 +316,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 f"{res.episodes} episodes: {res.format()}",
                 flush=True,
             )
-            results.append({**res.as_dict(), "protocol": protocol, "split": args.split, "seed": args.seed})
+            result = {**res.as_dict(), "protocol": protocol, "split": args.split, "seed": args.seed}
+            if args.inner_steps is not None:  # not the checkpoint's own: the card says so
+                result["inner_steps"] = args.inner_steps
+            results.append(result)
             if args.card:  # after every setting, so an interrupted evaluation keeps what it measured
                 path = _card_with(args.checkpoint, results, device)
     if args.card:
@@ -387,6 +396,9 @@ def cmd_calibrate_steps(args: argparse.Namespace) -> None:
         scores[steps] = res.mean
         print(f"{steps:>3} steps: {res.format()} on {protocol}/val", flush=True)
     best = max(scores, key=lambda s: (scores[s], -s))
+    if args.no_write:
+        print(f"best for {args.ways}-way {args.shots}-shot: {best} steps (not written)")
+        return
     learner.test_inner_steps = best
     extra = dict(ckpt.extra)
     training = {**ckpt.training, "calibrated_test_inner_steps": {str(k): v for k, v in scores.items()}}
@@ -399,6 +411,14 @@ def _percent(fraction: float) -> str:
     from decimal import ROUND_HALF_UP, Decimal
 
     return f"{Decimal(str(100 * fraction)).quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)}%"
+
+
+def _cell(result: dict | None) -> str:
+    """A card result as a table cell; inner steps other than the checkpoint's own are named."""
+    if result is None:
+        return "–"
+    steps = result.get("inner_steps")
+    return result["text"] + (f" ({steps} steps)" if steps is not None else "")
 
 
 def results_table(entries, papers: bool = False) -> str:
@@ -417,7 +437,8 @@ def results_table(entries, papers: bool = False) -> str:
     lines = [head, "|" + " --- |" * (len(SETTINGS) + 2 + lake_column)]
     for e in entries:
         card = e.card or {}
-        cells = [e.headline(n, k) or "–" for n, k in SETTINGS]
+        measured = {(r["n_way"], r["k_shot"]): r for r in card.get("evaluation", {}).get("results", [])}
+        cells = [_cell(measured.get(setting)) for setting in SETTINGS]
         if lake_column:
             lake = card.get("lake_runs", {}).get("error")
             cells.append("–" if lake is None else _percent(lake))
@@ -428,7 +449,6 @@ def results_table(entries, papers: bool = False) -> str:
         paper = published_for(card) if papers and card.get("protocol") == "vinyals" else None
         if paper is None:
             continue
-        measured = {(r["n_way"], r["k_shot"]): r for r in card.get("evaluation", {}).get("results", [])}
         cells = []
         for n, k in SETTINGS:
             figure, ours = paper.figure(n, k), measured.get((n, k))

@@ -123,7 +123,17 @@ def test_calibrate_steps_writes_the_best_candidate(omniglot, tmp_path):
         str(out),
     )
     assert r.returncode == 0, r.stderr
-    r = run_cli("calibrate-steps", str(out / "best.pt"), "--candidates", "0", "2", "--episodes", "4", "--device", "cpu")
+    before = (out / "best.pt").read_bytes()
+    args = ["--candidates", "0", "2", "--episodes", "4", "--device", "cpu"]
+    r = run_cli("calibrate-steps", str(out / "best.pt"), *args, "--ways", "3", "--no-write")
+    assert r.returncode == 0, r.stderr
+    assert "best for 3-way 1-shot:" in r.stdout and "(not written)" in r.stdout
+    assert (out / "best.pt").read_bytes() == before
+    # Evaluated with other steps than its own, the card records them and the report names them.
+    r = run_cli("evaluate", str(out / "best.pt"), "--ways", "3", "--episodes", "2", "--inner-steps", "4", "--card")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "best.json").read_text())["evaluation"]["results"][0]["inner_steps"] == 4
+    r = run_cli("calibrate-steps", str(out / "best.pt"), *args)
     assert r.returncode == 0, r.stderr
     assert "0 steps:" in r.stdout and "2 steps:" in r.stdout
     from playground.checkpoints import read_checkpoint
@@ -233,7 +243,7 @@ def test_report_papers_sets_published_figures_under_vinyals_models_only():
     def card(protocol, algorithm="maml", first_order=False, lake=None):
         results = [
             {"n_way": 5, "k_shot": 1, "accuracy": 0.985, "ci95": 0.003, "text": "98.5 ± 0.3 %"},  # 98.7 within CI
-            {"n_way": 20, "k_shot": 1, "accuracy": 0.900, "ci95": 0.004, "text": "90.0 ± 0.4 %"},  # 95.8: short
+            {"n_way": 20, "k_shot": 1, "accuracy": 0.900, "ci95": 0.004, "text": "90.0 ± 0.4 %", "inner_steps": 10},
         ]
         c = {"algorithm": algorithm, "protocol": protocol, "config": {"first_order": first_order}}
         c |= {"evaluation": {"results": results}, "training": {"iterations": 10, "seconds": 60}}
@@ -242,7 +252,7 @@ def test_report_papers_sets_published_figures_under_vinyals_models_only():
     table = results_table([ModelEntry("maml_vinyals", Path("m.pt"), card("vinyals"))], papers=True).splitlines()
     assert "Lake" not in table[0]  # no card has Lake's runs: no column for them
     ours, paper = table[2], table[3]
-    assert ours.startswith("| `maml_vinyals` | 98.5 ± 0.3 % | – | 90.0 ± 0.4 % | – |")
+    assert ours.startswith("| `maml_vinyals` | 98.5 ± 0.3 % | – | 90.0 ± 0.4 % (10 steps) | – |")
     assert paper.startswith("| ↳ Finn et al. 2017")
     assert "| 98.7 (reached) | 99.9 | 95.8 (short by 5.8) | 98.9 |" in paper
     first_order = results_table([ModelEntry("fo", Path("f.pt"), card("vinyals", first_order=True))], papers=True)
