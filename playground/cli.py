@@ -418,7 +418,7 @@ def _cell(result: dict | None) -> str:
     if result is None:
         return "–"
     steps = result.get("inner_steps")
-    return result["text"] + (f" ({steps} steps)" if steps is not None else "")
+    return result["text"] + ("" if steps is None else f" ({steps} step{'' if steps == 1 else 's'})")
 
 
 def results_table(entries, papers: bool = False) -> str:

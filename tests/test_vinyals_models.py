@@ -1,0 +1,48 @@
+"""The models trained on the papers' split (`assets/vinyals/`): kept out of the app, their cards reproducible."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from playground.checkpoints import load_learner, read_card
+from playground.papers import SETTINGS, published_for
+from playground.zoo import shipped_models
+
+VINYALS_DIR = Path(__file__).resolve().parents[1] / "assets" / "vinyals"
+MODELS = sorted(VINYALS_DIR.glob("*.pt"))
+
+
+def test_every_vinyals_model_has_a_full_card_and_published_figures_to_meet():
+    assert MODELS, f"no checkpoints in {VINYALS_DIR}"
+    for path in MODELS:
+        card = read_card(path)
+        assert card is not None, f"{path.name} has no model card"
+        assert card["protocol"] == "vinyals", path.name
+        results = card["evaluation"]["results"]
+        assert {(r["n_way"], r["k_shot"]) for r in results} == set(SETTINGS), path.name
+        assert all(r["episodes"] == 600 and r["split"] == "test" for r in results), path.name
+        assert published_for(card) is not None, f"{path.name}: no published figures to compare with"
+        assert card["training"]["command"].startswith("python -m playground train"), path.name
+        assert "lake_runs" not in card, f"{path.name} must not be scored on Lake's runs"
+
+
+def test_vinyals_models_are_not_offered_by_the_app():
+    # The split trains on characters of the evaluation alphabets, which the app's tasks come from.
+    offered = shipped_models()
+    assert offered and all((e.card or {}).get("protocol", "lake") == "lake" for e in offered)
+    assert not {p.stem for p in MODELS} & {e.name for e in offered}
+
+
+@pytest.mark.omniglot
+def test_a_vinyals_card_figure_is_reproduced_exactly(omniglot):
+    from playground.data.protocols import load_splits
+    from playground.evaluation import evaluate_few_shot
+
+    path = VINYALS_DIR / "matching_vinyals.pt"
+    card = read_card(path)
+    recorded = next(r for r in card["evaluation"]["results"] if (r["n_way"], r["k_shot"]) == (5, 1))
+    test = load_splits("vinyals", data=omniglot, rotations=False).test
+    res = evaluate_few_shot(load_learner(path, "cpu"), test, 5, 1, 15, 600, seed=recorded["seed"])
+    assert res.mean == pytest.approx(recorded["accuracy"], abs=1e-6)
