@@ -24,7 +24,7 @@ def assemble_ensemble(
         learner = learner_from_checkpoint(ckpt)
         members.append(learner)
         specs.append({"algorithm": ckpt.algorithm, "config": learner.config()})
-        protocols[str(path)] = ckpt.extra.get("train_config", {}).get("protocol", "lake")
+        protocols[str(path)] = ckpt.protocol
         hardware.add(ckpt.training.get("hardware", ""))
         records.append(
             {

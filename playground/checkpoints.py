@@ -34,6 +34,11 @@ class Checkpoint:
     optimizer: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def protocol(self) -> str:
+        """The split it was trained on; checkpoints older than the record were all `lake`."""
+        return self.extra.get("train_config", {}).get("protocol", "lake")
+
 
 def save_checkpoint(path: str | Path, learner: MetaLearner, training: dict | None = None, **extra: Any) -> Path:
     """Write atomically (temp file, then rename): a crash never leaves a half-written file."""

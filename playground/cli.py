@@ -294,7 +294,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     ckpt = read_checkpoint(args.checkpoint)
     learner = load_learner(args.checkpoint, device)
-    protocol = args.protocol or ckpt.extra.get("train_config", {}).get("protocol", "lake")
+    protocol = args.protocol or ckpt.protocol
     splits = load_splits(protocol, args.data_dir, rotations=False)
     dataset = (splits.test if args.split == "test" else splits.val).to(device)
     results = []
@@ -344,7 +344,7 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
     if args.validation and args.card:
         raise ValueError("--validation runs are for choosing settings: they are never written into a card")
     for path in args.checkpoints:
-        protocol = read_checkpoint(path).extra.get("train_config", {}).get("protocol", "lake")
+        protocol = read_checkpoint(path).protocol
         if protocol != "lake":
             # The vinyals split trains on characters of every alphabet, Lake's runs' and the
             # meta-validation ones included.
@@ -388,7 +388,7 @@ def cmd_calibrate_steps(args: argparse.Namespace) -> None:
     learner = load_learner(args.checkpoint, device)
     if "test_inner_steps" not in learner.config():
         raise ValueError(f"{learner.name} has no inner loop to calibrate")
-    protocol = ckpt.extra.get("train_config", {}).get("protocol", "lake")
+    protocol = ckpt.protocol
     val = load_splits(protocol, args.data_dir, rotations=False).val.to(device)
     scores = {}
     for steps in args.candidates:
