@@ -10,7 +10,14 @@ from pathlib import Path
 
 from playground import distributed
 from playground.algorithms import available, learner_class
-from playground.checkpoints import CheckpointError, load_learner, read_card, read_checkpoint, write_card
+from playground.checkpoints import (
+    CheckpointError,
+    learner_from_checkpoint,
+    load_learner,
+    read_card,
+    read_checkpoint,
+    write_card,
+)
 from playground.data.omniglot import DataError, default_data_dir, download_omniglot
 from playground.device import DEVICES, resolve_device
 from playground.training import TrainConfig, hardware_description, make_card, train
@@ -343,8 +350,9 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
         raise ValueError("--one-to-one figures are not the standard protocol: they are never written into a card")
     if args.validation and args.card:
         raise ValueError("--validation runs are for choosing settings: they are never written into a card")
-    for path in args.checkpoints:
-        protocol = read_checkpoint(path).protocol
+    checkpoints = [(path, read_checkpoint(path)) for path in args.checkpoints]  # read once, checked before any data
+    for path, ckpt in checkpoints:
+        protocol = ckpt.protocol
         if protocol != "lake":
             # The vinyals split trains on characters of every alphabet, Lake's runs' and the
             # meta-validation ones included.
@@ -361,8 +369,8 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
     else:
         runs = load_lake_runs(Path(args.data_dir) if args.data_dir else None)
         print(f"{'people':<24} {100 * HUMAN_ERROR:5.1f}% error")
-    for path in args.checkpoints:
-        learner = load_learner(path, device)
+    for path, ckpt in checkpoints:
+        learner = learner_from_checkpoint(ckpt, device)
         res = evaluate_lake_runs(learner, runs, n_steps=args.inner_steps, one_to_one_assignment=args.one_to_one)
         if args.validation:
             import numpy as np
