@@ -141,8 +141,16 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
         if not isinstance(saved, dict):
             raise ValueError(f"{resume} holds no training state to resume from")
         iterations = cfg.iterations
+        # The card's command is the chain that made these weights: the first run, then each resume.
+        command = " && ".join(c for c in (saved.get("command", ""), cfg.command) if c)
         cfg = TrainConfig(
-            **{**saved, "iterations": max(iterations, saved["iterations"]), "device": cfg.device, "out": cfg.out}
+            **{
+                **saved,
+                "iterations": max(iterations, saved["iterations"]),
+                "device": cfg.device,
+                "out": cfg.out,
+                "command": command,
+            }
         )
         state.update(ckpt.training)
     validate_config(cfg)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from playground.checkpoints import read_checkpoint
 from playground.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +86,10 @@ def test_train_resume_evaluate_end_to_end(omniglot, tmp_path):
     assert r.returncode == 0, r.stderr
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [e["iteration"] for e in log] == [2, 4]  # resumed at 2, not from scratch
+    # The resumed weights record both commands that made them: the first run, then the resume.
+    first, then = read_checkpoint(out / "last.pt").extra["train_config"]["command"].split(" && ")
+    assert "--iterations 2" in first and "--resume" not in first
+    assert "--iterations 4 --resume" in then
     r = run_cli("evaluate", str(out / "best.pt"), "--episodes", "10", "--ways", "5", "20", "--card")
     assert r.returncode == 0, r.stderr
     assert "5-way 1-shot, 10 episodes:" in r.stdout and "±" in r.stdout
