@@ -1,13 +1,16 @@
 """Time to accuracy: training minutes from a random initialisation to a target test accuracy.
 
     python -m bench.time_to_accuracy --algorithm protonet --train-ways 60 --query 5 --meta-batch 1
-    python -m bench.time_to_accuracy --algorithm maml --meta-batch 32 --set inner_steps=1
+    python -m bench.time_to_accuracy --algorithm maml --meta-batch 8 --query 5 --set inner_lr=0.4 \
+        --set inner_steps=1 --cosine-over 5000
 
 Trains on the lake protocol's background alphabets (with rotations) and, every ``--check-every``
 iterations, measures 5-way 1-shot accuracy on the evaluation alphabets over ``--check-episodes``
 seeded episodes. The clock counts training only, not the checks. When a check reaches
 ``--target`` it is confirmed over 600 episodes; the first confirmed check gives the figure.
 Prints one line per check and a summary line; ``--log`` also writes them as JSON lines.
+The outer rate is constant unless ``--cosine-over N``: then it decays as in ``playground train
+--iterations N`` (the training CLI's cosine schedule), which some learners need to settle.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from playground.data.protocols import load_splits
 from playground.device import resolve_device
 from playground.episodes import TaskSampler
 from playground.evaluation import evaluate_few_shot
-from playground.training import hardware_description
+from playground.training import cosine_schedule, hardware_description
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log", default=None, help="also write each check as a JSON line here")
+    ap.add_argument(
+        "--cosine-over",
+        type=int,
+        default=None,
+        metavar="N",
+        help="decay the outer rate over N iterations as `playground train --iterations N` does (default: constant)",
+    )
     args = ap.parse_args(argv)
+    if args.cosine_over is not None and args.cosine_over < 1:
+        ap.error(f"--cosine-over must be at least 1 iteration, got {args.cosine_over}")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -53,9 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     splits = load_splits("lake", rotations=True)
     train_set, test_set = splits.train.to(device), splits.test.to(device)
     learner.prepare_training(train_set)
+    # Made after prepare_training, which may add parameters to the optimizer.
+    scheduler = cosine_schedule(learner.optimizer, args.cosine_over) if args.cosine_over else None
     sampler = TaskSampler(train_set, args.train_ways, args.shots, args.query, seed=args.seed)
     where = f"{hardware_description(device)}; torch {torch.__version__}"
     what = " ".join([args.algorithm, *(f"{k}={v}" for k, v in options.items())])
+    if args.cosine_over:
+        what += f", outer rate cosine over {args.cosine_over} iterations"
     print(f"{what}, {args.train_ways}-way training episodes, to {100 * args.target:.0f}% 5-way 1-shot; {where}")
     log = open(args.log, "a") if args.log else None  # noqa: SIM115 - closed below
     trained, iteration, reached = 0.0, 0, None
@@ -65,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             for _ in range(args.check_every):
                 learner.meta_train_step(sampler.sample_batch(args.meta_batch))
+                if scheduler is not None:
+                    scheduler.step()
             if device.type == "cuda":
                 torch.cuda.synchronize()
             trained += time.perf_counter() - t0
@@ -78,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 "train_minutes": round(trained / 60, 2),
                 "check_accuracy": round(check.mean, 4),
                 "confirmed_600": None if confirmed is None else round(confirmed.mean, 4),
+                "outer_lr": learner.optimizer.param_groups[0]["lr"],
             }
             print(json.dumps(record), flush=True)
             if log:
