@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cosine_over:
         what += f", outer rate cosine over {args.cosine_over} iterations"
     print(f"{what}, {args.train_ways}-way training episodes, to {100 * args.target:.0f}% 5-way 1-shot; {where}")
-    log = open(args.log, "a") if args.log else None  # noqa: SIM115 - closed below
+    # Line-buffered: a run stopped from outside (kill, timeout) keeps every check it made.
+    log = open(args.log, "a", buffering=1) if args.log else None  # noqa: SIM115 - closed below
     trained, iteration, reached = 0.0, 0, None
     try:
         while trained < 60 * args.max_minutes:
