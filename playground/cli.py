@@ -13,7 +13,6 @@ from playground.algorithms import available, learner_class
 from playground.checkpoints import (
     CheckpointError,
     learner_from_checkpoint,
-    load_learner,
     read_card,
     read_checkpoint,
     write_card,
@@ -299,8 +298,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from playground.evaluation import evaluate_few_shot
 
     device = resolve_device(args.device)
-    ckpt = read_checkpoint(args.checkpoint)
-    learner = load_learner(args.checkpoint, device)
+    ckpt = read_checkpoint(args.checkpoint)  # read once: the learner and its protocol both come from it
+    learner = learner_from_checkpoint(ckpt, device)
     protocol = args.protocol or ckpt.protocol
     splits = load_splits(protocol, args.data_dir, rotations=False)
     dataset = (splits.test if args.split == "test" else splits.val).to(device)
@@ -392,8 +391,8 @@ def cmd_calibrate_steps(args: argparse.Namespace) -> None:
     from playground.evaluation import evaluate_few_shot
 
     device = resolve_device(args.device)
-    ckpt = read_checkpoint(args.checkpoint)
-    learner = load_learner(args.checkpoint, device)
+    ckpt = read_checkpoint(args.checkpoint)  # read once: the learner and its protocol both come from it
+    learner = learner_from_checkpoint(ckpt, device)
     if "test_inner_steps" not in learner.config():
         raise ValueError(f"{learner.name} has no inner loop to calibrate")
     protocol = ckpt.protocol
