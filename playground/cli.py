@@ -121,7 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", choices=DEVICES)
     t.add_argument("--data-dir", default=None, help=f"Omniglot folder (default {default_data_dir()})")
     t.add_argument("--out", default="runs/latest", help="folder for best.pt, last.pt and log.jsonl")
-    t.add_argument("--resume", default=None, help="continue from a last.pt checkpoint")
+    t.add_argument(
+        "--resume",
+        default=None,
+        help="continue a run from its last.pt, or train a shipped model on; the saved run's settings are kept",
+    )
     t.add_argument(
         "--init-from", default=None, help="start from this checkpoint's weights (same architecture), e.g. to fine-tune"
     )
@@ -262,7 +266,26 @@ def _learner_options(args: argparse.Namespace) -> dict:
     return given
 
 
+# The flags a resume takes; every other setting is the saved run's own.
+RESUME_FLAGS = {"--resume", "--iterations", "--device", "--out", "--data-dir"}
+
+
+def typed_flags(argv: list[str]) -> list[str]:
+    """The long options on a command line, as typed (``--x=1`` counts as ``--x``), in order, once each."""
+    flags = [token.partition("=")[0] for token in argv if token.startswith("--")]
+    return list(dict.fromkeys(flags))
+
+
 def cmd_train(args: argparse.Namespace) -> None:
+    command = shlex.join(["python", "-m", "playground", *args.argv])
+    if args.resume:
+        # Not validated against --algorithm's default: the algorithm and its settings are the checkpoint's.
+        cfg = TrainConfig(
+            iterations=args.iterations, device=args.device, out=args.out, data_dir=args.data_dir, command=command
+        )
+        ignored = [f for f in typed_flags(args.argv) if f not in RESUME_FLAGS]
+        _run_training(cfg, args.resume, ignored)
+        return
     cfg = TrainConfig(
         algorithm=args.algorithm,
         protocol=args.protocol,
@@ -283,10 +306,14 @@ def cmd_train(args: argparse.Namespace) -> None:
         data_dir=args.data_dir,
         learner=_learner_options(args),
         init_from=args.init_from,
-        command=shlex.join(["python", "-m", "playground", *args.argv]),
+        command=command,
     )
+    _run_training(cfg, None, [])
+
+
+def _run_training(cfg: TrainConfig, resume: str | None, ignored: list[str]) -> None:
     try:
-        best = train(cfg, resume=args.resume)
+        best = train(cfg, resume=resume, ignored=ignored)
         if distributed.is_main():
             print(f"best checkpoint: {best}")
     finally:

@@ -7,6 +7,8 @@ import math
 import platform
 import sys
 import time
+import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,9 +126,11 @@ def _progress(total: int, initial: int):
     )
 
 
-def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Path:
+def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignored: Sequence[str] = ()) -> Path:
     """Meta-train; returns the path of the best checkpoint (by meta-validation accuracy).
 
+    A resume keeps the saved run's config except ``iterations``, ``device``, ``out`` and, when
+    given, ``data_dir``; ``ignored`` names the caller's flags that it therefore did not apply.
     Under torchrun every process runs this: each takes its share of every meta-batch
     (`playground.distributed`), and only rank 0 validates, prints and writes files.
     """
@@ -149,6 +153,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
                 "iterations": max(iterations, saved["iterations"]),
                 "device": cfg.device,
                 "out": cfg.out,
+                "data_dir": cfg.data_dir or saved.get("data_dir"),  # the data may be elsewhere on this machine
                 "command": command,
             }
         )
@@ -184,14 +189,31 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print) -> Pat
     if ckpt is not None:
         if ckpt.optimizer is not None:
             learner.optimizer.load_state_dict(ckpt.optimizer)
+        elif main:
+            echo(
+                f"{resume} keeps weights and config only (a shipped model): the optimizer and the "
+                f"episode stream start afresh at iteration {state['iteration']}"
+            )
         if "scheduler" in ckpt.extra:
             scheduler.load_state_dict(ckpt.extra["scheduler"])
+        else:
+            # A shipped checkpoint keeps only the weights and the run's config: the closed-form
+            # schedule is put back at the saved iteration, so training on continues its decay.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()"
+                for _ in range(state["iteration"]):
+                    scheduler.step()
         if "sampler" in ckpt.extra:
             sampler.load_state_dict(ckpt.extra["sampler"])
         if "torch_rng" in ckpt.extra:
             torch.set_rng_state(ckpt.extra["torch_rng"])
         if "shift_rng" in ckpt.extra:
             shifts.set_state(ckpt.extra["shift_rng"])
+    if main and resume is not None and ignored:
+        echo(
+            f"--resume continues {resume} with its saved settings; ignored: {', '.join(ignored)} "
+            "(a resume takes only --iterations, --device, --out and --data-dir)"
+        )
     processes = f" x {distributed.world()} processes" if distributed.world() > 1 else ""
     state.setdefault("hardware", hardware_description(device) + processes)
     log = _Log(out / "log.jsonl")

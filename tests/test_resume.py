@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from test_distributed import _fake_omniglot
 
-from playground.checkpoints import read_checkpoint
+from playground.checkpoints import export_for_inference, read_checkpoint
 from playground.data.omniglot import load_omniglot
 
 ITERATIONS = 120
@@ -67,3 +67,33 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     ]
     after = {e["iteration"]: e["val_acc"] for e in entries[1] if e["iteration"] > stopped_at}
     assert after and all(after[e["iteration"]] == e["val_acc"] for e in entries[0] if e["iteration"] in after)
+
+
+def test_a_shipped_model_trains_on_where_its_schedule_left_off(tmp_path):
+    """A shipped checkpoint has no optimizer or scheduler state: training it on resumes the cosine
+    schedule at its saved iteration (as a resume from last.pt does), keeps the saved settings, and
+    names the flags it did not apply."""
+    data, cache = _fake_omniglot(tmp_path / "omniglot"), tmp_path / "cache"
+    load_omniglot(data, cache)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PLAYGROUND_CACHE": str(cache), "PYTHONPATH": str(Path.cwd())}
+    flags = "--algorithm protonet --set hidden=8 --no-rotations --query 2 --meta-batch 2 --val-episodes 2"
+    flags = [*flags.split(), "--val-every", "2", "--device", "cpu", "--data-dir", str(data)]
+    first = _train([*flags, "--iterations", "4"], tmp_path / "first", env)
+    assert first.wait(timeout=300) == 0, first.stdout.read()
+    shipped = export_for_inference(tmp_path / "first" / "last.pt", tmp_path / "shipped.pt")
+    assert read_checkpoint(shipped).optimizer is None and "scheduler" not in read_checkpoint(shipped).extra
+
+    logs = {}
+    for name, source in (("from_last", tmp_path / "first" / "last.pt"), ("from_shipped", shipped)):
+        # --val-every 3 and --query 5 are not the saved run's: they are named as ignored, not applied.
+        more = ["--iterations", "8", "--resume", str(source), "--val-every", "3", "--query", "5"]
+        run = _train(["--device", "cpu"], tmp_path / name, env, *more)
+        output = run.communicate(timeout=300)[0]
+        assert run.returncode == 0, output
+        assert "ignored: --val-every, --query" in output, output
+        assert ("keeps weights and config only" in output) == (name == "from_shipped"), output
+        logs[name] = [json.loads(x) for x in (tmp_path / name / "log.jsonl").read_text().splitlines()]
+    for name, log in logs.items():
+        assert [e["iteration"] for e in log] == [6, 8], name  # the saved --val-every 2, from iteration 4
+    # The outer rate at each validation is the one the uninterrupted schedule gives (not a restart at 4).
+    assert [e["lr"] for e in logs["from_shipped"]] == [e["lr"] for e in logs["from_last"]]
