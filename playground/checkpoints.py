@@ -70,6 +70,25 @@ def export_for_inference(source: str | Path, target: str | Path) -> Path:
     return save_checkpoint(target, learner, training=ckpt.training, **keep)
 
 
+def ship(source: str | Path, target: str | Path, note: str | None = None) -> tuple[Path, Path | None]:
+    """Export ``source`` for inference to ``target``, with its model card when it has one.
+
+    The card (results, training record) goes beside the target, ``note`` replacing its note;
+    returns the two paths, the second None when ``source`` has no card to carry.
+    """
+    card = read_card(source)
+    if note is not None and card is None:
+        raise CheckpointError(f"{source} has no model card to put the note in: evaluate it with --card first")
+    path = export_for_inference(source, target)
+    if card is None:
+        stale = card_path(path)
+        stale.unlink(missing_ok=True)  # a card left from an earlier model would describe the wrong weights
+        return path, None
+    if note is not None:
+        card["note"] = note
+    return path, write_card(path, card)
+
+
 def read_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():

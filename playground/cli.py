@@ -203,9 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     en.add_argument("--out", required=True, help="the ensemble checkpoint, e.g. assets/checkpoints/NAME.pt")
 
-    sh = sub.add_parser("ship", help="copy a trained checkpoint without its resume state (optimizer, RNG), to ship")
+    sh = sub.add_parser(
+        "ship", help="copy a trained checkpoint and its model card without the resume state (optimizer, RNG)"
+    )
     sh.add_argument("checkpoint")
     sh.add_argument("target", help="e.g. assets/checkpoints/NAME.pt")
+    sh.add_argument("--note", default=None, help="the card's note: how the model was made, what it is for")
 
     d = sub.add_parser("download", help="fetch Omniglot with torchvision (needs internet)")
     d.add_argument("--data-dir", default="data/omniglot")
@@ -498,10 +501,14 @@ def results_table(entries, papers: bool = False) -> str:
 
 
 def cmd_ship(args: argparse.Namespace) -> None:
-    from playground.checkpoints import export_for_inference
+    from playground.checkpoints import ship
 
-    path = export_for_inference(args.checkpoint, args.target)
+    path, card = ship(args.checkpoint, args.target, note=args.note)
     print(f"{path}: {path.stat().st_size / 1e6:.2f} MB")
+    if card is None:
+        print(f"{args.checkpoint} has no model card: run `evaluate {path} --card` to give the shipped model one")
+    else:
+        print(f"{card}: its model card")
 
 
 def cmd_ensemble(args: argparse.Namespace) -> None:

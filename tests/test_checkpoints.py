@@ -125,3 +125,24 @@ def test_weights_fingerprint_survives_a_round_trip_and_sees_one_flipped_bit(tmp_
         w.view(-1)[0] = torch.nextafter(w.view(-1)[0], torch.tensor(float("inf")))
     assert weights_fingerprint(learner) != first
     assert weights_fingerprint(create_learner("protonet")) != weights_fingerprint(create_learner("protonet", hidden=32))
+
+
+def test_ship_carries_the_model_card_and_its_note_and_never_leaves_a_stale_one(tmp_path):
+    from playground.checkpoints import read_card, ship, write_card
+
+    learner = create_learner("protonet", hidden=8)
+    full = save_checkpoint(tmp_path / "run" / "best.pt", learner, optimizer=learner.optimizer.state_dict())
+    target = tmp_path / "assets" / "m.pt"
+    target.parent.mkdir()
+    # No card yet: the shipped model gets none, and a note has nowhere to go.
+    write_card(target, {"note": "an older model's card"})
+    with pytest.raises(CheckpointError, match="no model card"):
+        ship(full, target, note="x")
+    assert ship(full, target) == (target, None)
+    assert read_card(target) is None  # the older card would have described other weights
+    card = {"algorithm": "protonet", "evaluation": {"results": [{"n_way": 5, "accuracy": 0.9}]}, "note": "old"}
+    write_card(full, card)
+    path, shipped_card = ship(full, target, note="made for the test")
+    assert read_card(shipped_card) == read_card(path) == {**card, "note": "made for the test"}
+    assert read_checkpoint(path).optimizer is None
+    assert ship(full, target)[1] is not None and read_card(target)["note"] == "old"  # no --note: the card's own

@@ -105,6 +105,11 @@ def test_train_resume_evaluate_end_to_end(omniglot, tmp_path):
     assert r.returncode == 0, r.stderr
     row = next(line for line in r.stdout.splitlines() if line.startswith("| `best`"))
     assert row.count("±") == 2  # 5-way and 20-way 1-shot were measured; 5-shot were not
+    r = run_cli("ship", str(out / "best.pt"), str(tmp_path / "shipped.pt"), "--note", "a test model")
+    assert r.returncode == 0, r.stderr
+    assert "its model card" in r.stdout
+    shipped = json.loads((tmp_path / "shipped.json").read_text())
+    assert shipped["note"] == "a test model" and shipped["evaluation"] == card["evaluation"]
 
 
 @pytest.mark.omniglot
