@@ -283,10 +283,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     command = shlex.join(["python", "-m", "playground", *args.argv])
     if args.resume:
         # Not validated against --algorithm's default: the algorithm and its settings are the checkpoint's.
+        typed = typed_flags(args.argv)
+        # Without --iterations the saved run's own count stands (train keeps the larger of the two).
+        iterations = args.iterations if "--iterations" in typed else 0
         cfg = TrainConfig(
-            iterations=args.iterations, device=args.device, out=args.out, data_dir=args.data_dir, command=command
+            iterations=iterations, device=args.device, out=args.out, data_dir=args.data_dir, command=command
         )
-        ignored = [f for f in typed_flags(args.argv) if f not in RESUME_FLAGS]
+        ignored = [f for f in typed if f not in RESUME_FLAGS]
         _run_training(cfg, args.resume, ignored)
         return
     cfg = TrainConfig(

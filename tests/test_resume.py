@@ -97,3 +97,9 @@ def test_a_shipped_model_trains_on_where_its_schedule_left_off(tmp_path):
         assert [e["iteration"] for e in log] == [6, 8], name  # the saved --val-every 2, from iteration 4
     # The outer rate at each validation is the one the uninterrupted schedule gives (not a restart at 4).
     assert [e["lr"] for e in logs["from_shipped"]] == [e["lr"] for e in logs["from_last"]]
+    # Without --iterations a resume keeps the run's own count: a finished run stays finished.
+    again = _train(
+        ["--device", "cpu"], tmp_path / "from_last", env, "--resume", str(tmp_path / "from_last" / "last.pt")
+    )
+    assert again.wait(timeout=300) == 0, again.stdout.read()
+    assert read_checkpoint(tmp_path / "from_last" / "last.pt").training["iteration"] == 8
