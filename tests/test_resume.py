@@ -98,8 +98,10 @@ def test_a_shipped_model_trains_on_where_its_schedule_left_off(tmp_path):
     # The outer rate at each validation is the one the uninterrupted schedule gives (not a restart at 4).
     assert [e["lr"] for e in logs["from_shipped"]] == [e["lr"] for e in logs["from_last"]]
     # Without --iterations a resume keeps the run's own count: a finished run stays finished.
+    # --data-dir applies to a resume (the data may have moved): it is not named as ignored.
     again = _train(
-        ["--device", "cpu"], tmp_path / "from_last", env, "--resume", str(tmp_path / "from_last" / "last.pt")
+        ["--data-dir", str(data)], tmp_path / "from_last", env, "--resume", str(tmp_path / "from_last" / "last.pt")
     )
-    assert again.wait(timeout=300) == 0, again.stdout.read()
+    output = again.communicate(timeout=300)[0]
+    assert again.returncode == 0 and "ignored" not in output, output
     assert read_checkpoint(tmp_path / "from_last" / "last.pt").training["iteration"] == 8
