@@ -19,7 +19,7 @@ from playground.checkpoints import (
 )
 from playground.data.omniglot import DataError, default_data_dir, download_omniglot
 from playground.device import DEVICES, resolve_device
-from playground.training import TrainConfig, hardware_description, make_card, train
+from playground.training import RESUME_SETTINGS, TrainConfig, as_flag, hardware_description, make_card, train
 
 # CLI flag -> learner hyperparameter, for flags that configure the algorithm itself.
 LEARNER_FLAGS = {
@@ -270,7 +270,7 @@ def _learner_options(args: argparse.Namespace) -> dict:
 
 
 # The flags a resume takes; every other setting is the saved run's own.
-RESUME_FLAGS = {"--resume", "--iterations", "--device", "--out", "--data-dir"}
+RESUME_FLAGS = {"--resume", *map(as_flag, RESUME_SETTINGS)}
 
 
 def typed_flags(argv: list[str]) -> list[str]:

@@ -126,11 +126,19 @@ def _progress(total: int, initial: int):
     )
 
 
+# The settings a resume takes from its caller (as --flags on the command line); every other one is the saved run's.
+RESUME_SETTINGS = ("iterations", "device", "out", "data_dir")
+
+
+def as_flag(setting: str) -> str:
+    return "--" + setting.replace("_", "-")
+
+
 def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignored: Sequence[str] = ()) -> Path:
     """Meta-train; returns the path of the best checkpoint (by meta-validation accuracy).
 
-    A resume keeps the saved run's config except ``iterations``, ``device``, ``out`` and, when
-    given, ``data_dir``; ``ignored`` names the caller's flags that it therefore did not apply.
+    A resume keeps the saved run's config except ``RESUME_SETTINGS`` (``data_dir`` only when
+    given); ``ignored`` names the caller's flags that it therefore did not apply.
     Under torchrun every process runs this: each takes its share of every meta-batch
     (`playground.distributed`), and only rank 0 validates, prints and writes files.
     """
@@ -212,7 +220,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignore
     if main and resume is not None and ignored:
         echo(
             f"--resume continues {resume} with its saved settings; ignored: {', '.join(ignored)} "
-            "(a resume takes only --iterations, --device, --out and --data-dir)"
+            f"(a resume takes only {', '.join(map(as_flag, RESUME_SETTINGS))})"
         )
     processes = f" x {distributed.world()} processes" if distributed.world() > 1 else ""
     state.setdefault("hardware", hardware_description(device) + processes)
