@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import platform
@@ -134,6 +135,13 @@ def as_flag(setting: str) -> str:
     return "--" + setting.replace("_", "-")
 
 
+def continued_seed(seed: int, iteration: int) -> int:
+    """The seed of the episode stream for a shipped model trained on from ``iteration``: a
+    deterministic function of the run's seed and the iteration, and never the run's own seed."""
+    digest = hashlib.sha256(f"playground episodes {seed} {iteration}".encode()).digest()
+    return int.from_bytes(digest[:6], "big")
+
+
 def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignored: Sequence[str] = ()) -> Path:
     """Meta-train; returns the path of the best checkpoint (by meta-validation accuracy).
 
@@ -199,8 +207,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignore
             learner.optimizer.load_state_dict(ckpt.optimizer)
         elif main:
             echo(
-                f"{resume} keeps weights and config only (a shipped model): the optimizer and the "
-                f"episode stream start afresh at iteration {state['iteration']}"
+                f"{resume} keeps weights and config only (a shipped model): the optimizer starts afresh "
+                f"at iteration {state['iteration']}, and the episodes come from a new stream"
             )
         if "scheduler" in ckpt.extra:
             scheduler.load_state_dict(ckpt.extra["scheduler"])
@@ -213,10 +221,18 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignore
                     scheduler.step()
         if "sampler" in ckpt.extra:
             sampler.load_state_dict(ckpt.extra["sampler"])
-        if "torch_rng" in ckpt.extra:
-            torch.set_rng_state(ckpt.extra["torch_rng"])
-        if "shift_rng" in ckpt.extra:
-            shifts.set_state(ckpt.extra["shift_rng"])
+            if "torch_rng" in ckpt.extra:
+                torch.set_rng_state(ckpt.extra["torch_rng"])
+            if "shift_rng" in ckpt.extra:  # runs saved before shifts existed have none
+                shifts.set_state(ckpt.extra["shift_rng"])
+        else:
+            # Shipping drops the streams' states; restarting them from the seed would replay the
+            # episodes (and shifts) the model was first trained on, so they restart elsewhere.
+            seed = continued_seed(cfg.seed, state["iteration"])
+            sampler.generator.manual_seed(seed)
+            shifts.manual_seed(seed + 2)
+            torch.manual_seed(seed)
+            state["episode_streams"] = [*state.get("episode_streams", []), [state["iteration"], seed]]
     if main and resume is not None and ignored:
         echo(
             f"--resume continues {resume} with its saved settings; ignored: {', '.join(ignored)} "

@@ -16,6 +16,7 @@ from test_distributed import _fake_omniglot
 
 from playground.checkpoints import export_for_inference, read_checkpoint
 from playground.data.omniglot import load_omniglot
+from playground.training import continued_seed
 
 ITERATIONS = 120
 
@@ -97,6 +98,11 @@ def test_a_shipped_model_trains_on_where_its_schedule_left_off(tmp_path):
         assert [e["iteration"] for e in log] == [6, 8], name  # the saved --val-every 2, from iteration 4
     # The outer rate at each validation is the one the uninterrupted schedule gives (not a restart at 4).
     assert [e["lr"] for e in logs["from_shipped"]] == [e["lr"] for e in logs["from_last"]]
+    # Shipping dropped the episode stream: it restarts from a seed of its own, not the first run's
+    # (which would replay the first 4 iterations' episodes); a resume from last.pt continues its stream.
+    streams = {name: read_checkpoint(tmp_path / name / "last.pt").training.get("episode_streams") for name in logs}
+    assert streams == {"from_last": None, "from_shipped": [[4, continued_seed(0, 4)]]}
+    assert continued_seed(0, 4) not in (0, continued_seed(0, 5), continued_seed(1, 4))
     # Without --iterations a resume keeps the run's own count: a finished run stays finished.
     # --data-dir applies to a resume (the data may have moved): it is not named as ignored.
     again = _train(
