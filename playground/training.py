@@ -136,8 +136,8 @@ def as_flag(setting: str) -> str:
 
 
 def continued_seed(seed: int, iteration: int) -> int:
-    """The seed of the episode stream for a shipped model trained on from ``iteration``: a
-    deterministic function of the run's seed and the iteration, and never the run's own seed."""
+    """The seed of the episode stream for a shipped model trained on from ``iteration``: a hash of
+    the run's seed and the iteration, so the first run's stream is not replayed."""
     digest = hashlib.sha256(f"playground episodes {seed} {iteration}".encode()).digest()
     return int.from_bytes(digest[:6], "big")
 
