@@ -196,11 +196,16 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignore
         # A resumed learner got whatever it set up from its checkpoint.
         learner.prepare_training(train_set)
     distributed.prepare(learner)
-    sampler = TaskSampler(
-        train_set, train_ways, cfg.shots, cfg.query, seed=cfg.seed, within_alphabet=cfg.within_alphabet
-    )
+    seed = cfg.seed
+    if ckpt is not None and "sampler" not in ckpt.extra:
+        # Shipping drops the streams' states; restarting them from the seed would replay the
+        # episodes (and shifts) the model was first trained on, so they restart elsewhere.
+        seed = continued_seed(cfg.seed, state["iteration"])
+        torch.manual_seed(seed)
+        state["episode_streams"] = [*state.get("episode_streams", []), [state["iteration"], seed]]
+    sampler = TaskSampler(train_set, train_ways, cfg.shots, cfg.query, seed=seed, within_alphabet=cfg.within_alphabet)
     # Its own stream, so the episodes are the same with and without augmentation.
-    shifts = torch.Generator().manual_seed(cfg.seed + 2)
+    shifts = torch.Generator().manual_seed(seed + 2)
     scheduler = cosine_schedule(learner.optimizer, cfg.iterations)
     if ckpt is not None:
         if ckpt.optimizer is not None:
@@ -225,14 +230,6 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignore
                 torch.set_rng_state(ckpt.extra["torch_rng"])
             if "shift_rng" in ckpt.extra:  # runs saved before shifts existed have none
                 shifts.set_state(ckpt.extra["shift_rng"])
-        else:
-            # Shipping drops the streams' states; restarting them from the seed would replay the
-            # episodes (and shifts) the model was first trained on, so they restart elsewhere.
-            seed = continued_seed(cfg.seed, state["iteration"])
-            sampler.generator.manual_seed(seed)
-            shifts.manual_seed(seed + 2)
-            torch.manual_seed(seed)
-            state["episode_streams"] = [*state.get("episode_streams", []), [state["iteration"], seed]]
     if main and resume is not None and ignored:
         echo(
             f"--resume continues {resume} with its saved settings; ignored: {', '.join(ignored)} "
