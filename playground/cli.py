@@ -328,7 +328,6 @@ def _run_training(cfg: TrainConfig, resume: str | None, ignored: list[str]) -> N
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from playground.data.protocols import load_splits
-    from playground.evaluation import evaluate_few_shot
 
     device = resolve_device(args.device)
     ckpt = read_checkpoint(args.checkpoint)  # read once: the learner and its protocol both come from it
@@ -347,8 +346,16 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 raise ValueError(
                     f"--shots {shots} leaves no drawing for a query ({dataset.drawings_per_class} per class)"
                 )
-            res = evaluate_few_shot(
-                learner, dataset, ways, shots, args.query, args.episodes, seed=args.seed, n_steps=args.inner_steps
+            res = _evaluate_with_bar(
+                f"{ways}-way {shots}-shot",
+                learner,
+                dataset,
+                ways,
+                shots,
+                args.query,
+                args.episodes,
+                seed=args.seed,
+                n_steps=args.inner_steps,
             )
             print(
                 f"{learner.name} {protocol}/{args.split} {ways}-way {shots}-shot, "
@@ -363,6 +370,27 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 path = _card_with(args.checkpoint, results, device)
     if args.card:
         print(f"model card: {path}")
+
+
+def _evaluate_with_bar(
+    label: str, learner, dataset, ways: int, shots: int, query: int, episodes: int, seed: int, n_steps: int | None
+):
+    """`evaluate_few_shot` with a progress bar: one setting of MAML with 30 steps at 20-way takes half an hour."""
+    from playground.evaluation import evaluate_few_shot
+    from playground.training import progress_bar
+
+    with progress_bar(episodes, desc=label) as bar:
+        return evaluate_few_shot(
+            learner,
+            dataset,
+            ways,
+            shots,
+            query,
+            episodes,
+            seed=seed,
+            n_steps=n_steps,
+            progress=lambda done, _total: bar.update(done - bar.n),
+        )
 
 
 def _card_with(checkpoint: str, results: list[dict], device) -> Path:
@@ -421,7 +449,6 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
 def cmd_calibrate_steps(args: argparse.Namespace) -> None:
     from playground.checkpoints import save_checkpoint
     from playground.data.protocols import load_splits
-    from playground.evaluation import evaluate_few_shot
 
     device = resolve_device(args.device)
     ckpt = read_checkpoint(args.checkpoint)  # read once: the learner and its protocol both come from it
@@ -432,7 +459,9 @@ def cmd_calibrate_steps(args: argparse.Namespace) -> None:
     val = load_splits(protocol, args.data_dir, rotations=False).val.to(device)
     scores = {}
     for steps in args.candidates:
-        res = evaluate_few_shot(learner, val, args.ways, args.shots, 15, args.episodes, seed=args.seed, n_steps=steps)
+        res = _evaluate_with_bar(
+            f"{steps} steps", learner, val, args.ways, args.shots, 15, args.episodes, seed=args.seed, n_steps=steps
+        )
         scores[steps] = res.mean
         print(f"{steps:>3} steps: {res.format()} on {protocol}/val", flush=True)
     best = max(scores, key=lambda s: (scores[s], -s))

@@ -115,12 +115,14 @@ class _Log:
             f.write(json.dumps(record) + "\n")
 
 
-def _progress(total: int, initial: int):
+def progress_bar(total: int, initial: int = 0, desc: str | None = None):
+    """A tqdm bar on stderr: live on a terminal, a line every 15 s in a log, silent on ranks other than 0."""
     from tqdm import tqdm
 
     return tqdm(
         total=total,
         initial=initial,
+        desc=desc,
         dynamic_ncols=True,
         mininterval=0.5 if sys.stderr.isatty() else 15,
         disable=not distributed.is_main(),
@@ -255,7 +257,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignore
             train_config=asdict(cfg),
         )
 
-    bar = _progress(cfg.iterations, state["iteration"])
+    bar = progress_bar(cfg.iterations, state["iteration"])
     start = time.perf_counter() - state["train_seconds"]
     loss_avg = acc_avg = None
     while state["iteration"] < cfg.iterations:

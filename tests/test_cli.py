@@ -93,6 +93,8 @@ def test_train_resume_evaluate_end_to_end(omniglot, tmp_path):
     r = run_cli("evaluate", str(out / "best.pt"), "--episodes", "10", "--ways", "5", "20", "--card")
     assert r.returncode == 0, r.stderr
     assert "5-way 1-shot, 10 episodes:" in r.stdout and "±" in r.stdout
+    # Progress goes to stderr as it runs (a long setting is half an hour), one bar per setting.
+    assert "5-way 1-shot: 100%" in r.stderr and "20-way 1-shot: 100%" in r.stderr and "10/10" in r.stderr
     card = json.loads((out / "best.json").read_text())
     assert {(x["n_way"], x["k_shot"]) for x in card["evaluation"]["results"]} == {(5, 1), (20, 1)}
     # The card says how the model was made: the command that trained it, every flag included.
@@ -138,6 +140,7 @@ def test_calibrate_steps_writes_the_best_candidate(omniglot, tmp_path):
     r = run_cli("calibrate-steps", str(out / "best.pt"), *args, "--ways", "3", "--no-write")
     assert r.returncode == 0, r.stderr
     assert "best for 3-way 1-shot:" in r.stdout and "(not written)" in r.stdout
+    assert "2 steps: 100%" in r.stderr and "4/4" in r.stderr  # a bar per candidate
     assert (out / "best.pt").read_bytes() == before
     # Evaluated with other steps than its own, the card records them and the report names them.
     r = run_cli("evaluate", str(out / "best.pt"), "--ways", "3", "--episodes", "2", "--inner-steps", "4", "--card")
