@@ -490,6 +490,17 @@ def _cell(result: dict | None) -> str:
     return result["text"] + ("" if steps is None else f" ({steps} step{'' if steps == 1 else 's'})")
 
 
+def _budget(training: dict) -> str:
+    """A card's training budget as a cell; a fine-tuned model's counts its base's too ("4000 + 100 it")."""
+    base = training.get("base")
+    its = f"{training.get('iterations', '?')} it"
+    seconds = training.get("seconds", 0)
+    if base:
+        its = f"{base['iterations']} + {its} (fine-tuned from {base['algorithm']})"
+        seconds += base["seconds"]
+    return f"{its}, {seconds / 60:.0f} min"
+
+
 def results_table(entries, papers: bool = False) -> str:
     """Markdown: one row per model, 5/20-way x 1/5-shot accuracy with CI, and Lake's runs.
 
@@ -511,8 +522,7 @@ def results_table(entries, papers: bool = False) -> str:
         if lake_column:
             lake = card.get("lake_runs", {}).get("error")
             cells.append("–" if lake is None else _percent(lake))
-        tr = card.get("training", {})
-        cells.append(f"{tr.get('iterations', '?')} it, {tr.get('seconds', 0) / 60:.0f} min")
+        cells.append(_budget(card.get("training", {})))
         lines.append(f"| `{e.name}` | " + " | ".join(cells) + " |")
         # The papers' figures are on the vinyals split; beside a lake model they would mislead.
         paper = published_for(card) if papers and card.get("protocol") == "vinyals" else None

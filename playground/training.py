@@ -191,7 +191,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignore
         learner_from_checkpoint(ckpt, device) if ckpt else create_learner(cfg.algorithm, **learner_options).to(device)
     )
     if ckpt is None and cfg.init_from:
-        init_weights(learner, cfg.init_from)
+        # The card's budget then counts the base model's training too, not only this run's.
+        state["base"] = init_weights(learner, cfg.init_from)
     train_set, val_set = splits.train.to(device), splits.val.to(device)
     if ckpt is None:
         # Before the optimizer is made: the hook may add parameters (a classifier over all classes).
@@ -306,8 +307,11 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignore
     return out / "best.pt"
 
 
-def init_weights(learner: MetaLearner, checkpoint: str | Path) -> None:
-    """Copy the weights of ``checkpoint`` into ``learner`` (e.g. fine-tune ProtoNet as soft k-means)."""
+def init_weights(learner: MetaLearner, checkpoint: str | Path) -> dict[str, Any]:
+    """Copy the weights of ``checkpoint`` into ``learner`` (e.g. fine-tune ProtoNet as soft k-means).
+
+    Returns the base's budget: its iterations and seconds, its own base's included.
+    """
     source = read_checkpoint(checkpoint)
     own = learner.state_dict()
     missing = sorted(set(own) - set(source.state_dict))
@@ -318,6 +322,13 @@ def init_weights(learner: MetaLearner, checkpoint: str | Path) -> None:
             f"(missing {missing[:5]}, different shape {wrong[:5]})"
         )
     learner.load_state_dict({k: source.state_dict[k] for k in own})
+    earlier = source.training.get("base", {})
+    return {
+        "checkpoint": str(checkpoint),
+        "algorithm": source.algorithm,
+        "iterations": source.training.get("iteration", 0) + earlier.get("iterations", 0),
+        "seconds": round(source.training.get("train_seconds", 0.0) + earlier.get("seconds", 0.0), 1),
+    }
 
 
 def make_card(checkpoint_path: Path, results: list[dict], device: torch.device, note: str = "") -> dict:
@@ -333,6 +344,7 @@ def make_card(checkpoint_path: Path, results: list[dict], device: torch.device, 
             "best_iteration": ckpt.training.get("best_iteration"),
             "best_val_accuracy": ckpt.training.get("best_val"),
             "seconds": round(ckpt.training.get("train_seconds", 0.0), 1),
+            **({"base": ckpt.training["base"]} if "base" in ckpt.training else {}),
             "train_config": tc,
             "hardware": ckpt.training.get("hardware", ""),
             "command": tc.get("command", ""),

@@ -190,6 +190,19 @@ def test_init_from_starts_a_compatible_learner_from_a_checkpoint(omniglot, tmp_p
     tuned = read_checkpoint(out / "last.pt").state_dict
     conv = next(k for k in proto if k.endswith("weight") and proto[k].ndim == 4)
     assert torch.allclose(tuned[conv], proto[conv], atol=1e-6)
+    # Its budget counts the base's training: the report shows both, and a second fine-tune adds them up.
+    base = read_checkpoint(out / "last.pt").training["base"]
+    assert base["iterations"] == 3 and base["algorithm"] == "protonet" and base["seconds"] > 0
+    again = tmp_path / "softkm2"
+    r = run_cli(
+        "train", "--algorithm", "protonet-softkmeans", *flags, "--iterations", "2", "--init-from", str(out / "last.pt"),
+        "--out", str(again),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert read_checkpoint(again / "last.pt").training["base"]["iterations"] == 4
+    assert run_cli("evaluate", str(again / "last.pt"), "--episodes", "2", "--card").returncode == 0
+    r = run_cli("report", "--dir", str(again))
+    assert "| 4 + 2 it (fine-tuned from protonet-softkmeans), " in r.stdout, r.stdout
     # MAML's weights are not ProtoNet's: refused with a message naming both.
     r = run_cli("train", "--algorithm", "maml", *flags, "--iterations", "1", "--init-from", str(source / "last.pt"),
                 "--out", str(tmp_path / "m"))  # fmt: skip
