@@ -310,7 +310,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignore
 def init_weights(learner: MetaLearner, checkpoint: str | Path) -> dict[str, Any]:
     """Copy the weights of ``checkpoint`` into ``learner`` (e.g. fine-tune ProtoNet as soft k-means).
 
-    Returns the base's budget: its iterations and seconds, its own base's included.
+    Returns the base's budget (its iterations and seconds, its own base's included) and its command.
     """
     source = read_checkpoint(checkpoint)
     own = learner.state_dict()
@@ -328,6 +328,8 @@ def init_weights(learner: MetaLearner, checkpoint: str | Path) -> dict[str, Any]
         "algorithm": source.algorithm,
         "iterations": source.training.get("iteration", 0) + earlier.get("iterations", 0),
         "seconds": round(source.training.get("train_seconds", 0.0) + earlier.get("seconds", 0.0), 1),
+        # How the base was made, so the card stays reproducible when the base file is gone or replaced.
+        "command": source.extra.get("train_config", {}).get("command", ""),
     }
 
 

@@ -193,6 +193,7 @@ def test_init_from_starts_a_compatible_learner_from_a_checkpoint(omniglot, tmp_p
     # Its budget counts the base's training: the report shows both, and a second fine-tune adds them up.
     base = read_checkpoint(out / "last.pt").training["base"]
     assert base["iterations"] == 3 and base["algorithm"] == "protonet" and base["seconds"] > 0
+    assert base["command"].startswith("python -m playground train --algorithm protonet")
     again = tmp_path / "softkm2"
     r = run_cli(
         "train", "--algorithm", "protonet-softkmeans", *flags, "--iterations", "2", "--init-from", str(out / "last.pt"),
