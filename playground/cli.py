@@ -375,7 +375,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def _evaluate_with_bar(
     label: str, learner, dataset, ways: int, shots: int, query: int, episodes: int, seed: int, n_steps: int | None
 ):
-    """`evaluate_few_shot` with a progress bar: one setting of MAML with 30 steps at 20-way takes half an hour."""
+    """`evaluate_few_shot` with a progress bar: one setting (MAML, 30 steps, 20-way 5-shot) can take 45 minutes."""
     from playground.evaluation import evaluate_few_shot
     from playground.training import progress_bar
 
