@@ -327,7 +327,8 @@ def init_weights(learner: MetaLearner, checkpoint: str | Path) -> dict[str, Any]
         "checkpoint": str(checkpoint),
         "algorithm": source.algorithm,
         "iterations": source.training.get("iteration", 0) + earlier.get("iterations", 0),
-        "seconds": round(source.training.get("train_seconds", 0.0) + earlier.get("seconds", 0.0), 1),
+        # Not rounded: a fast machine trains a tiny base in well under 0.05 s, and rounding is the report's job.
+        "seconds": source.training.get("train_seconds", 0.0) + earlier.get("seconds", 0.0),
         # How the base was made, so the card stays reproducible when the base file is gone or replaced.
         "command": source.extra.get("train_config", {}).get("command", ""),
     }
