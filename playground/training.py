@@ -310,7 +310,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignore
 def init_weights(learner: MetaLearner, checkpoint: str | Path) -> dict[str, Any]:
     """Copy the weights of ``checkpoint`` into ``learner`` (e.g. fine-tune ProtoNet as soft k-means).
 
-    Returns the base's budget (its iterations and seconds, its own base's included) and its command.
+    Returns the base's budget (its iterations and seconds, its own base's included), its command,
+    and its own base's record under ``base`` when it was itself fine-tuned.
     """
     source = read_checkpoint(checkpoint)
     own = learner.state_dict()
@@ -331,6 +332,8 @@ def init_weights(learner: MetaLearner, checkpoint: str | Path) -> dict[str, Any]
         "seconds": source.training.get("train_seconds", 0.0) + earlier.get("seconds", 0.0),
         # How the base was made, so the card stays reproducible when the base file is gone or replaced.
         "command": source.extra.get("train_config", {}).get("command", ""),
+        # The base's own base, and so on down the chain: every command that made the weights.
+        **({"base": earlier} if earlier else {}),
     }
 
 

@@ -200,7 +200,9 @@ def test_init_from_starts_a_compatible_learner_from_a_checkpoint(omniglot, tmp_p
         "--out", str(again),
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert read_checkpoint(again / "last.pt").training["base"]["iterations"] == 4
+    chain = read_checkpoint(again / "last.pt").training["base"]
+    assert chain["iterations"] == 4 and chain["algorithm"] == "protonet-softkmeans"
+    assert chain["base"]["command"].startswith("python -m playground train --algorithm protonet ")
     assert run_cli("evaluate", str(again / "last.pt"), "--episodes", "2", "--card").returncode == 0
     r = run_cli("report", "--dir", str(again))
     assert "| 4 + 2 it (fine-tuned from protonet-softkmeans), " in r.stdout, r.stdout
