@@ -74,7 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--train-ways", type=positive("--train-ways"), default=None, help="ways of training episodes (default: --ways)"
     )
-    t.add_argument("--shots", type=positive("--shots"), default=1)
+    t.add_argument("--shots", type=positive("--shots"), default=1, help="shots of validation/test episodes")
+    t.add_argument(
+        "--train-shots",
+        type=positive("--train-shots"),
+        default=None,
+        help="shots of training episodes (default: --shots)",
+    )
     t.add_argument("--query", type=positive("--query"), default=15)
     t.add_argument("--meta-batch", type=positive("--meta-batch"), default=32)
     t.add_argument("--iterations", type=positive("--iterations"), default=10000)
@@ -299,6 +305,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         shots=args.shots,
         query=args.query,
         train_ways=args.train_ways,
+        train_shots=args.train_shots,
         meta_batch=args.meta_batch,
         iterations=args.iterations,
         val_every=args.val_every,

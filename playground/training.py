@@ -34,6 +34,7 @@ class TrainConfig:
     shots: int = 1
     query: int = 15
     train_ways: int | None = None  # training episodes may use more ways (ProtoNet's trick)
+    train_shots: int | None = None  # ... and more shots (Reptile's code trains 1-shot models on 10)
     meta_batch: int = 32
     iterations: int = 10000
     val_every: int = 500
@@ -70,6 +71,7 @@ def validate_config(cfg: TrainConfig, splits: Splits | None = None) -> None:
         (cfg.iterations >= 1, f"--iterations must be at least 1 (got {cfg.iterations})"),
         (cfg.val_every >= 1, f"--val-every must be at least 1 (got {cfg.val_every})"),
         (cfg.train_ways is None or cfg.train_ways >= 2, f"--train-ways must be at least 2 (got {cfg.train_ways})"),
+        (cfg.train_shots is None or cfg.train_shots >= 1, f"--train-shots must be at least 1 (got {cfg.train_shots})"),
         (0 <= cfg.augment_shift <= 8, f"--augment-shift must be between 0 and 8 pixels (got {cfg.augment_shift})"),
     ]
     for ok, msg in checks:
@@ -85,11 +87,12 @@ def validate_config(cfg: TrainConfig, splits: Splits | None = None) -> None:
                 raise ValueError(
                     f"{ways} ways is more than the {ds.num_classes} classes of the {cfg.protocol} {name} split"
                 )
-        if cfg.shots + cfg.query > splits.train.drawings_per_class:
-            raise ValueError(
-                f"--shots + --query = {cfg.shots + cfg.query} exceeds the "
-                f"{splits.train.drawings_per_class} drawings per character"
-            )
+        for flag, shots in (("--shots", cfg.shots), ("--train-shots", cfg.train_shots or cfg.shots)):
+            if shots + cfg.query > splits.train.drawings_per_class:
+                raise ValueError(
+                    f"{flag} + --query = {shots + cfg.query} exceeds the "
+                    f"{splits.train.drawings_per_class} drawings per character"
+                )
 
 
 def cosine_schedule(optimizer: torch.optim.Optimizer, iterations: int, floor: float = 0.05):
@@ -206,7 +209,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignore
         seed = continued_seed(cfg.seed, state["iteration"])
         torch.manual_seed(seed)
         state["episode_streams"] = [*state.get("episode_streams", []), [state["iteration"], seed]]
-    sampler = TaskSampler(train_set, train_ways, cfg.shots, cfg.query, seed=seed, within_alphabet=cfg.within_alphabet)
+    train_shots = cfg.train_shots or cfg.shots
+    sampler = TaskSampler(train_set, train_ways, train_shots, cfg.query, seed=seed, within_alphabet=cfg.within_alphabet)
     # Its own stream, so the episodes are the same with and without augmentation.
     shifts = torch.Generator().manual_seed(seed + 2)
     scheduler = cosine_schedule(learner.optimizer, cfg.iterations)

@@ -29,3 +29,41 @@ def test_cosine_schedule_decays_to_the_floor_and_resumes_without_restarting():
     more = _lrs(sched2, opt2, 10)
     assert all(a >= b for a, b in zip(more, more[1:]))
     assert more[0] <= 0.5 + 1e-9 and abs(more[-1] - 0.05) < 1e-9
+
+
+def test_train_shots_sets_the_training_episodes_and_validation_keeps_shots(
+    glyphs_train, glyphs_test, tmp_path, monkeypatch
+):
+    import pytest
+
+    from playground.algorithms import learner_class
+    from playground.data.protocols import Splits
+    from playground.training import TrainConfig, train, validate_config
+
+    splits = Splits("lake", glyphs_train, glyphs_test, glyphs_test)
+    monkeypatch.setattr("playground.training.load_splits", lambda *a, **k: splits)
+    cls = learner_class("protonet")
+    seen, original = [], cls.meta_train_step
+    monkeypatch.setattr(
+        cls,
+        "meta_train_step",
+        lambda self, tasks, **kw: seen.append(tasks.support_x.shape[1]) or original(self, tasks, **kw),
+    )
+    import playground.training as training
+
+    val_shots, evaluate = [], training.evaluate_few_shot
+    monkeypatch.setattr(
+        training,
+        "evaluate_few_shot",
+        lambda learner, ds, n, k, *a, **kw: val_shots.append(k) or evaluate(learner, ds, n, k, *a, **kw),
+    )
+    cfg = TrainConfig(
+        algorithm="protonet", ways=5, shots=1, train_shots=4, query=2, meta_batch=2, iterations=2, val_every=2,
+        val_episodes=4, device="cpu", out=str(tmp_path), learner={"hidden": 8},
+    )  # fmt: skip
+    train(cfg, echo=lambda *_: None)
+    assert seen == [5 * 4, 5 * 4] and val_shots == [1]
+    # Training's shots and the queries must fit a character's drawings, named by the flag at fault.
+    cfg.train_shots, cfg.query = 19, 2
+    with pytest.raises(ValueError, match="--train-shots \\+ --query = 21 exceeds"):
+        validate_config(cfg, splits)
