@@ -19,7 +19,14 @@ import torch
 from playground import distributed
 from playground.algorithms import MetaLearner, create_learner, learner_class
 from playground.augment import shift_tasks
-from playground.checkpoints import learner_from_checkpoint, read_checkpoint, save_checkpoint, write_card
+from playground.checkpoints import (
+    Checkpoint,
+    learner_from_checkpoint,
+    read_card,
+    read_checkpoint,
+    save_checkpoint,
+    write_card,
+)
 from playground.data.protocols import Splits, load_splits
 from playground.device import resolve_device
 from playground.episodes import TaskSampler
@@ -335,10 +342,20 @@ def init_weights(learner: MetaLearner, checkpoint: str | Path) -> dict[str, Any]
         # Not rounded: a fast machine trains a tiny base in well under 0.05 s, and rounding is the report's job.
         "seconds": source.training.get("train_seconds", 0.0) + earlier.get("seconds", 0.0),
         # How the base was made, so the card stays reproducible when the base file is gone or replaced.
-        "command": source.extra.get("train_config", {}).get("command", ""),
+        "command": base_command(source, checkpoint),
         # The base's own base, and so on down the chain: every command that made the weights.
         **({"base": earlier} if earlier else {}),
     }
+
+
+def base_command(source: Checkpoint, checkpoint: str | Path) -> str:
+    """The command that trained ``source``: its own record, else its model card's."""
+    command = source.extra.get("train_config", {}).get("command", "")
+    if not command:
+        # Checkpoints from before runs recorded their command (session 1's) keep it in their card only.
+        card = read_card(checkpoint) or {}
+        command = (card.get("training") or {}).get("command", "")
+    return command
 
 
 def make_card(checkpoint_path: Path, results: list[dict], device: torch.device, note: str = "") -> dict:

@@ -67,3 +67,22 @@ def test_train_shots_sets_the_training_episodes_and_validation_keeps_shots(
     cfg.train_shots, cfg.query = 19, 2
     with pytest.raises(ValueError, match="--train-shots \\+ --query = 21 exceeds"):
         validate_config(cfg, splits)
+
+
+def test_init_weights_takes_the_base_command_from_its_card_when_the_checkpoint_lacks_it(tmp_path):
+    from playground.algorithms import create_learner
+    from playground.checkpoints import save_checkpoint, write_card
+    from playground.training import init_weights
+
+    # Session 1's checkpoints recorded their command in the model card only.
+    old = save_checkpoint(tmp_path / "old.pt", create_learner("protonet"), {"iteration": 7}, train_config={"seed": 0})
+    command = "python -m playground train --algorithm protonet --iterations 7 --out runs/old"
+    write_card(old, {"training": {"command": command}})
+    base = init_weights(create_learner("protonet"), old)
+    assert base["command"] == command and base["iterations"] == 7
+    # The checkpoint's own record wins over the card's, and no card at all leaves it empty.
+    newer = save_checkpoint(tmp_path / "new.pt", create_learner("protonet"), {}, train_config={"command": "own"})
+    write_card(newer, {"training": {"command": "card's"}})
+    assert init_weights(create_learner("protonet"), newer)["command"] == "own"
+    bare = save_checkpoint(tmp_path / "bare.pt", create_learner("protonet"), {}, train_config={})
+    assert init_weights(create_learner("protonet"), bare)["command"] == ""
