@@ -174,7 +174,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignore
             raise ValueError(f"{resume} holds no training state to resume from")
         iterations = cfg.iterations
         # The card's command is the chain that made these weights: the first run, then each resume.
-        command = " && ".join(c for c in (saved.get("command", ""), cfg.command) if c)
+        command = " && ".join(c for c in (base_command(ckpt, resume), cfg.command) if c)
         cfg = TrainConfig(
             **{
                 **saved,
