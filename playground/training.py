@@ -174,7 +174,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignore
             raise ValueError(f"{resume} holds no training state to resume from")
         iterations = cfg.iterations
         # The card's command is the chain that made these weights: the first run, then each resume.
-        command = " && ".join(c for c in (base_command(ckpt, resume), cfg.command) if c)
+        command = " && ".join(c for c in (training_command(ckpt, resume), cfg.command) if c)
         cfg = TrainConfig(
             **{
                 **saved,
@@ -342,13 +342,13 @@ def init_weights(learner: MetaLearner, checkpoint: str | Path) -> dict[str, Any]
         # Not rounded: a fast machine trains a tiny base in well under 0.05 s, and rounding is the report's job.
         "seconds": source.training.get("train_seconds", 0.0) + earlier.get("seconds", 0.0),
         # How the base was made, so the card stays reproducible when the base file is gone or replaced.
-        "command": base_command(source, checkpoint),
+        "command": training_command(source, checkpoint),
         # The base's own base, and so on down the chain: every command that made the weights.
         **({"base": earlier} if earlier else {}),
     }
 
 
-def base_command(source: Checkpoint, checkpoint: str | Path) -> str:
+def training_command(source: Checkpoint, checkpoint: str | Path) -> str:
     """The command that trained ``source``: its own record, else its model card's."""
     command = source.extra.get("train_config", {}).get("command", "")
     if not command:
