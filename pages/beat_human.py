@@ -11,6 +11,7 @@ from playground.lake_figures import lake_error_chart
 from playground.lake_game import (
     LakeScore,
     RunPicks,
+    card_lake_steps,
     compare,
     item_rows,
     lake_runs_available,
@@ -48,8 +49,8 @@ def lake_runs() -> list[LakeRun]:
 
 @st.cache_data(show_spinner=False, max_entries=1000)
 def model_run_picks(name: str, run: int, device: str) -> RunPicks:
-    """One model's picks on one run; the same for every visitor, so computed once."""
-    return run_picks(load_model(name, device), lake_runs()[run])
+    """One model's picks on one run, with the steps of its card's Lake figure; the same for every visitor."""
+    return run_picks(load_model(name, device), lake_runs()[run], card_lake_steps(catalogue()[name].card))
 
 
 st.title(":material/person: Beat the human")
@@ -91,7 +92,8 @@ else:
                 def step(done: int, total: int, k: int = k, name: str = name) -> None:
                     bar.progress((k + done / total) / len(names), text=f"{name}: run {done} of {total}")
 
-                ss.lake_measured[name] = measure_model(name, load_model(name, device), runs, progress=step)
+                steps = card_lake_steps(entries[name].card)
+                ss.lake_measured[name] = measure_model(name, load_model(name, device), runs, steps, progress=step)
 
         guarded(_measure, "Measuring on Lake's runs")
         bar.empty()

@@ -154,7 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("lake-runs", help="error on Lake's 20 one-shot runs, beside people's 4.5%%")
     r.add_argument("checkpoints", nargs="+")
-    r.add_argument("--inner-steps", type=non_negative("--inner-steps"), default=None)
+    r.add_argument(
+        "--inner-steps",
+        type=non_negative("--inner-steps"),
+        nargs="+",
+        default=None,
+        help="adaptation steps (gradient-based; default: the checkpoint's own); with --validation, several to "
+        "compare, e.g. 1 2 5 10 30; a card written with one records it",
+    )
     r.add_argument("--device", default="auto", choices=DEVICES)
     r.add_argument("--data-dir", default=None)
     r.add_argument("--card", action="store_true", help="write the result into each model card")
@@ -412,11 +419,19 @@ def _card_with(checkpoint: str, results: list[dict], device) -> Path:
 
 def cmd_lake_runs(args: argparse.Namespace) -> None:
     from playground.data.lake_runs import HUMAN_ERROR, evaluate_lake_runs, load_lake_runs, validation_runs
+    from playground.evaluation import confidence_interval_95
 
     if args.one_to_one and args.card:
         raise ValueError("--one-to-one figures are not the standard protocol: they are never written into a card")
     if args.validation and args.card:
         raise ValueError("--validation runs are for choosing settings: they are never written into a card")
+    steps_list = args.inner_steps or [None]
+    if len(steps_list) > 1 and not args.validation:
+        # Comparing step counts on Lake's own runs would tune on the test: choose on validation runs.
+        raise ValueError(
+            f"several --inner-steps ({' '.join(map(str, steps_list))}) are for choosing on --validation runs; "
+            "give one for Lake's runs"
+        )
     checkpoints = [(path, read_checkpoint(path)) for path in args.checkpoints]  # read once, checked before any data
     for path, ckpt in checkpoints:
         protocol = ckpt.protocol
@@ -438,19 +453,22 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
         print(f"{'people':<24} {100 * HUMAN_ERROR:5.1f}% error")
     for path, ckpt in checkpoints:
         learner = learner_from_checkpoint(ckpt, device)
-        res = evaluate_lake_runs(learner, runs, n_steps=args.inner_steps, one_to_one_assignment=args.one_to_one)
-        if args.validation:
-            import numpy as np
-
-            spread = 1.96 * np.std(res.run_errors, ddof=1) / np.sqrt(len(runs)) if len(runs) > 1 else 0.0
-            detail = f"± {100 * spread:.1f} (95% CI over {len(runs)} runs)"
-        else:
-            detail = f"(runs: {' '.join(f'{100 * e:.0f}' for e in res.run_errors)})"
-        print(f"{learner.name + ' ' + Path(path).name:<24} {100 * res.error:5.1f}% error  {detail}", flush=True)
-        if args.card:
-            card = read_card(path) or make_card(Path(path), [], device)
-            card["lake_runs"] = {"error": round(res.error, 4), "run_errors": res.run_errors, "human_error": HUMAN_ERROR}
-            write_card(path, card)
+        for steps in steps_list:
+            res = evaluate_lake_runs(learner, runs, n_steps=steps, one_to_one_assignment=args.one_to_one)
+            if args.validation:
+                spread = confidence_interval_95(res.run_errors)
+                detail = f"± {100 * spread:.1f} (95% CI over {len(runs)} runs)"
+            else:
+                detail = f"(runs: {' '.join(f'{100 * e:.0f}' for e in res.run_errors)})"
+            label = learner.name + " " + Path(path).name + ("" if steps is None else f" ({steps} steps)")
+            print(f"{label:<24} {100 * res.error:5.1f}% error  {detail}", flush=True)
+            if args.card:
+                card = read_card(path) or make_card(Path(path), [], device)
+                lake = {"error": round(res.error, 4), "run_errors": res.run_errors, "human_error": HUMAN_ERROR}
+                if steps is not None:  # not the checkpoint's own: the card, the report and the app use them
+                    lake["inner_steps"] = steps
+                card["lake_runs"] = lake
+                write_card(path, card)
 
 
 def cmd_calibrate_steps(args: argparse.Namespace) -> None:
@@ -494,7 +512,11 @@ def _cell(result: dict | None) -> str:
     if result is None:
         return "–"
     steps = result.get("inner_steps")
-    return result["text"] + ("" if steps is None else f" ({steps} step{'' if steps == 1 else 's'})")
+    return result["text"] + ("" if steps is None else _steps(steps))
+
+
+def _steps(steps: int) -> str:
+    return f" ({steps} step{'' if steps == 1 else 's'})"
 
 
 def _budget(training: dict) -> str:
@@ -527,8 +549,11 @@ def results_table(entries, papers: bool = False) -> str:
         measured = {(r["n_way"], r["k_shot"]): r for r in card.get("evaluation", {}).get("results", [])}
         cells = [_cell(measured.get(setting)) for setting in SETTINGS]
         if lake_column:
-            lake = card.get("lake_runs", {}).get("error")
-            cells.append("–" if lake is None else _percent(lake))
+            lake = card.get("lake_runs", {})
+            steps = lake.get("inner_steps")
+            cells.append(
+                "–" if lake.get("error") is None else _percent(lake["error"]) + ("" if steps is None else _steps(steps))
+            )
         cells.append(_budget(card.get("training", {})))
         lines.append(f"| `{e.name}` | " + " | ".join(cells) + " |")
         # The papers' figures are on the vinyals split; beside a lake model they would mislead.

@@ -148,6 +148,16 @@ class LakeScore:
         return None if self.error is None else self.error / HUMAN_ERROR
 
 
+def card_lake_steps(card: Mapping[str, Any] | None) -> int | None:
+    """The inner steps a card's Lake figure was measured with, when not the checkpoint's own (else None).
+
+    They were chosen on validation runs (`lake-runs --validation`), so measuring now with them repeats the
+    card's figure.
+    """
+    steps = ((card or {}).get("lake_runs") or {}).get("inner_steps")
+    return None if steps is None else int(steps)
+
+
 def card_score(name: str, card: Mapping[str, Any] | None) -> LakeScore:
     """The Lake error a model card already holds (free: nothing is run)."""
     lake = (card or {}).get("lake_runs") or {}
@@ -156,7 +166,9 @@ def card_score(name: str, card: Mapping[str, Any] | None) -> LakeScore:
         return LakeScore(name, None, None, "not measured")
     run_errors = lake.get("run_errors") or []
     ci = confidence_interval_95([float(e) for e in run_errors]) if len(run_errors) > 1 else None
-    return LakeScore(name, float(error), ci, "model card", len(run_errors) or RUNS)
+    steps = card_lake_steps(card)
+    source = "model card" if steps is None else f"model card ({steps} inner step{'' if steps == 1 else 's'})"
+    return LakeScore(name, float(error), ci, source, len(run_errors) or RUNS)
 
 
 def measured_score(m: LakeMeasurement) -> LakeScore:

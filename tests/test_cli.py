@@ -263,6 +263,9 @@ def test_report_rounds_lake_errors_half_up_as_lake_runs_prints_them():
     card = {"lake_runs": {"error": 0.0625}, "training": {"iterations": 1, "seconds": 60}}
     row = results_table([ModelEntry("m", Path("m.pt"), card)]).splitlines()[-1]
     assert "| 6.3% |" in row  # 25 errors of 400, not the 6.2% of round-half-even
+    card["lake_runs"]["inner_steps"] = 1  # measured with steps other than the checkpoint's own: named
+    row = results_table([ModelEntry("m", Path("m.pt"), card)]).splitlines()[-1]
+    assert "| 6.3% (1 step) |" in row
 
 
 def test_report_papers_sets_published_figures_under_vinyals_models_only():

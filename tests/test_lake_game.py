@@ -18,6 +18,7 @@ from playground.lake_game import (
     LakeMeasurement,
     LakeScore,
     RunPicks,
+    card_lake_steps,
     card_score,
     compare,
     item_rows,
@@ -316,3 +317,33 @@ def test_validation_runs_are_built_like_lakes_from_the_validation_alphabets(omni
     assert [r.name for r in validation_runs(omniglot, 10, seed=3)] == [r.name for r in runs]
     assert main(["lake-runs", "assets/checkpoints/protonet_lake.pt", "--validation", "5", "--card"]) == 2
     assert "never written into a card" in capsys.readouterr().err
+
+
+def test_lake_runs_card_records_chosen_steps_and_the_app_measures_with_them(runs, tmp_path, capsys):
+    """A Lake figure measured with steps other than the checkpoint's own says so, and "Measure now" repeats it."""
+    import shutil
+
+    from playground.checkpoints import read_card
+    from playground.cli import main
+    from playground.zoo import shipped_models
+
+    for suffix in (".pt", ".json"):
+        shutil.copy(ROOT / f"assets/checkpoints/maml_lake{suffix}", tmp_path / f"maml_lake{suffix}")
+    ckpt = str(tmp_path / "maml_lake.pt")
+    # Several step counts are for validation runs only: comparing them on Lake's runs would tune on the test.
+    assert main(["lake-runs", ckpt, "--inner-steps", "1", "2"]) == 2
+    assert "--validation" in capsys.readouterr().err
+    assert main(["lake-runs", ckpt, "--validation", "3", "--inner-steps", "1", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "(1 steps)" in out and "(2 steps)" in out
+
+    assert main(["lake-runs", ckpt, "--inner-steps", "1", "--card"]) == 0
+    card = read_card(ckpt)
+    assert card_lake_steps(card) == 1 and card_score("m", card).source == "model card (1 inner step)"
+    maml = next(e for e in shipped_models() if e.name == "maml_lake").load("cpu", warm=False)
+    own_steps = maml.test_inner_steps
+    assert own_steps != 1
+    one = measure_model("maml_lake", maml, runs, card_lake_steps(card))
+    assert one.run_errors == pytest.approx(card["lake_runs"]["run_errors"])  # measuring now repeats the card
+    assert one.error != pytest.approx(evaluate_lake_runs(maml, runs).error)  # and the steps do matter
+    assert card_lake_steps({"lake_runs": {"error": 0.1}}) is None and card_lake_steps(None) is None
