@@ -460,7 +460,7 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
                 detail = f"± {100 * spread:.1f} (95% CI over {len(runs)} runs)"
             else:
                 detail = f"(runs: {' '.join(f'{100 * e:.0f}' for e in res.run_errors)})"
-            label = learner.name + " " + Path(path).name + ("" if steps is None else f" ({steps} steps)")
+            label = learner.name + " " + Path(path).name + ("" if steps is None else _steps(steps))
             print(f"{label:<24} {100 * res.error:5.1f}% error  {detail}", flush=True)
             if args.card:
                 card = read_card(path) or make_card(Path(path), [], device)

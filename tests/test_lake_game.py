@@ -335,7 +335,7 @@ def test_lake_runs_card_records_chosen_steps_and_the_app_measures_with_them(runs
     assert "--validation" in capsys.readouterr().err
     assert main(["lake-runs", ckpt, "--validation", "3", "--inner-steps", "1", "2"]) == 0
     out = capsys.readouterr().out
-    assert "(1 steps)" in out and "(2 steps)" in out
+    assert "(1 step)" in out and "(2 steps)" in out
 
     assert main(["lake-runs", ckpt, "--inner-steps", "1", "--card"]) == 0
     card = read_card(ckpt)
