@@ -465,6 +465,7 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
             if args.card:
                 card = read_card(path) or make_card(Path(path), [], device)
                 lake = {"error": round(res.error, 4), "run_errors": res.run_errors, "human_error": HUMAN_ERROR}
+                lake["command"] = shlex.join(["python", "-m", "playground", *args.argv])
                 if steps is not None:  # not the checkpoint's own: the card, the report and the app use them
                     lake["inner_steps"] = steps
                 card["lake_runs"] = lake

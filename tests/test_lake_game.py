@@ -340,6 +340,7 @@ def test_lake_runs_card_records_chosen_steps_and_the_app_measures_with_them(runs
     assert main(["lake-runs", ckpt, "--inner-steps", "1", "--card"]) == 0
     card = read_card(ckpt)
     assert card_lake_steps(card) == 1 and card_score("m", card).source == "model card (1 inner step)"
+    assert card["lake_runs"]["command"] == f"python -m playground lake-runs {ckpt} --inner-steps 1 --card"
     maml = next(e for e in shipped_models() if e.name == "maml_lake").load("cpu", warm=False)
     own_steps = maml.test_inner_steps
     assert own_steps != 1
