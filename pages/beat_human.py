@@ -48,9 +48,9 @@ def lake_runs() -> list[LakeRun]:
 
 
 @st.cache_data(show_spinner=False, max_entries=1000)
-def model_run_picks(name: str, run: int, device: str) -> RunPicks:
-    """One model's picks on one run, with the steps of its card's Lake figure; the same for every visitor."""
-    return run_picks(load_model(name, device), lake_runs()[run], card_lake_steps(catalogue()[name].card))
+def model_run_picks(name: str, run: int, device: str, steps: int | None) -> RunPicks:
+    """One model's picks on one run (``steps``: its card's Lake steps); the same for every visitor."""
+    return run_picks(load_model(name, device), lake_runs()[run], steps)
 
 
 st.title(":material/person: Beat the human")
@@ -239,7 +239,7 @@ models: dict[str, RunPicks] = {}
 for name in names:
 
     def _picks(name: str = name) -> None:
-        models[name] = model_run_picks(name, r, device)
+        models[name] = model_run_picks(name, r, device, card_lake_steps(entries[name].card))
 
     guarded(_picks, f"{name} on run {r + 1}")
 show_flash()

@@ -348,3 +348,22 @@ def test_lake_runs_card_records_chosen_steps_and_the_app_measures_with_them(runs
     assert one.run_errors == pytest.approx(card["lake_runs"]["run_errors"])  # measuring now repeats the card
     assert one.error != pytest.approx(evaluate_lake_runs(maml, runs).error)  # and the steps do matter
     assert card_lake_steps({"lake_runs": {"error": 0.1}}) is None and card_lake_steps(None) is None
+
+
+@pytest.mark.omniglot
+def test_page_adapts_with_the_steps_of_the_cards_lake_figure(runs):
+    """maml_lake's card figure was measured with 30 steps, not its own 2: the page measures and picks with 30."""
+    from playground.zoo import shipped_models
+
+    entry = next(e for e in shipped_models() if e.name == "maml_lake")
+    steps = card_lake_steps(entry.card)
+    maml = entry.load("cpu", warm=False)
+    assert steps is not None and steps != maml.test_inner_steps
+    at = new_page(["maml_lake"])
+    at.button(key="lake_measure").click().run()
+    assert not at.exception
+    assert at.session_state["lake_measured"]["maml_lake"].error == pytest.approx(entry.card["lake_runs"]["error"])
+    at.button(key="lake_reveal").click().run()
+    assert not at.exception
+    items = at.dataframe[-1].value
+    assert [int(v.split()[0]) - 1 for v in items["maml_lake"]] == run_picks(maml, runs[0], steps).picks
