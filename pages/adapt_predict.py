@@ -7,7 +7,7 @@ import streamlit as st
 
 from playground.figures import adaptation_curve, probability_bars
 from playground.imaging import preprocess_image, to_tensor
-from playground.inference import adapt_and_predict
+from playground.inference import adapt_and_predict, task_adapt_options
 
 from canvas import drawing_canvas, has_ink
 from ui import (
@@ -106,19 +106,30 @@ if not models:
     st.warning("Choose at least one model in the sidebar.")
     st.stop()
 settings: dict[str, dict[str, float]] = {}
-tunable = [(name, learner) for name, (_, learner) in models.items() if learner.adapt_options()]
-if tunable:
+# Each model's steps start where its card was measured at the nearest task size; a new task size resets them.
+task_size = (task.n_way, round(sum(task.shots) / task.n_way))
+if ss.get("options_task_size") != task_size:
+    for key in [k for k in ss if str(k).startswith("opt-")]:
+        del ss[key]
+    ss.options_task_size = task_size
+options = {
+    name: task_adapt_options(learner, entry.inner_steps(*task_size))
+    for name, (entry, learner) in models.items()
+    if learner.adapt_options()
+}
+if options:
     with st.expander("Test-time settings of the gradient-based models", expanded=False):
         st.caption(
-            "Each starts at the value its model was meta-trained with. First- and second-order MAML differ "
-            "only in how the initialisation was meta-trained: adapting is plain gradient descent either way."
+            f"Inner steps start at what each model's card was measured with at the nearest task size "
+            f"({task_size[0]}-way {task_size[1]}-shot here, chosen on validation), the learning rate at the one it "
+            "was meta-trained with. First- and second-order MAML differ only in how the initialisation was "
+            "meta-trained: adapting is plain gradient descent either way."
         )
-        for name, learner in tunable:
-            cols = st.columns([2] + [3] * len(learner.adapt_options()))
+        for name, opts in options.items():
+            cols = st.columns([2] + [3] * len(opts))
             cols[0].markdown(f"**{name}**")
             settings[name] = {
-                o.name: option_widget(col, o, key=f"opt-{name}-{o.name}")
-                for col, o in zip(cols[1:], learner.adapt_options())
+                o.name: option_widget(col, o, key=f"opt-{name}-{o.name}") for col, o in zip(cols[1:], opts)
             }
 
 if st.button("Adapt and predict", icon=":material/rocket_launch:", type="primary", key="adapt"):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
-from playground.algorithms import MetaLearner, StepRecord
+from playground.algorithms import AdaptOption, MetaLearner, StepRecord
 
 
 @dataclass
@@ -43,6 +43,16 @@ class ModelPrediction:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def task_adapt_options(learner: MetaLearner, n_steps: int | None) -> list[AdaptOption]:
+    """``learner``'s test-time options, inner steps starting at ``n_steps`` (kept in range) where given."""
+    if n_steps is None:
+        return learner.adapt_options()
+    return [
+        replace(o, default=min(max(n_steps, o.low), o.high)) if o.name == "n_steps" else o
+        for o in learner.adapt_options()
+    ]
 
 
 def adapt_kwargs(learner: MetaLearner, settings: Mapping[str, float]) -> dict[str, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,24 @@ class ModelEntry:
             if r.get("n_way") == n_way and r.get("k_shot") == k_shot:
                 return r.get("text")
         return None
+
+    def inner_steps(self, n_way: int, k_shot: int) -> int | None:
+        """The inner steps the card's figure nearest n_way/k_shot was measured with (None: the model's own).
+
+        `calibrate-steps` chose them on validation per task size: second-order MAML, for instance, is best
+        with 2 steps at 5-way 1-shot and with 30 at 20-way, where 2 steps leave it far from adapted.
+        """
+        cells = [
+            r
+            for r in (self.card or {}).get("evaluation", {}).get("results", [])
+            if r.get("n_way", 0) > 0 and r.get("k_shot", 0) > 0
+        ]
+        if not cells:
+            return None
+        # nearest in ways first (it changes the task most), then in shots; both on a log scale
+        nearest = min(cells, key=lambda r: (abs(math.log(r["n_way"] / n_way)), abs(math.log(r["k_shot"] / k_shot))))
+        steps = nearest.get("inner_steps")
+        return None if steps is None else int(steps)
 
     def load(self, device: torch.device | str = "cpu", warm: bool = True) -> MetaLearner:
         learner = load_learner(self.path, device)

@@ -263,3 +263,31 @@ def test_model_choice_and_per_model_settings_reach_the_predictions():
     at.session_state["model_choice"] = []
     at.run()
     assert not at.exception and "Choose at least one model" in " ".join(w.value for w in at.warning)
+
+
+@pytest.mark.omniglot
+def test_inner_steps_start_from_the_card_for_the_task_size(omniglot):
+    """MAML's card chose 2 steps at 5-way 1-shot and 30 at 20-way: a 20-way task starts at 30 and adapts well."""
+    from playground.checkpoints import read_card
+    from playground.zoo import CHECKPOINT_DIR
+
+    results = read_card(CHECKPOINT_DIR / "maml_lake.pt")["evaluation"]["results"]
+    card_steps = {(r["n_way"], r["k_shot"]): r.get("inner_steps") for r in results}
+    assert card_steps[(5, 1)] is None and card_steps[(20, 1)] > 2  # the premise, from the shipped card
+    at = new_app()
+    at.multiselect(key="model_choice_widget").set_value(["maml_lake"]).run()
+    for n, expected in ((20, card_steps[(20, 1)]), (5, 2)):
+        at.switch_page("pages/build_task.py").run()
+        at.number_input(key="sample_n").set_value(n)
+        at.number_input(key="sample_k").set_value(1)
+        at.number_input(key="sample_q").set_value(1)
+        at.button(key="sample_button").click().run()
+        assert task_of(at).n_way == n
+        at.switch_page("pages/adapt_predict.py").run()
+        assert not at.exception
+        assert at.slider(key="opt-maml_lake-n_steps").value == expected
+        if n == 20:
+            at.button(key="adapt").click().run()
+            (result,) = at.session_state["results"]["results"]
+            assert len(result.trace) == expected + 1
+            assert result.accuracy >= 0.5, result.accuracy  # chance is 5%

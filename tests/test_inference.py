@@ -31,3 +31,29 @@ def test_diverged_adaptation_is_reported_not_raised(glyphs_test):
     r = adapt_and_predict("m", learner, task.support_x, task.support_y, task.query_x, settings={"n_steps": 2})
     assert r.error and "diverged" in r.error
     assert r.predicted == [] and r.accuracy is None
+
+
+def test_inner_steps_come_from_the_card_cell_nearest_the_task():
+    from pathlib import Path
+
+    from playground.inference import task_adapt_options
+    from playground.zoo import ModelEntry
+
+    cells = [
+        {"n_way": 5, "k_shot": 1, "accuracy": 0.9},  # measured with the checkpoint's own steps
+        {"n_way": 5, "k_shot": 5, "accuracy": 0.9, "inner_steps": 10},
+        {"n_way": 20, "k_shot": 1, "accuracy": 0.9, "inner_steps": 30},
+        {"n_way": 20, "k_shot": 5, "accuracy": 0.9, "inner_steps": 40},
+    ]
+    entry = ModelEntry("m", Path("m.pt"), {"evaluation": {"results": cells}})
+    assert entry.inner_steps(5, 1) is None and entry.inner_steps(4, 1) is None
+    assert entry.inner_steps(5, 4) == 10 and entry.inner_steps(3, 5) == 10
+    assert entry.inner_steps(16, 1) == 30 and entry.inner_steps(20, 2) == 30 and entry.inner_steps(12, 5) == 40
+    assert ModelEntry("m", Path("m.pt"), None).inner_steps(20, 1) is None
+
+    learner = create_learner("maml", hidden=16, test_inner_steps=2)
+    steps = {o.name: o for o in task_adapt_options(learner, 30)}["n_steps"]
+    assert steps.default == 30 and steps.low <= 30 <= steps.high
+    assert {o.name: o.default for o in task_adapt_options(learner, None)}["n_steps"] == 2
+    assert {o.name: o.default for o in task_adapt_options(learner, 10_000)}["n_steps"] == steps.high
+    assert task_adapt_options(create_learner("protonet", hidden=16), 30) == []

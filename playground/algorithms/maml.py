@@ -342,7 +342,8 @@ class MAML(MetaLearner):
                 "inner steps",
                 self.test_inner_steps,
                 0,
-                max(25, 2 * self.test_inner_steps),
+                # 50: the most any shipped card chose on validation (`calibrate-steps`) for some task size
+                max(50, 2 * self.test_inner_steps),
                 integer=True,
                 help="gradient steps on the support set before predicting",
             ),
