@@ -106,12 +106,9 @@ if not models:
     st.warning("Choose at least one model in the sidebar.")
     st.stop()
 settings: dict[str, dict[str, float]] = {}
-# Each model's steps start where its card was measured at the nearest task size; a new task size resets them.
+# Each model's steps start where its card was measured at the nearest task size. (The task changes only on
+# another page, and Streamlit forgets these widgets' values when the page is left, so a new size starts anew.)
 task_size = (task.n_way, round(sum(task.shots) / task.n_way))
-if ss.get("options_task_size") != task_size:
-    for key in [k for k in ss if str(k).startswith("opt-")]:
-        del ss[key]
-    ss.options_task_size = task_size
 options = {
     name: task_adapt_options(learner, entry.inner_steps(*task_size))
     for name, (entry, learner) in models.items()
