@@ -203,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument(
         "--papers", action="store_true", help="under each vinyals model, the published figures for its algorithm"
     )
+    rp.add_argument(
+        "--readme",
+        default=None,
+        metavar="FILE",
+        help="also write the table into FILE (e.g. README.md) in place of its old copy: the table there with the "
+        "same header and models",
+    )
 
     en = sub.add_parser(
         "ensemble", help="combine trained checkpoints into one (log-probabilities averaged, over shifted views)"
@@ -600,7 +607,22 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from playground.zoo import CHECKPOINT_DIR, shipped_models
 
-    print(results_table(shipped_models(args.dir or CHECKPOINT_DIR), papers=args.papers))
+    table = results_table(shipped_models(args.dir or CHECKPOINT_DIR), papers=args.papers)
+    print(table)
+    if args.readme:
+        from playground.readme_table import replace_table
+
+        path = Path(args.readme)
+        if not path.is_file():
+            raise SystemExit(f"--readme: {path} is not a file")
+        try:
+            text = path.read_text(encoding="utf-8")
+            updated = replace_table(text, table)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise SystemExit(f"--readme {path}: {e}") from None
+        if updated != text:
+            path.write_text(updated, encoding="utf-8")
+        print(f"{path}: table {'updated' if updated != text else 'already up to date'}", file=sys.stderr)
 
 
 def cmd_download(args: argparse.Namespace) -> None:
