@@ -105,6 +105,8 @@ def cases(device: torch.device, n_way: int, variants: bool, compile_: bool) -> l
         for name, extra in (
             ("loop", {"task_batching": "loop"}),
             ("loop, NHWC", {"task_batching": "loop", "memory_format": "channels_last"}),
+            ("threads", {"task_batching": "threads"}),
+            ("threads, NHWC", {"task_batching": "threads", "memory_format": "channels_last"}),
             ("grouped", {"task_batching": "grouped"}),
             ("grouped, NHWC", {"task_batching": "grouped", "memory_format": "channels_last"}),
             ("vmap", {"task_batching": "vmap"}),
@@ -172,6 +174,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=15, help="queries per class")
     ap.add_argument("--variants", action="store_true", help="also time the other ways to run ours")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (compiling takes minutes)")
+    ap.add_argument("--match", default=None, help="time only the rows whose label contains this text")
     ap.add_argument(
         "--cpu-time",
         action="store_true",
@@ -194,6 +197,8 @@ def main() -> None:
     )
     print(f"{'case':<48} {'ours ms':>9} {'tasks/s':>8} {'ref ms':>9} {'tasks/s':>8} {'speed-up':>8}")
     for case in cases(device, args.ways, args.variants, args.compile):
+        if args.match and args.match.lower() not in case.label.lower():
+            continue
         t = time.perf_counter()
         for i in range(args.warmup):
             case.ours(batches[i % 2])

@@ -20,6 +20,7 @@ CASES = [
     ("protonet", {}, 5, 1, 15, 32),
     ("maml", {"first_order": False, "inner_steps": 1, "task_batching": "loop"}, 5, 1, 15, 32),
     ("maml", {"first_order": False, "inner_steps": 1, "task_batching": "vmap"}, 5, 1, 15, 32),
+    ("maml", {"first_order": False, "inner_steps": 1, "task_batching": "threads"}, 5, 1, 15, 32),
     ("maml", {"first_order": False, "inner_steps": 5, "inner_lr": 0.1, "task_batching": "loop"}, 5, 1, 15, 32),
     ("maml", {"first_order": False, "inner_steps": 5, "inner_lr": 0.1, "task_batching": "vmap"}, 5, 1, 15, 32),
     ("maml", {"first_order": True, "inner_steps": 5, "inner_lr": 0.1, "task_batching": "vmap"}, 5, 1, 15, 32),

@@ -107,9 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--head", choices=["shared", "per_class"])
     t.add_argument(
         "--task-batching",
-        choices=["auto", "loop", "vmap", "grouped"],
+        choices=["auto", "loop", "vmap", "grouped", "threads"],
         help="how MAML-family learners run a meta-batch of tasks (auto: loop on CPU; vmap, or grouped "
-        "convolutions for second order with transductive batch norm, on CUDA)",
+        "convolutions for second order with transductive batch norm, on CUDA; threads: tasks side by side, "
+        "one CPU thread each)",
     )
     t.add_argument(
         "--memory-format",

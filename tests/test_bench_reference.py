@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
 from bench.reference_maml import meta_gradient_gap, playground_meta_gradients, random_tasks, reference_meta_gradients
 from playground.algorithms import create_learner
 from playground.algorithms.maml import MAML
+from playground.algorithms.task_threads import THREAD_PREFIX
 from playground.models import Conv4
 from playground.models.conv4 import batch_stats_embed
 
@@ -82,6 +85,43 @@ def test_grouped_tasks_match_the_loop(algorithm, head, inner_steps, first_order)
     loop = playground_meta_gradients(_learner(algorithm, task_batching="loop", **options), tasks)
     grouped = playground_meta_gradients(_learner(algorithm, task_batching="grouped", **options), tasks)
     assert _relative_gap(loop, grouped) <= TOLERANCE
+
+
+def _train_step_meta_gradients(learner: MAML, tasks) -> dict[str, torch.Tensor]:
+    """The meta-gradient `meta_train_step` hands the optimizer (caught by its grad hook)."""
+    grads: dict[str, torch.Tensor] = {}
+    learner.meta_train_step(
+        tasks, grad_hook=lambda m: grads.update({k: p.grad.clone() for k, p in m.named_parameters()})
+    )
+    return grads
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+@pytest.mark.parametrize("inner_steps", [1, 2])
+@pytest.mark.parametrize("algorithm", ["maml", "metasgd", "anil"])
+def test_threaded_tasks_match_the_loop(algorithm, inner_steps, first_order, monkeypatch):
+    tasks = random_tasks(5, 5, 1, 3, dtype=torch.float64)
+    options = {"inner_steps": inner_steps, "first_order": first_order}
+    loop = playground_meta_gradients(_learner(algorithm, task_batching="loop", **options), tasks)
+    seen: list[str] = []
+    task_loss = MAML._task_query_loss
+
+    def spy(self, fast0, sx, *args):
+        seen.append(f"{threading.current_thread().name} at {torch.get_num_threads()} thread")
+        return task_loss(self, fast0, sx, *args)
+
+    monkeypatch.setattr(MAML, "_task_query_loss", spy)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # two workers, whatever the machine running the tests allows
+    try:
+        threaded = _train_step_meta_gradients(_learner(algorithm, task_batching="threads", **options), tasks)
+        assert torch.get_num_threads() == 2  # the workers' one thread each does not leak out
+    finally:
+        torch.set_num_threads(threads)
+    # Five tasks on two workers, each on one torch thread.
+    assert len(seen) == 5 and all(s.endswith(" at 1 thread") for s in seen)
+    assert len({s.split(" at ")[0] for s in seen}) == 2 and all(s.startswith(THREAD_PREFIX) for s in seen)
+    assert _relative_gap(loop, threaded) <= TOLERANCE
 
 
 def test_grouped_is_refused_where_it_cannot_run():

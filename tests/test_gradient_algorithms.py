@@ -134,15 +134,27 @@ def test_reptile_inner_adam_matches_torch_adam(glyphs_test):
     assert not torch.allclose(fast["head.weight"], learner.head_weight)
 
 
+@pytest.mark.parametrize("batching", ["vmap", "threads"])
 @pytest.mark.parametrize("inner_optimizer", ["sgd", "adam"])
-def test_reptile_vmap_and_loop_agree(inner_optimizer, glyphs_test):
+def test_reptile_batched_and_loop_agree(inner_optimizer, batching, glyphs_test, monkeypatch):
+    import playground.algorithms.reptile as reptile_module
+
+    calls = []
+    threaded = reptile_module.map_tasks
+    monkeypatch.setattr(reptile_module, "map_tasks", lambda fn, n: calls.append(n) or threaded(fn, n))
     torch.manual_seed(0)
     options = {"hidden": 16, "inner_steps": 2, "inner_optimizer": inner_optimizer, "inner_lr": 0.05}
     loop = create_learner("reptile", task_batching="loop", **options)
-    vm = create_learner("reptile", task_batching="vmap", **options)
+    vm = create_learner("reptile", task_batching=batching, **options)
     vm.load_state_dict(loop.state_dict())
     tasks = _tasks(glyphs_test)
-    (fl, ll, al), (fv, lv, av) = loop.adapted_weights(tasks), vm.adapted_weights(tasks)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # "threads": two workers, whatever the machine running the tests allows
+    try:
+        (fl, ll, al), (fv, lv, av) = loop.adapted_weights(tasks), vm.adapted_weights(tasks)
+    finally:
+        torch.set_num_threads(threads)
+    assert calls == ([len(tasks)] if batching == "threads" else [])
     assert torch.allclose(ll, lv, atol=1e-5) and torch.equal(al, av)
     for k in fl:
         if inner_optimizer == "adam" and k.startswith("body.") and k.endswith(".0.bias"):

@@ -7,7 +7,8 @@ one shared model can serve any number of concurrent `adapt` calls. Second-order 
 flow through the inner loop unless ``first_order`` is set. A meta-batch of tasks runs
 in a Python loop, batched with ``torch.func.vmap``, or as one grouped network where task t's
 channels are group t of every convolution (``task_batching="grouped"``; exact for any number of
-inner steps, see `_batching`).
+inner steps, see `_batching`). ``task_batching="threads"`` runs a meta-training batch's tasks side by
+side, one single-threaded worker per torch thread (`playground.algorithms.task_threads`).
 
 Speed. With the default Conv-4 body (batch statistics only), the forward pass is
 `playground.models.conv4.batch_stats_embed`: max-pooling before the ReLU (they commute, so the
@@ -46,6 +47,7 @@ from torch import nn
 from torch.func import grad, vmap
 
 from playground.algorithms.base import AdaptOption, MetaLearner, Predictor, StepRecord, StepStats, register
+from playground.algorithms.task_threads import map_tasks
 from playground.episodes import TaskBatch
 from playground.models import Conv4
 from playground.models.conv4 import batch_stats_embed, batch_stats_embed_supported
@@ -55,7 +57,7 @@ Params = dict[str, torch.Tensor]
 # Called before each inner update with the step, the support loss and accuracy, and the weights they were measured at.
 OnStep = Callable[[int, torch.Tensor, torch.Tensor, Params], None]
 HEADS = ("shared", "per_class")
-TASK_BATCHING = ("auto", "loop", "vmap", "grouped")
+TASK_BATCHING = ("auto", "loop", "vmap", "grouped", "threads")
 MEMORY_FORMATS = ("contiguous", "channels_last")
 BATCH_NORM = ("transductive", "per_example")
 
@@ -236,8 +238,8 @@ class MAML(MetaLearner):
         second-order MAML with transductive batch norm. The grouped network uses the ordinary
         batch-norm op and is exact (tests/test_bench_reference.py).
         """
-        if self.task_batching == "grouped":
-            return "grouped"
+        if self.task_batching in ("grouped", "threads"):
+            return self.task_batching
         transductive_second_order = second_order_steps >= 1 and self.bn == "transductive"
         if self.task_batching == "auto":
             # Measured (python -m bench.maml_speed --variants): on a few CPU cores the loop is fastest
@@ -309,13 +311,16 @@ class MAML(MetaLearner):
         """
         tasks = tasks.to(self.device)
         steps = 0 if self.first_order else self.inner_steps
-        if type(self).meta_loss is not MAML.meta_loss or self._batching(self.device, steps) != "loop":
+        mode = self._batching(self.device, steps)
+        if type(self).meta_loss is not MAML.meta_loss or mode not in ("loop", "threads"):
             return super().meta_train_step(tasks, grad_hook)
         n_way = int(tasks.support_y[0].max()) + 1
         losses, accs = [], []
         self.train()
         try:
             self.optimizer.zero_grad(set_to_none=True)
+            if mode == "threads":
+                return self._threaded_step(tasks, n_way, grad_hook)
             for t in range(len(tasks)):
                 # Fresh initial weights per task: their little graph (the head's expansion) is freed by each backward.
                 task = (tasks.support_x[t], tasks.support_y[t], tasks.query_x[t], tasks.query_y[t])
@@ -331,6 +336,33 @@ class MAML(MetaLearner):
         finally:
             self.eval()
         return StepStats(float(torch.stack(losses).mean()), float(torch.stack(accs).mean()))
+
+    def _threaded_step(self, tasks: TaskBatch, n_way: int, grad_hook) -> StepStats:
+        """The loop's outer update with the tasks run side by side on CPU threads (`task_threads.map_tasks`).
+
+        Each task's meta-gradient is computed on its own and they are summed in task order, as the
+        loop's backward calls sum them, so the result equals the loop's up to the kernels' own float
+        order on one thread.
+        """
+        params = [p for p in self.parameters() if p.requires_grad]
+
+        def task_grads(t: int):
+            task = (tasks.support_x[t], tasks.support_y[t], tasks.query_x[t], tasks.query_y[t])
+            fast0 = self.initial_fast_weights(n_way)
+            loss, acc = self._task_query_loss(fast0, *task, self.inner_steps, self.first_order)
+            grads = torch.autograd.grad(loss / len(tasks), params, allow_unused=True)
+            return grads, loss.detach(), acc.detach()
+
+        results = map_tasks(task_grads, len(tasks))
+        for i, p in enumerate(params):
+            for grads, _, _ in results:
+                if grads[i] is not None:
+                    p.grad = grads[i].clone() if p.grad is None else p.grad.add_(grads[i])
+        if grad_hook is not None:
+            grad_hook(self)
+        self.optimizer.step()
+        losses, accs = torch.stack([r[1] for r in results]), torch.stack([r[2] for r in results])
+        return StepStats(float(losses.mean()), float(accs.mean()))
 
     # -- adaptation ------------------------------------------------------------------------------
     def adapt_options(self) -> list[AdaptOption]:

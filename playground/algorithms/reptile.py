@@ -32,6 +32,7 @@ from torch.func import grad, vmap
 
 from playground.algorithms.base import StepStats, register
 from playground.algorithms.maml import MAML, OnStep, Params
+from playground.algorithms.task_threads import map_tasks
 from playground.episodes import TaskBatch
 
 INNER_OPTIMIZERS = ("sgd", "adam")
@@ -123,7 +124,10 @@ class Reptile(MAML):
         with torch.enable_grad():
             if self._use_vmap(x.device):
                 return vmap(lambda xi, yi: self._fit_task(fast0, xi, yi), randomness="different")(x, y)
-            out = [self._fit_task(fast0, x[i], y[i]) for i in range(len(tasks))]
+            if self._batching(x.device) == "threads":  # grad mode is per thread; workers start with it on
+                out = map_tasks(lambda i: self._fit_task(fast0, x[i], y[i]), len(tasks))
+            else:
+                out = [self._fit_task(fast0, x[i], y[i]) for i in range(len(tasks))]
         fast = {k: torch.stack([o[0][k] for o in out]) for k in fast0}
         return fast, torch.stack([o[1] for o in out]), torch.stack([o[2] for o in out])
 
