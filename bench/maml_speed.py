@@ -122,10 +122,14 @@ def cases(device: torch.device, n_way: int, variants: bool, compile_: bool) -> l
     ref = ReferenceReptile(load_from_playground(reference_model(n_way).to(device), reptile), 0.1, 5, reptile.outer_lr)
     out.append(Case("Reptile, 5 steps", reptile.meta_train_step, ref.meta_train_step))
     if variants:
-        torch.manual_seed(0)
-        opts = {"inner_steps": 5, "inner_lr": 0.1, "memory_format": "channels_last"}
-        nhwc = create_learner("reptile", n_way=n_way, head="per_class", **opts).to(device)
-        out.append(Case("  Reptile, 5 steps: NHWC", nhwc.meta_train_step, ref.meta_train_step))
+        for name, extra in (
+            ("NHWC", {"memory_format": "channels_last"}),
+            ("threads", {"task_batching": "threads"}),
+            ("threads, NHWC", {"task_batching": "threads", "memory_format": "channels_last"}),
+        ):
+            torch.manual_seed(0)
+            v = create_learner("reptile", n_way=n_way, head="per_class", inner_steps=5, inner_lr=0.1, **extra)
+            out.append(Case(f"  Reptile, 5 steps: {name}", v.to(device).meta_train_step, ref.meta_train_step))
 
     torch.manual_seed(0)
     protonet = create_learner("protonet", n_way=n_way).to(device)

@@ -108,9 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--task-batching",
         choices=["auto", "loop", "vmap", "grouped", "threads"],
-        help="how MAML-family learners run a meta-batch of tasks (auto: loop on CPU; vmap, or grouped "
-        "convolutions for second order with transductive batch norm, on CUDA; threads: tasks side by side, "
-        "one CPU thread each)",
+        help="how MAML-family learners run a meta-batch of tasks (auto: threads on a CPU with several torch "
+        "threads, else loop; vmap, or grouped convolutions for second order with transductive batch norm, on "
+        "CUDA; threads: tasks side by side, one CPU thread each)",
     )
     t.add_argument(
         "--memory-format",

@@ -134,7 +134,14 @@ def test_grouped_is_refused_where_it_cannot_run():
 def test_auto_batching_never_picks_vmap_for_second_order_transductive_maml():
     learner = create_learner("maml", hidden=8)
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    assert learner._batching(cpu, 1) == "loop"
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert learner._batching(cpu, 1) == "loop"
+        torch.set_num_threads(2)
+        assert learner._batching(cpu, 1) == "threads"  # tasks side by side, one core each
+    finally:
+        torch.set_num_threads(threads)
     assert learner._batching(cuda, 0) == "vmap"  # first order: exact under vmap
     assert learner._batching(cuda, 1) == "grouped"
     assert learner._batching(cuda, 5) == "grouped"

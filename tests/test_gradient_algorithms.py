@@ -68,6 +68,8 @@ def test_reptile_moves_meta_weights_toward_mean_adapted_weights(head, inner_opti
         inner_steps=3,
         outer_optimizer="sgd",
         outer_lr=outer_lr,
+        # The update rule, not the batching (tested on its own): adapt() below runs in this thread, like the loop.
+        task_batching="loop",
     )
     with torch.no_grad():  # a non-zero head, so every row and the mean over rows matter
         learner.head_weight.normal_(0, 0.1)

@@ -242,11 +242,11 @@ class MAML(MetaLearner):
             return self.task_batching
         transductive_second_order = second_order_steps >= 1 and self.bn == "transductive"
         if self.task_batching == "auto":
-            # Measured (python -m bench.maml_speed --variants): on a few CPU cores the loop is fastest
-            # (vmap 1.7-3.8x, grouped 1.1-1.2x slower). On a GPU batched tasks win; grouped stands in
-            # where vmap is inexact.
+            # Measured (python -m bench.maml_speed --variants, 2 CPU cores): tasks side by side on
+            # threads beat the loop by 1.1-1.2x, vmap and grouped lose to it (0.35-0.9x). On a GPU
+            # batched tasks win; grouped stands in where vmap is inexact.
             if device.type != "cuda":
-                return "loop"
+                return "threads" if torch.get_num_threads() > 1 else "loop"
             if transductive_second_order:
                 return "grouped" if self._groupable() else "loop"
             return "vmap"
