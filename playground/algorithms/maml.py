@@ -322,11 +322,7 @@ class MAML(MetaLearner):
             if mode == "threads":
                 return self._threaded_step(tasks, n_way, grad_hook)
             for t in range(len(tasks)):
-                # Fresh initial weights per task: their little graph (the head's expansion) is freed by each backward.
-                task = (tasks.support_x[t], tasks.support_y[t], tasks.query_x[t], tasks.query_y[t])
-                loss, acc = self._task_query_loss(
-                    self.initial_fast_weights(n_way), *task, self.inner_steps, self.first_order
-                )
+                loss, acc = self._meta_batch_task_loss(tasks, t, n_way)
                 (loss / len(tasks)).backward()
                 losses.append(loss.detach())
                 accs.append(acc)
@@ -336,6 +332,12 @@ class MAML(MetaLearner):
         finally:
             self.eval()
         return StepStats(float(torch.stack(losses).mean()), float(torch.stack(accs).mean()))
+
+    def _meta_batch_task_loss(self, tasks: TaskBatch, t: int, n_way: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Task t's query loss and accuracy after the training inner loop."""
+        # Fresh initial weights per task: their little graph (the head's expansion) is freed with the task's.
+        task = (tasks.support_x[t], tasks.support_y[t], tasks.query_x[t], tasks.query_y[t])
+        return self._task_query_loss(self.initial_fast_weights(n_way), *task, self.inner_steps, self.first_order)
 
     def _threaded_step(self, tasks: TaskBatch, n_way: int, grad_hook) -> StepStats:
         """The loop's outer update with the tasks run side by side on CPU threads (`task_threads.map_tasks`).
@@ -347,9 +349,7 @@ class MAML(MetaLearner):
         params = [p for p in self.parameters() if p.requires_grad]
 
         def task_grads(t: int):
-            task = (tasks.support_x[t], tasks.support_y[t], tasks.query_x[t], tasks.query_y[t])
-            fast0 = self.initial_fast_weights(n_way)
-            loss, acc = self._task_query_loss(fast0, *task, self.inner_steps, self.first_order)
+            loss, acc = self._meta_batch_task_loss(tasks, t, n_way)
             grads = torch.autograd.grad(loss / len(tasks), params, allow_unused=True)
             return grads, loss.detach(), acc.detach()
 
