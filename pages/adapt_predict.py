@@ -56,8 +56,10 @@ draw_tab, upload_tab = st.tabs(["Draw a query", "Upload queries"])
 with draw_tab:
     c1, c2 = st.columns([3, 2])
     with c2:
-        stroke = st.slider("Stroke width", 4, 30, 14, key="q_stroke")
-        q_label = st.selectbox("If you know it", label_options, format_func=label_name, key=class_key("q_label"))
+        stroke = st.slider("Stroke width", 4, 30, 14, key="q_stroke", persist_state="session")
+        q_label = st.selectbox(
+            "If you know it", label_options, format_func=label_name, key=class_key("q_label"), persist_state="session"
+        )
     with c1:
         drawing = drawing_canvas(fresh_key("qcanvas"), stroke)
     with c2:
@@ -76,7 +78,11 @@ with upload_tab:
         "Query images", type=["png", "jpg", "jpeg", "webp"], accept_multiple_files=True, key=fresh_key("q_upload")
     )
     up_label = st.selectbox(
-        "True class of these (if known)", label_options, format_func=label_name, key=class_key("up_label")
+        "True class of these (if known)",
+        label_options,
+        format_func=label_name,
+        key=class_key("up_label"),
+        persist_state="session",
     )
     if st.button("Add uploaded queries", disabled=not files, key="add_q_uploads"):
         for f in files or []:
@@ -106,8 +112,8 @@ if not models:
     st.warning("Choose at least one model in the sidebar.")
     st.stop()
 settings: dict[str, dict[str, float]] = {}
-# Each model's steps start where its card was measured at the nearest task size. (The task changes only on
-# another page, and Streamlit forgets these widgets' values when the page is left, so a new size starts anew.)
+# Each model's steps start where its card was measured at the nearest task size. The widgets' keys carry the
+# task size: their values are kept while the user visits other pages, and a task of a new size starts anew.
 task_size = (task.n_way, round(sum(task.shots) / task.n_way))
 options = {
     name: task_adapt_options(learner, entry.inner_steps(*task_size))
@@ -126,7 +132,8 @@ if options:
             cols = st.columns([2] + [3] * len(opts))
             cols[0].markdown(f"**{name}**")
             settings[name] = {
-                o.name: option_widget(col, o, key=f"opt-{name}-{o.name}") for col, o in zip(cols[1:], opts)
+                o.name: option_widget(col, o, key=f"opt-{name}-{o.name}-{task_size[0]}x{task_size[1]}")
+                for col, o in zip(cols[1:], opts)
             }
 
 if st.button("Adapt and predict", icon=":material/rocket_launch:", type="primary", key="adapt"):

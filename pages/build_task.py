@@ -49,9 +49,13 @@ with add_tab:
     left, right = st.columns([3, 2])
     with right:
         target = st.selectbox(
-            "Add to class", range(task.n_way), format_func=lambda i: task.class_names[i], key=class_key("draw_target")
+            "Add to class",
+            range(task.n_way),
+            format_func=lambda i: task.class_names[i],
+            key=class_key("draw_target"),
+            persist_state="session",
         )
-        stroke = st.slider("Stroke width", 4, 30, 14, key="stroke_width")
+        stroke = st.slider("Stroke width", 4, 30, 14, key="stroke_width", persist_state="session")
         st.caption("Hover over the canvas for its toolbar (undo, redo, clear). Each drawing is one example.")
     with left:
         drawing = drawing_canvas(fresh_key("canvas"), stroke)
@@ -70,7 +74,11 @@ with add_tab:
 
 with upload_tab:
     target_up = st.selectbox(
-        "Add to class", range(task.n_way), format_func=lambda i: task.class_names[i], key=class_key("upload_target")
+        "Add to class",
+        range(task.n_way),
+        format_func=lambda i: task.class_names[i],
+        key=class_key("upload_target"),
+        persist_state="session",
     )
     files = st.file_uploader(
         "Images of one class (PNG, JPEG, WebP)",
@@ -99,10 +107,10 @@ with sample_tab:
         data = load_omniglot_cached()
         alphabets = ["any alphabet"] + data.alphabet_names("images_evaluation")
         c1, c2, c3, c4 = st.columns(4)
-        alphabet = c1.selectbox("Alphabet", alphabets, key="sample_alphabet")
-        n_way = c2.number_input("Classes (N)", 2, 20, 5, key="sample_n")
-        k_shot = c3.number_input("Examples per class (K)", 1, MAX_SHOTS, 1, key="sample_k")
-        n_query = c4.number_input("Queries per class", 1, 5, 2, key="sample_q")
+        alphabet = c1.selectbox("Alphabet", alphabets, key="sample_alphabet", persist_state="session")
+        n_way = c2.number_input("Classes (N)", 2, 20, 5, key="sample_n", persist_state="session")
+        k_shot = c3.number_input("Examples per class (K)", 1, MAX_SHOTS, 1, key="sample_k", persist_state="session")
+        n_query = c4.number_input("Queries per class", 1, 5, 2, key="sample_q", persist_state="session")
         st.caption("Replaces the current task and queries with characters the models never saw in training.")
         if st.button("Surprise me", icon=":material/casino:", key="sample_button"):
 

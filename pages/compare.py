@@ -121,7 +121,7 @@ st.caption(
 c1, c2, c3 = st.columns(3)
 bench_way = c1.number_input("Classes (N)", 2, 20, min(max(n_way, 2), 20), key="compare_way")
 bench_shot = c2.number_input("Shots (K)", 1, 5, min(max(k_shot, 1), 5), key="compare_shot")
-episodes = c3.slider("Episodes", 10, 600, 100, step=10, key="compare_episodes")
+episodes = c3.slider("Episodes", 10, 600, 100, step=10, key="compare_episodes", persist_state="session")
 bench_key = digest(sorted(learners), bench_way, bench_shot, episodes, device)
 
 
@@ -182,9 +182,13 @@ elif bench:
 # -- 3. curves ----------------------------------------------------------------------------------------------
 st.subheader("3. Curves")
 c1, c2 = st.columns(2)
-curve_episodes = c1.slider("Episodes per point", 10, 200, 50, step=10, key="compare_curve_episodes")
+curve_episodes = c1.slider(
+    "Episodes per point", 10, 200, 50, step=10, key="compare_curve_episodes", persist_state="session"
+)
 gradient = [n for n, learner in learners.items() if steps_option(learner) is not None]
-max_steps = c2.slider("Inner steps up to", 1, 20, 10, key="compare_curve_steps", disabled=not gradient)
+max_steps = c2.slider(
+    "Inner steps up to", 1, 20, 10, key="compare_curve_steps", persist_state="session", disabled=not gradient
+)
 if st.button("Draw the curves", key="compare_curves"):
     dataset = evaluation_set(device)
     bar = st.progress(0.0, text="Accuracy against shots…")

@@ -45,7 +45,7 @@ models = load_models(current_device())
 if not models:
     st.warning("Choose at least one model in the sidebar.")
     st.stop()
-name = st.selectbox("Model", list(models), key="explore_model")
+name = st.selectbox("Model", list(models), key="explore_model", persist_state="session")
 learner = models[name][1]
 task_key = digest(support_x, support_y, query_x, query_labels, names, name, current_device())
 if not len(query_x):
@@ -55,7 +55,14 @@ embedding_tab, steps_tab, decisions_tab = st.tabs(["Embedding", "Adaptation step
 
 with embedding_tab:
     c1, c2, c3 = st.columns([2, 3, 2])
-    method = c1.radio("Projection", list(METHODS), format_func=METHODS.get, horizontal=True, key="explore_method")
+    method = c1.radio(
+        "Projection",
+        list(METHODS),
+        format_func=METHODS.get,
+        horizontal=True,
+        key="explore_method",
+        persist_state="session",
+    )
     n_distractors = c2.slider(
         "Distractors (other Omniglot characters)",
         0,
@@ -63,10 +70,13 @@ with embedding_tab:
         0,
         step=5,
         key="explore_distractors",
+        persist_state="session",
         disabled=not omniglot_present(),
         help="Drawings of other characters from the evaluation alphabets, in grey, for context.",
     )
-    thumbnails = c3.toggle("Draw the glyphs", key="explore_thumbnails", help="Each point drawn as its image.")
+    thumbnails = c3.toggle(
+        "Draw the glyphs", key="explore_thumbnails", persist_state="session", help="Each point drawn as its image."
+    )
 
     def compute_view():
         distractors = None
@@ -95,9 +105,17 @@ with steps_tab:
         )
     else:
         c1, c2 = st.columns([3, 2])
-        max_steps = c1.slider("Inner steps", 1, min(high, 25), min(10, high), key="explore_steps")
+        max_steps = c1.slider(
+            "Inner steps", 1, min(high, 25), min(10, high), key="explore_steps", persist_state="session"
+        )
         steps_method = c2.radio(
-            "Projection", list(METHODS), index=1, format_func=METHODS.get, horizontal=True, key="explore_steps_method"
+            "Projection",
+            list(METHODS),
+            index=1,
+            format_func=METHODS.get,
+            horizontal=True,
+            key="explore_steps_method",
+            persist_state="session",
         )
         run = attempt(
             lambda: remembered(

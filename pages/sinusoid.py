@@ -112,19 +112,32 @@ except CheckpointError as exc:
 
 controls, main = st.columns([1, 3], gap="large")
 with controls:
-    mode = st.radio("Support points", [SAMPLED, PLACED], key="sine_mode")
+    mode = st.radio("Support points", [SAMPLED, PLACED], key="sine_mode", persist_state="session")
     st.number_input(
-        "Task seed", min_value=0, max_value=2**31 - 1, step=1, key="sine_seed", help="The same seed, the same wave."
+        "Task seed",
+        min_value=0,
+        max_value=2**31 - 1,
+        step=1,
+        key="sine_seed",
+        persist_state="session",
+        help="The same seed, the same wave.",
     )
     st.button("New task", icon=":material/casino:", key="sine_new_task", on_click=new_task, width="stretch")
     k = st.slider(
-        "K: points sampled", 1, MAX_K, 5, key="sine_k", help="The paper uses 5 and 10. A larger K keeps the same wave."
+        "K: points sampled",
+        1,
+        MAX_K,
+        5,
+        key="sine_k",
+        persist_state="session",
+        help="The paper uses 5 and 10. A larger K keeps the same wave.",
     )
-    steps = st.slider("Inner SGD steps", 0, MAX_STEPS, 10, key="sine_steps")
+    steps = st.slider("Inner SGD steps", 0, MAX_STEPS, 10, key="sine_steps", persist_state="session")
     own = ", ".join(f"{method_label(m)} {regressors.lrs[m]:g}" for m in METHODS)
     override = st.toggle(
         "One step size for every method",
         key="sine_lr_override",
+        persist_state="session",
         help=f"Off: each method adapts with its own step size ({own}), the setting its model card measures.",
     )
     lr_in = None
@@ -137,11 +150,17 @@ with controls:
             step=0.005,
             format="%.4g",
             key="sine_lr",
+            persist_state="session",
         )
     else:
         st.caption(f"Step sizes: {own}.")
     methods = st.multiselect(
-        "Methods", list(METHODS), default=list(METHODS), format_func=method_label, key="sine_methods"
+        "Methods",
+        list(METHODS),
+        default=list(METHODS),
+        format_func=method_label,
+        key="sine_methods",
+        persist_state="session",
     )
 
 task = sampled_task(int(ss.sine_seed), k)
@@ -151,6 +170,7 @@ if mode == PLACED:
         c1.checkbox(
             "Snap onto the sampled wave",
             key="sine_snap",
+            persist_state="session",
             help="A click then chooses only x; y is the sampled wave's value there, so the true curve is known.",
         )
         c2.button("↩️ Remove last", key="sine_undo", on_click=undo, disabled=not ss.sine_points, width="stretch")

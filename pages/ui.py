@@ -140,7 +140,13 @@ def option_widget(container, option: AdaptOption, key: str) -> float:
     """A slider for an integer option, a number box for a real one; always within its allowed range."""
     if option.integer:
         return container.slider(
-            option.label, int(option.low), int(option.high), int(option.default), key=key, help=option.help
+            option.label,
+            int(option.low),
+            int(option.high),
+            int(option.default),
+            key=key,
+            help=option.help,
+            persist_state="session",
         )
     return container.number_input(
         option.label,
@@ -150,6 +156,7 @@ def option_widget(container, option: AdaptOption, key: str) -> float:
         format="%.4g",
         key=key,
         help=option.help,
+        persist_state="session",
     )
 
 

@@ -228,9 +228,9 @@ def test_extreme_inner_lr_keeps_the_shared_model_unchanged():
 
     maml = next(m for _, m in load_models("cpu").values() if m.name == "maml")
     before = {k: v.clone() for k, v in maml.state_dict().items()}
-    lr = at.number_input(key="opt-maml_lake-inner_lr")
+    lr = at.number_input(key="opt-maml_lake-inner_lr-3x1")  # keys carry the task size
     lr.set_value(lr.max)  # the top of the allowed range: ten times the meta-trained rate
-    at.slider(key="opt-maml_lake-n_steps").set_value(25)
+    at.slider(key="opt-maml_lake-n_steps-3x1").set_value(25)
     at.run()
     at.button(key="adapt").click().run()
     assert not at.exception
@@ -251,9 +251,9 @@ def test_model_choice_and_per_model_settings_reach_the_predictions():
     at.button(key="add_q_uploads").click().run()
     assert not at.exception
     # Only gradient-based models get test-time settings; ProtoNet, now unchosen, is not run.
-    assert at.slider(key="opt-maml_lake-n_steps").value == 2  # what calibrate-steps chose, from the card
+    assert at.slider(key="opt-maml_lake-n_steps-3x1").value == 2  # what calibrate-steps chose, from the card
     assert not [w for w in at.slider if (w.key or "").startswith("opt-pixel_nn")]
-    at.slider(key="opt-maml_lake-n_steps").set_value(7)
+    at.slider(key="opt-maml_lake-n_steps-3x1").set_value(7)
     at.button(key="adapt").click().run()
     assert not at.exception
     results = {r.model: r for r in at.session_state["results"]["results"]}
@@ -263,6 +263,47 @@ def test_model_choice_and_per_model_settings_reach_the_predictions():
     at.session_state["model_choice"] = []
     at.run()
     assert not at.exception and "Choose at least one model" in " ".join(w.value for w in at.warning)
+
+
+def test_settings_survive_a_visit_to_another_page():
+    """Streamlit drops a widget's value when its page is left; the user's choices must come back with them."""
+    at = new_app()
+    at.multiselect(key="model_choice_widget").set_value(["maml_lake"]).run()
+    at.slider(key="stroke_width").set_value(9).run()
+    for cls, kind in enumerate((0, 1, 2)):
+        upload(at, cls, [(f"g{kind}.png", glyph(kind), "image/png")])
+    widget(at.selectbox, "upload_target-").set_value(2).run()
+    at.switch_page("pages/adapt_predict.py").run()
+    at.file_uploader(key=f"q_upload-{at.session_state['nonce']}").set_value(("q.png", glyph(2, 6), "image/png"))
+    at.run()
+    at.button(key="add_q_uploads").click().run()
+    at.slider(key="opt-maml_lake-n_steps-3x1").set_value(7)
+    at.slider(key="q_stroke").set_value(20)
+    widget(at.selectbox, "q_label-").set_value(1)
+    at.run()
+    at.switch_page("pages/sinusoid.py").run()
+    at.slider(key="sine_steps").set_value(33).run()
+    at.switch_page("pages/build_task.py").run()
+    assert not at.exception
+    assert at.slider(key="stroke_width").value == 9
+    assert widget(at.selectbox, "upload_target-").value == 2
+    at.switch_page("pages/adapt_predict.py").run()
+    assert not at.exception
+    assert at.slider(key="opt-maml_lake-n_steps-3x1").value == 7
+    assert at.slider(key="q_stroke").value == 20
+    assert widget(at.selectbox, "q_label-").value == 1
+    at.switch_page("pages/sinusoid.py").run()
+    assert at.slider(key="sine_steps").value == 33
+    # A task of another size starts from the card's steps again (2 at 5-way 1-shot, the nearest to 4-way).
+    at.switch_page("pages/build_task.py").run()
+    at.button(key="add_class").click().run()
+    upload(at, 3, [("g3.png", glyph(1, 8), "image/png")])
+    assert task_of(at).n_way == 4 and not task_of(at).problems()
+    at.switch_page("pages/adapt_predict.py").run()
+    assert not at.exception
+    assert at.slider(key="opt-maml_lake-n_steps-4x1").value == 2
+    # The class names changed, so the query's class choice starts afresh: a stale option never lingers.
+    assert widget(at.selectbox, "q_label-").value == "unknown"
 
 
 @pytest.mark.omniglot
@@ -285,7 +326,7 @@ def test_inner_steps_start_from_the_card_for_the_task_size(omniglot):
         assert task_of(at).n_way == n
         at.switch_page("pages/adapt_predict.py").run()
         assert not at.exception
-        assert at.slider(key="opt-maml_lake-n_steps").value == expected
+        assert at.slider(key=f"opt-maml_lake-n_steps-{n}x1").value == expected
         if n == 20:
             at.button(key="adapt").click().run()
             (result,) = at.session_state["results"]["results"]
