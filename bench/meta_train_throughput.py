@@ -21,9 +21,20 @@ CASES = [
     ("maml", {"first_order": False, "inner_steps": 1, "task_batching": "loop"}, 5, 1, 15, 32),
     ("maml", {"first_order": False, "inner_steps": 1, "task_batching": "vmap"}, 5, 1, 15, 32),
     ("maml", {"first_order": False, "inner_steps": 1, "task_batching": "threads"}, 5, 1, 15, 32),
+    (
+        "maml",
+        {"first_order": False, "inner_steps": 1, "task_batching": "threads", "memory_format": "channels_last"},
+        5,
+        1,
+        15,
+        32,
+    ),
     ("maml", {"first_order": False, "inner_steps": 5, "inner_lr": 0.1, "task_batching": "loop"}, 5, 1, 15, 32),
     ("maml", {"first_order": False, "inner_steps": 5, "inner_lr": 0.1, "task_batching": "vmap"}, 5, 1, 15, 32),
     ("maml", {"first_order": True, "inner_steps": 5, "inner_lr": 0.1, "task_batching": "vmap"}, 5, 1, 15, 32),
+    ("maml", {"first_order": True, "inner_steps": 5, "inner_lr": 0.1, "task_batching": "threads"}, 5, 1, 15, 32),
+    ("reptile", {"task_batching": "loop"}, 5, 1, 5, 5),
+    ("reptile", {"task_batching": "threads"}, 5, 1, 5, 5),
 ]
 
 
