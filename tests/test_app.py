@@ -282,7 +282,8 @@ def test_settings_survive_a_visit_to_another_page():
     widget(at.selectbox, "q_label-").set_value(1)
     at.run()
     at.switch_page("pages/sinusoid.py").run()
-    at.slider(key="sine_steps").set_value(33).run()
+    at.slider(key="sine_steps").set_value(33)
+    at.number_input(key="sine_seed").set_value(7).run()
     at.switch_page("pages/build_task.py").run()
     assert not at.exception
     assert at.slider(key="stroke_width").value == 9
@@ -293,7 +294,7 @@ def test_settings_survive_a_visit_to_another_page():
     assert at.slider(key="q_stroke").value == 20
     assert widget(at.selectbox, "q_label-").value == 1
     at.switch_page("pages/sinusoid.py").run()
-    assert at.slider(key="sine_steps").value == 33
+    assert at.slider(key="sine_steps").value == 33 and at.number_input(key="sine_seed").value == 7
     # A task of another size starts from the card's steps again (2 at 5-way 1-shot, the nearest to 4-way).
     at.switch_page("pages/build_task.py").run()
     at.button(key="add_class").click().run()
