@@ -342,7 +342,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def _run_training(cfg: TrainConfig, resume: str | None, ignored: list[str]) -> None:
     try:
         best = train(cfg, resume=resume, ignored=ignored)
-        if distributed.is_main():
+        if distributed.is_main() and best is not None:
             print(f"best checkpoint: {best}")
     finally:
         distributed.cleanup()  # under torchrun; a no-op otherwise

@@ -154,8 +154,9 @@ def continued_seed(seed: int, iteration: int) -> int:
     return int.from_bytes(digest[:6], "big")
 
 
-def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignored: Sequence[str] = ()) -> Path:
-    """Meta-train; returns the path of the best checkpoint (by meta-validation accuracy).
+def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignored: Sequence[str] = ()) -> Path | None:
+    """Meta-train; returns the path of the best checkpoint (by meta-validation accuracy), or None when a
+    run resumed into a new folder never beat the best it resumed with (that one stays where it was written).
 
     A resume keeps the saved run's config except ``RESUME_SETTINGS`` (``data_dir`` only when
     given); ``ignored`` names the caller's flags that it therefore did not apply.
@@ -315,7 +316,16 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignore
                 save(out / "best.pt")
             save(out / "last.pt")
     bar.close()
-    return out / "best.pt"
+    best = out / "best.pt"
+    if best.exists():
+        return best
+    if main:
+        echo(
+            f"no validation of this run beat the best it resumed with ({100 * state['best_val']:.2f}% at "
+            f"iteration {state.get('best_iteration')}): that checkpoint is the best.pt of the run resumed, "
+            f"and {out / 'last.pt'} is where this run ended"
+        )
+    return None
 
 
 def init_weights(learner: MetaLearner, checkpoint: str | Path) -> dict[str, Any]:

@@ -86,3 +86,31 @@ def test_init_weights_takes_the_base_command_from_its_card_when_the_checkpoint_l
     assert init_weights(create_learner("protonet"), newer)["command"] == "own"
     bare = save_checkpoint(tmp_path / "bare.pt", create_learner("protonet"), {}, train_config={})
     assert init_weights(create_learner("protonet"), bare)["command"] == ""
+
+
+def test_a_resume_that_never_beats_its_best_names_no_missing_best_checkpoint(
+    glyphs_train, glyphs_test, tmp_path, monkeypatch
+):
+    """Resumed into a new folder without beating the best so far, a run writes no best.pt there, and
+    must not name one: it says where the best is instead."""
+    from playground.data.protocols import Splits
+    from playground.training import TrainConfig, train
+
+    splits = Splits("lake", glyphs_train, glyphs_test, glyphs_test)
+    monkeypatch.setattr("playground.training.load_splits", lambda *a, **k: splits)
+    cfg = TrainConfig(
+        algorithm="protonet", ways=5, shots=1, query=2, meta_batch=2, iterations=2, val_every=2,
+        val_episodes=4, device="cpu", out=str(tmp_path / "first"), learner={"hidden": 8},
+    )  # fmt: skip
+    best = train(cfg, echo=lambda *_: None)
+    assert best == tmp_path / "first" / "best.pt" and best.is_file()
+    # A best so far that no validation can beat (above 100%).
+    last = tmp_path / "first" / "last.pt"
+    payload = torch.load(last, weights_only=True)
+    payload["training"]["best_val"] = 2.0
+    torch.save(payload, last)
+    said: list[str] = []
+    cfg.iterations, cfg.out = 4, str(tmp_path / "second")
+    assert train(cfg, resume=last, echo=lambda *a: said.append(" ".join(map(str, a)))) is None
+    assert (tmp_path / "second" / "last.pt").is_file() and not (tmp_path / "second" / "best.pt").exists()
+    assert any("no validation of this run beat the best it resumed with (200.00% at iteration 2)" in s for s in said)
