@@ -320,9 +320,12 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignore
     if best.exists():
         return best
     if main:
+        # The best is usually the resumed run's own best.pt beside the last.pt resumed from.
+        earlier = Path(resume).with_name("best.pt") if resume is not None else None
+        where = earlier if earlier is not None and earlier.exists() else f"the best.pt of the run {resume} came from"
         echo(
             f"no validation of this run beat the best it resumed with ({100 * state['best_val']:.2f}% at "
-            f"iteration {state.get('best_iteration')}): that checkpoint is the best.pt of the run resumed, "
+            f"iteration {state.get('best_iteration')}): that checkpoint is {where}, "
             f"and {out / 'last.pt'} is where this run ended"
         )
     return None

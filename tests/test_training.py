@@ -113,4 +113,6 @@ def test_a_resume_that_never_beats_its_best_names_no_missing_best_checkpoint(
     cfg.iterations, cfg.out = 4, str(tmp_path / "second")
     assert train(cfg, resume=last, echo=lambda *a: said.append(" ".join(map(str, a)))) is None
     assert (tmp_path / "second" / "last.pt").is_file() and not (tmp_path / "second" / "best.pt").exists()
-    assert any("no validation of this run beat the best it resumed with (200.00% at iteration 2)" in s for s in said)
+    message = next(s for s in said if "no validation of this run beat" in s)
+    assert "the best it resumed with (200.00% at iteration 2)" in message
+    assert f"that checkpoint is {best}," in message and str(tmp_path / "second" / "last.pt") in message
