@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -54,10 +55,9 @@ def measure(
     repeats: int = 30,
     seed: int = 0,
     test: ClassDataset | None = None,
-) -> list[Latency]:
-    """Time `adapt_and_predict` of every model on ``repeats`` evaluation-alphabet tasks of each size."""
+) -> Iterator[Latency]:
+    """Time `adapt_and_predict` of every model on ``repeats`` evaluation-alphabet tasks of each size, row by row."""
     test = test if test is not None else load_splits("lake", rotations=False).test
-    rows = []
     for n in ways:
         for k in shots:
             sampler = TaskSampler(test, n, k, 1, seed=seed)
@@ -74,18 +74,15 @@ def measure(
                     if i >= WARM_UP:
                         adapt.append(r.adapt_ms)
                         total.append(dt)
-                rows.append(
-                    Latency(
-                        name,
-                        n,
-                        k,
-                        steps if has_steps else None,
-                        statistics.median(adapt),
-                        statistics.median(total),
-                        percentile(total, 0.95),
-                    )
+                yield Latency(
+                    name,
+                    n,
+                    k,
+                    steps if has_steps else None,
+                    statistics.median(adapt),
+                    statistics.median(total),
+                    percentile(total, 0.95),
                 )
-    return rows
 
 
 def markdown_table(rows: list[Latency]) -> str:
@@ -132,15 +129,13 @@ def main(argv: list[str] | None = None) -> list[Latency]:
     print(f"{'model':<16} {'task':<14} {'steps':>5} {'adapt p50':>10} {'total p50':>10} {'total p95':>10}  (ms)")
     test = load_splits("lake", rotations=False).test
     rows = []
-    for n in args.ways:
-        for k in args.shots:
-            for r in measure(models, [n], [k], args.queries, args.steps, args.repeats, test=test):
-                rows.append(r)
-                print(
-                    f"{r.model:<16} {f'{n}-way {k}-shot':<14} {r.steps if r.steps is not None else '-':>5} "
-                    f"{r.adapt_p50:10.1f} {r.total_p50:10.1f} {r.total_p95:10.1f}",
-                    flush=True,
-                )
+    for r in measure(models, args.ways, args.shots, args.queries, args.steps, args.repeats, test=test):
+        rows.append(r)
+        print(
+            f"{r.model:<16} {f'{r.n_way}-way {r.k_shot}-shot':<14} {r.steps if r.steps is not None else '-':>5} "
+            f"{r.adapt_p50:10.1f} {r.total_p50:10.1f} {r.total_p95:10.1f}",
+            flush=True,
+        )
     if args.markdown:
         print()
         print(markdown_table(rows))
