@@ -85,6 +85,11 @@ def measure(
                 )
 
 
+def ms(value: float) -> str:
+    """Milliseconds for a table cell: a decimal below 10 ms, where it still says something."""
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
+
+
 def markdown_table(rows: list[Latency]) -> str:
     """A row per model, a column per task size; each cell adapt + predict p50 / p95 in ms."""
     tasks = list(dict.fromkeys((r.n_way, r.k_shot) for r in rows))
@@ -99,7 +104,7 @@ def markdown_table(rows: list[Latency]) -> str:
         cells = []
         for n, k in tasks:
             r = cell.get((m, n, k))
-            cells.append(f"{r.total_p50:.0f} / {r.total_p95:.0f}" if r else "–")
+            cells.append(f"{ms(r.total_p50)} / {ms(r.total_p95)}" if r else "–")
         lines.append(f"| {m} | {steps if steps is not None else '–'} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

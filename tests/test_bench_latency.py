@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.adapt_latency import main, markdown_table
+from bench.adapt_latency import main, markdown_table, ms
 
 
 @pytest.mark.omniglot
@@ -25,7 +25,11 @@ def test_latency_rows_cover_every_model_and_task_and_the_table_shows_them(omnigl
     assert lines[0] == "| model | steps | 2-way 1-shot | 2-way 2-shot | 3-way 1-shot | 3-way 2-shot |"
     assert lines[2].startswith("| protonet_lake | – | ") and lines[3].startswith("| maml_lake | 4 | ")
     first = next(r for r in rows if r.model == "maml_lake")
-    assert f"{first.total_p50:.0f} / {first.total_p95:.0f}" == lines[3].split(" | ")[2]
+    assert f"{ms(first.total_p50)} / {ms(first.total_p95)}" == lines[3].split(" | ")[2]
+
+
+def test_cells_keep_a_decimal_below_ten_milliseconds():
+    assert [ms(0.04), ms(3.65), ms(9.94), ms(10.4), ms(702.6)] == ["0.0", "3.6", "9.9", "10", "703"]
 
 
 def test_an_unknown_model_name_is_named_in_the_error(capsys):
