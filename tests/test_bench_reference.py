@@ -197,3 +197,21 @@ def test_eval_speed_bench_runs_the_cards_evaluation(omniglot):
         entry.load("cpu"), load_splits("lake", data=omniglot, rotations=False).test, 5, 1, 15, 20
     )
     assert row.split()[-4:] == expected.format().split(), (row, expected.format())
+
+
+def test_the_compiled_benchmark_step_computes_the_reference_meta_gradient():
+    # bench.maml_speed --compile times this step against the reference; its speed-up means
+    # something only if it computes the same meta-gradient. One case (on threads where torch has
+    # two or more, the loop otherwise): compiling takes about a minute.
+    from bench.maml_speed import compiled_maml_step
+
+    learner = _learner(head="per_class", inner_steps=1, task_batching="loop")
+    tasks = random_tasks(3, 5, 1, 3, dtype=torch.float64, seed=1)
+    ref = reference_meta_gradients(learner, tasks, 1)
+    written: dict[str, torch.Tensor] = {}
+    # The step hands its gradient to the optimizer: read it there instead of taking the step.
+    learner.optimizer.step = lambda: written.update({k: p.grad.clone() for k, p in learner.named_parameters()})
+    compiled_maml_step(learner, threads=True)(tasks)
+    assert set(written) == set(ref)
+    scale = max(float(g.abs().max()) for g in ref.values())
+    assert max(float((written[k] - ref[k]).abs().max()) for k in ref) <= TOLERANCE * scale
