@@ -107,10 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--head", choices=["shared", "per_class"])
     t.add_argument(
         "--task-batching",
-        choices=["auto", "loop", "vmap", "grouped", "threads"],
+        choices=["auto", "loop", "vmap", "grouped", "threads", "compiled"],
         help="how MAML-family learners run a meta-batch of tasks (auto: threads on a CPU with several torch "
         "threads, else loop; vmap, or grouped convolutions for second order with transductive batch norm, on "
-        "CUDA; threads: tasks side by side, one CPU thread each)",
+        "CUDA; threads: tasks side by side, one CPU thread each; compiled: each task's meta-gradient compiled "
+        "by torch.compile, plain MAML only, about a minute of compiling first)",
     )
     t.add_argument(
         "--memory-format",
