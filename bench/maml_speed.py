@@ -10,7 +10,8 @@ meta-batch, and the table shows medians. 5-way 1-shot, 15 queries per class, met
 Conv-4 (64 channels) with transductive batch norm and an N-way head (``head="per_class"``, the
 reference's architecture); both start from the same weights. ``--variants`` adds rows for the
 other ways to run ours (task batching, memory layout, the generic module forward) and
-``--compile`` a ``torch.compile`` row for one second-order step (compiling takes minutes on a CPU).
+``--compile`` rows for one second-order step with ``task_batching="compiled"`` (each task's
+meta-gradient compiled by ``torch.compile``; compiling takes a minute or two on a CPU).
 """
 
 from __future__ import annotations
@@ -22,14 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.func import grad
 
 from bench.reference_maml import ReferenceMAML, ReferenceReptile, load_from_playground, random_tasks, reference_model
 from playground.algorithms import create_learner
 from playground.algorithms.maml import MAML
-from playground.algorithms.task_threads import map_tasks
 from playground.device import resolve_device
 from playground.episodes import TaskBatch
 from playground.models.conv4 import to_channels_last
@@ -55,49 +53,6 @@ def maml_pair(opts: dict, device: torch.device, n_way: int) -> tuple[MAML, Refer
     return ours, ref
 
 
-def compiled_maml_step(learner: MAML, threads: bool = False, channels_last: bool = False) -> Step:
-    """Ours with each task's meta-gradient (inner loop and all) compiled by ``torch.compile``.
-
-    A compiled function cannot be differentiated twice, so the whole per-task meta-gradient is
-    one ``torch.func.grad`` of the query loss, compiled as a single forward graph. ``threads`` runs
-    the tasks side by side on CPU threads (`task_threads.map_tasks`), ``channels_last`` passes
-    NHWC images and convolution weights.
-    """
-
-    def task_loss(fast0, sx, sy, qx, qy):
-        fast = learner.inner_loop(fast0, sx, sy, learner.inner_steps, learner.first_order)
-        return F.cross_entropy(learner.forward_fast(fast, qx), qy)
-
-    meta_grad = torch.compile(grad(task_loss))
-    compiled: list[bool] = []
-
-    def step(tasks: TaskBatch) -> None:
-        n_way = int(tasks.support_y[0].max()) + 1
-        fast0 = {k: v.detach() for k, v in learner.initial_fast_weights(n_way).items()}
-        nhwc = to_channels_last if channels_last else (lambda t: t)
-        fast0 = {k: nhwc(v) if v.dim() == 4 else v for k, v in fast0.items()}
-
-        def one(i: int) -> dict[str, torch.Tensor]:
-            sx, qx = nhwc(tasks.support_x[i]), nhwc(tasks.query_x[i])
-            return meta_grad(fast0, sx, tasks.support_y[i], qx, tasks.query_y[i])
-
-        if not compiled:  # compile once on this thread; the workers then reuse it
-            one(0)
-            compiled.append(True)
-        grads = map_tasks(one, len(tasks)) if threads else [one(i) for i in range(len(tasks))]
-        total: dict[str, torch.Tensor] = {}
-        for g in grads:  # in task order, as the loop sums them
-            total = {k: total.get(k, 0) + v / len(tasks) for k, v in g.items()}
-        learner.optimizer.zero_grad(set_to_none=True)
-        for name, p in learner.named_parameters():
-            key = name.replace("head_", "head.")
-            if key in total:
-                p.grad = total[key]
-        learner.optimizer.step()
-
-    return step
-
-
 def cases(device: torch.device, n_way: int, variants: bool, compile_: bool) -> list[Case]:
     """The rows of the table."""
     so1 = {"inner_steps": 1, "inner_lr": 0.4}
@@ -112,14 +67,9 @@ def cases(device: torch.device, n_way: int, variants: bool, compile_: bool) -> l
         ours, ref = maml_pair(opts, device, n_way)
         out.append(Case(label, ours.meta_train_step, ref.meta_train_step))
         if compile_ and opts is so1:  # compiling the 5-step graphs takes far longer
-            for name, kw in (
-                ("", {}),
-                (", NHWC", {"channels_last": True}),
-                (", threads", {"threads": True}),
-                (", threads, NHWC", {"threads": True, "channels_last": True}),
-            ):
-                c, _ = maml_pair({**opts, "task_batching": "loop"}, device, n_way)
-                out.append(Case(f"  {label}: torch.compile{name}", compiled_maml_step(c, **kw), ref.meta_train_step))
+            for name, extra in (("", {}), (", NHWC", {"memory_format": "channels_last"})):
+                c, _ = maml_pair({**opts, "task_batching": "compiled", **extra}, device, n_way)
+                out.append(Case(f"  {label}: torch.compile{name}", c.meta_train_step, ref.meta_train_step))
         if not variants:
             continue
         for name, extra in (

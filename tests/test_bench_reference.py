@@ -199,22 +199,35 @@ def test_eval_speed_bench_runs_the_cards_evaluation(omniglot):
     assert row.split()[-4:] == expected.format().split(), (row, expected.format())
 
 
-def test_the_compiled_benchmark_step_computes_the_reference_meta_gradient():
-    # bench.maml_speed --compile times this step against the reference; its speed-up means
-    # something only if it computes the same meta-gradient. One case (on threads where torch has
-    # two or more, the loop otherwise): compiling takes about a minute.
-    from bench.maml_speed import compiled_maml_step
-
-    learner = _learner(head="per_class", inner_steps=1, task_batching="loop")
+def test_the_compiled_nhwc_step_computes_the_reference_meta_gradient():
+    # bench.maml_speed --compile times task_batching="compiled" (NHWC too) against the reference;
+    # its speed-up means something only if it computes the same meta-gradient. Compiling takes
+    # about a minute; inside it, pooling runs as a chain of where (conv4._max_pool).
+    learner = _learner(head="per_class", inner_steps=1, task_batching="compiled", memory_format="channels_last")
     tasks = random_tasks(3, 5, 1, 3, dtype=torch.float64, seed=1)
     ref = reference_meta_gradients(learner, tasks, 1)
-    written: dict[str, torch.Tensor] = {}
-    # The step hands its gradient to the optimizer: read it there instead of taking the step.
-    learner.optimizer.step = lambda: written.update({k: p.grad.clone() for k, p in learner.named_parameters()})
-    compiled_maml_step(learner, threads=True)(tasks)
+    written = _train_step_meta_gradients(learner, tasks)
     assert set(written) == set(ref)
-    scale = max(float(g.abs().max()) for g in ref.values())
-    assert max(float((written[k] - ref[k]).abs().max()) for k in ref) <= TOLERANCE * scale
+    assert _relative_gap(ref, written) <= TOLERANCE
+
+
+@pytest.mark.parametrize("size", [28, 7, 4])
+def test_where_pooling_is_max_pooling_to_the_second_derivative(size):
+    """The compiled graphs' pooling: max_pool2d's values and gradients, ties (binary glyphs) included."""
+    from playground.models.conv4 import max_pool_2x2_where
+
+    g = torch.Generator().manual_seed(size)
+    x = torch.randint(0, 3, (2, 3, size, size), generator=g).double().requires_grad_()  # many ties
+    v = torch.randn(2, 3, size // 2, size // 2, generator=g, dtype=torch.float64)
+    results = []
+    for pool in (lambda t: torch.nn.functional.max_pool2d(t, 2), max_pool_2x2_where):
+        y = pool(x)
+        (gx,) = torch.autograd.grad((y * v).sum() ** 2, x, create_graph=True)  # a second derivative too
+        (ggx,) = torch.autograd.grad((gx * x).sum(), x)
+        results.append((y, gx, ggx))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+    assert results[0][1].abs().sum() > 0 and results[0][2].abs().sum() > 0
 
 
 def test_compiled_training_step_matches_the_loop():

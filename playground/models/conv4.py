@@ -114,7 +114,39 @@ def batch_stats_embed(
             w, b, gamma, beta = (None if t is None else t.flatten(0, 1) for t in (w, b, gamma, beta))
         x = F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, max(tasks, 1))
         x = F.batch_norm(x, None, None, gamma, beta, True, 0.0, bn.eps)
-        x = F.relu(F.max_pool2d(x, pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode))
+        x = F.relu(_max_pool(x, pool))
     if tasks:
         return x.reshape(n, tasks, -1).transpose(0, 1)
     return x.flatten(1)
+
+
+def _max_pool(x: torch.Tensor, pool: nn.MaxPool2d) -> torch.Tensor:
+    """``pool(x)``; inside ``torch.compile``, a 2x2 stride-2 pool as a chain of `where` (same values and gradients).
+
+    Compiled, max_pool2d keeps its argmax indices and differentiates through a scatter that inductor
+    leaves to aten; the `where` chain fuses with batch norm and its gradients into the generated
+    kernels: 1.4x faster NHWC second-order MAML steps (python -m bench.maml_speed --compile).
+    """
+    square2 = all(_pair(v) == (2, 2) for v in (pool.kernel_size, pool.stride))
+    plain = _pair(pool.padding) == (0, 0) and _pair(pool.dilation) == (1, 1) and not pool.ceil_mode
+    if torch.compiler.is_compiling() and square2 and plain:
+        return max_pool_2x2_where(x)
+    return F.max_pool2d(x, pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode)
+
+
+def _pair(v: int | tuple[int, ...]) -> tuple[int, ...]:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def max_pool_2x2_where(x: torch.Tensor) -> torch.Tensor:
+    """``F.max_pool2d(x, 2)`` from four strided views, keeping the first maximum of a window as it does.
+
+    For finite values, bit for bit max_pool2d's values and gradients to every order: the gradient goes
+    to the first maximum of each window, row by row, ties included (binary glyphs tie often).
+    """
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2  # an odd row or column is dropped, as by max_pool2d
+    a, b = x[..., 0:h:2, 0:w:2], x[..., 0:h:2, 1:w:2]
+    c, d = x[..., 1:h:2, 0:w:2], x[..., 1:h:2, 1:w:2]
+    m = torch.where(b > a, b, a)  # strictly greater: a tie keeps the earlier element
+    m = torch.where(c > m, c, m)
+    return torch.where(d > m, d, m)
