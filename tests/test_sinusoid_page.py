@@ -254,6 +254,15 @@ def messages(at: AppTest) -> str:
     return " ".join(e.value for e in list(at.error) + list(at.warning) + list(at.info))
 
 
+def same_floats(values):
+    """The library's figures as the page may compute them in its own script thread.
+
+    That thread may run torch's float32 kernels with another thread count, so sums are
+    added in another order: equal up to float32 rounding, not bit for bit.
+    """
+    return pytest.approx(values, rel=1e-4, abs=1e-7)
+
+
 def expected_rows(regressors, task, steps: int, step: int | None = None, lr: float | None = None):
     return explore(regressors, task.support_x, task.support_y, steps, lr=lr, truth=task.true_curve).table(step)
 
@@ -278,8 +287,8 @@ def test_page_renders_the_sampled_task_its_fits_and_the_card_figures(regressors)
     df = table(at)
     assert df["method"].tolist() == [method_label(m) for m in METHODS]
     rows = expected_rows(regressors, task_of(0, 5), 10)
-    assert df["support MSE (5 points)"].tolist() == pytest.approx([r["support_mse"] for r in rows])
-    assert df["MSE vs true curve"].tolist() == pytest.approx([r["true_mse"] for r in rows])
+    assert df["support MSE (5 points)"].tolist() == same_floats([r["support_mse"] for r in rows])
+    assert df["MSE vs true curve"].tolist() == same_floats([r["true_mse"] for r in rows])
     assert df["typical MSE vs true curve (600 test tasks)"].tolist()[0] == "0.398 ± 0.086"
     (chart,) = at.get("plotly_chart")[:1]
     assert len(json.loads(chart.proto.spec)["frames"]) == 11  # the animation: steps 0..10
@@ -289,14 +298,14 @@ def test_changing_k_steps_and_the_shown_step_updates_the_table(regressors):
     at = new_page()
     at.slider(key="sine_k").set_value(10).run()
     rows = expected_rows(regressors, task_of(0, 10), 10)
-    assert table(at)["support MSE (10 points)"].tolist() == pytest.approx([r["support_mse"] for r in rows])
+    assert table(at)["support MSE (10 points)"].tolist() == same_floats([r["support_mse"] for r in rows])
     at.slider(key="sine_steps").set_value(3).run()
     assert not at.exception
     rows = expected_rows(regressors, task_of(0, 10), 3)
-    assert table(at)["support MSE (10 points)"].tolist() == pytest.approx([r["support_mse"] for r in rows])
+    assert table(at)["support MSE (10 points)"].tolist() == same_floats([r["support_mse"] for r in rows])
     at.slider(key="sine_show_3").set_value(0).run()
     rows = expected_rows(regressors, task_of(0, 10), 3, step=0)
-    assert table(at)["MSE vs true curve"].tolist() == pytest.approx([r["true_mse"] for r in rows])
+    assert table(at)["MSE vs true curve"].tolist() == same_floats([r["true_mse"] for r in rows])
     at.slider(key="sine_steps").set_value(0).run()  # no steps: no step slider, the unadapted models
     assert not at.exception and not [s for s in at.slider if s.key.startswith("sine_show")]
 
@@ -310,7 +319,7 @@ def test_new_task_button_draws_another_wave(regressors):
     after = table(at)["MSE vs true curve"].tolist()
     assert after != pytest.approx(before)
     rows = expected_rows(regressors, task_of(1, 5), 10)
-    assert after == pytest.approx([r["true_mse"] for r in rows])
+    assert after == same_floats([r["true_mse"] for r in rows])
 
 
 def test_placed_points_are_fitted_without_a_true_curve(regressors):
@@ -326,7 +335,7 @@ def test_placed_points_are_fitted_without_a_true_curve(regressors):
     assert "no true curve" in messages(at)
     x, y = torch.tensor([-2.0, 0.0, 2.5]), torch.tensor([1.0, 3.0, -1.0])
     want = [r["support_mse"] for r in explore(regressors, x, y, 10).table()]
-    assert df["support MSE (3 points)"].tolist() == pytest.approx(want)
+    assert df["support MSE (3 points)"].tolist() == same_floats(want)
 
 
 def test_clicks_place_points_and_snapping_puts_them_on_the_wave():
