@@ -12,6 +12,14 @@ reference's architecture); both start from the same weights. ``--variants`` adds
 other ways to run ours (task batching, memory layout, the generic module forward) and
 ``--compile`` rows for one second-order step with ``task_batching="compiled"`` (each task's
 meta-gradient compiled by ``torch.compile``; compiling takes a minute or two on a CPU).
+
+The last two columns are each side's minor page faults per meta-iteration, in thousands: pages
+the kernel mapped and zeroed because the allocator had handed freed memory back. On a CPU they
+cost the reference much of its time with glibc's defaults; ``--malloc keep`` keeps freed memory
+for both sides (`playground/allocator.py`), and ``--block N`` times N iterations of a side in a row
+instead of strict turns, so neither side runs on the heap the other just left.
+
+    python -m bench.maml_speed --device cpu --threads 2 --compile --match "2nd order, 1 step" --block 4 --malloc keep
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from torch import nn
 from bench.reference_maml import ReferenceMAML, ReferenceReptile, load_from_playground, random_tasks, reference_model
 from playground.algorithms import create_learner
 from playground.algorithms.maml import MAML
+from playground.allocator import keep_freed_memory, minor_page_faults
 from playground.device import resolve_device
 from playground.episodes import TaskBatch
 from playground.models.conv4 import to_channels_last
@@ -136,6 +145,30 @@ def timed(fn: Step, tasks: TaskBatch, device: torch.device, clock: Callable[[], 
     return clock() - t
 
 
+def side_by_side(
+    case: Case, batches: list[TaskBatch], steps: int, block: int, time_one: Callable[[Step, TaskBatch], float]
+) -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
+    """(seconds, minor page faults) of ``steps`` meta-iterations of ours and of the reference, taken in turns.
+
+    ``block=1`` alternates single iterations: ours, reference, ours, ... . ``block=N`` runs N + 1
+    iterations of one side, then of the other, and keeps the last N of each run: each side is
+    timed as it runs in training, one step after another, not on the heap the other just left.
+    """
+    ours: list[tuple[float, int]] = []
+    ref: list[tuple[float, int]] = []
+    sides = [(case.ours, ours)] + ([(case.reference, ref)] if case.reference is not None else [])
+    i = 0
+    while len(ours) < steps:
+        for fn, out in sides:
+            for j in range(block + (block > 1)):
+                faults = minor_page_faults()
+                t = time_one(fn, batches[(i + j) % len(batches)])
+                if (block == 1 or j > 0) and len(out) < steps:
+                    out.append((t, minor_page_faults() - faults))
+        i += block
+    return ours, ref
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="auto")
@@ -150,11 +183,27 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (compiling takes minutes)")
     ap.add_argument("--match", default=None, help="time only the rows whose label contains this text")
     ap.add_argument(
+        "--block",
+        type=int,
+        default=1,
+        help="iterations of one side in a row (after one untimed), then of the other (default 1: strict turns)",
+    )
+    ap.add_argument(
+        "--malloc",
+        choices=["default", "keep"],
+        default="default",
+        help="glibc's malloc as it is, or keeping freed memory (no page faults for reused buffers) for both sides",
+    )
+    ap.add_argument(
         "--cpu-time",
         action="store_true",
         help="time the process's CPU seconds, not wall-clock: steadier on a busy machine (use with --threads 1)",
     )
     args = ap.parse_args()
+    if args.block < 1:
+        ap.error(f"--block must be at least 1, got {args.block}")
+    if args.malloc == "keep" and not keep_freed_memory():
+        ap.error("--malloc keep needs glibc's malloc (Linux); this C library is not glibc")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -166,10 +215,15 @@ def main() -> None:
         f"device {device}; {torch.get_num_threads()} threads; torch {torch.__version__}; "
         f"{args.ways}-way {args.shots}-shot, {args.queries} queries/class, meta-batch {args.batch}; "
         f"median of {args.steps} iterations"
+        + (f" in blocks of {args.block}" if args.block > 1 else "")
+        + f"; malloc {args.malloc}"
         + (" (CPU time)" if args.cpu_time else "")
         + (f"; load average {load}" if load else "")
     )
-    print(f"{'case':<48} {'ours ms':>9} {'tasks/s':>8} {'ref ms':>9} {'tasks/s':>8} {'speed-up':>8}")
+    print(
+        f"{'case':<48} {'ours ms':>9} {'tasks/s':>8} {'ref ms':>9} {'tasks/s':>8} {'speed-up':>8}"
+        f" {'ours kflt':>9} {'ref kflt':>9}"
+    )
     for case in cases(device, args.ways, args.variants, args.compile):
         if args.match and args.match.lower() not in case.label.lower():
             continue
@@ -179,19 +233,17 @@ def main() -> None:
             if case.reference is not None:
                 case.reference(batches[i % 2])
         first = time.perf_counter() - t
-        ours, ref = [], []
-        for i in range(args.steps):
-            ours.append(timed(case.ours, batches[i % 2], device, clock))
-            if case.reference is not None:
-                ref.append(timed(case.reference, batches[i % 2], device, clock))
-        o = statistics.median(ours)
+        ours, ref = side_by_side(case, batches, args.steps, args.block, lambda fn, b: timed(fn, b, device, clock))
+        o = statistics.median(t for t, _ in ours)
         row = f"{case.label:<48} {1000 * o:9.0f} {args.batch / o:8.1f}"
         if ref:
-            r = statistics.median(ref)
+            r = statistics.median(t for t, _ in ref)
             row += f" {1000 * r:9.0f} {args.batch / r:8.1f} {r / o:7.2f}x"
         else:
             row += f" {'-':>9} {'-':>8} {'-':>8}"
-        if first > 10 * (o + (statistics.median(ref) if ref else 0)):
+        row += f" {statistics.median(f for _, f in ours) / 1000:9.0f}"
+        row += f" {statistics.median(f for _, f in ref) / 1000:9.0f}" if ref else f" {'-':>9}"
+        if first > 10 * (o + (statistics.median(t for t, _ in ref) if ref else 0)):
             row += f"  (warm-up {first:.0f} s)"
         print(row, flush=True)
     print(f"load average at the end: {load_average() or 'unknown'}")

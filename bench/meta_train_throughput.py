@@ -1,6 +1,7 @@
 """Meta-training throughput (tasks/s) of each algorithm on this machine.
 
 python -m bench.meta_train_throughput --device auto
+python -m bench.meta_train_throughput --device cpu --malloc keep   # as the training CLI runs
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import time
 import torch
 
 from playground.algorithms import create_learner
+from playground.allocator import keep_freed_memory
 from playground.data.protocols import load_splits
 from playground.device import resolve_device
 from playground.episodes import TaskSampler
@@ -42,10 +44,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="auto")
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument(
+        "--malloc",
+        choices=["default", "keep"],
+        default="default",
+        help="glibc's malloc as it is, or keeping freed memory as `python -m playground train` does by default",
+    )
     args = ap.parse_args()
+    if args.malloc == "keep" and not keep_freed_memory():
+        ap.error("--malloc keep needs glibc's malloc (Linux); this C library is not glibc")
     device = resolve_device(args.device)
     train = load_splits("lake").train.to(device)
-    print(f"device {device}; torch {torch.__version__}")
+    print(f"device {device}; torch {torch.__version__}; malloc {args.malloc}")
     print(f"{'algorithm':<10} {'options':<62} {'task':<12} {'batch':>5} {'ms/iter':>9} {'tasks/s':>9}")
     for algo, opts, n, k, q, b in CASES:
         torch.manual_seed(0)

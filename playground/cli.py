@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
 
 from playground import distributed
 from playground.algorithms import available, learner_class
+from playground.allocator import keep_freed_memory
 from playground.checkpoints import (
     CheckpointError,
     learner_from_checkpoint,
@@ -137,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--init-from", default=None, help="start from this checkpoint's weights (same architecture), e.g. to fine-tune"
+    )
+    t.add_argument(
+        "--malloc",
+        choices=["keep", "default"],
+        default="keep",
+        help="keep: glibc's malloc keeps freed memory for the next step instead of returning it to the OS, "
+        "sparing the kernel's page faults (ProtoNet's 60-way step about 1.5x faster on a CPU; memory stays at "
+        "its peak); default: glibc's own settings. Linux only; elsewhere nothing changes",
     )
 
     e = sub.add_parser("evaluate", help="accuracy of a checkpoint with its 95%% CI")
@@ -293,7 +303,7 @@ def _learner_options(args: argparse.Namespace) -> dict:
 
 
 # The flags a resume takes; every other setting is the saved run's own.
-RESUME_FLAGS = {"--resume", *map(as_flag, RESUME_SETTINGS)}
+RESUME_FLAGS = {"--resume", "--malloc", *map(as_flag, RESUME_SETTINGS)}  # --malloc: the process, not the run
 
 
 def typed_flags(argv: list[str]) -> list[str]:
@@ -304,6 +314,10 @@ def typed_flags(argv: list[str]) -> list[str]:
 
 def cmd_train(args: argparse.Namespace) -> None:
     command = shlex.join(["python", "-m", "playground", *args.argv])
+    if args.malloc == "keep" and keep_freed_memory() and os.environ.get("RANK", "0") == "0":
+        # Said on stderr (by torchrun's rank 0 only): the setting changes speed, never results, so it
+        # is not part of the run's config.
+        print("malloc: freed memory is kept for reuse (--malloc default for glibc's own settings)", file=sys.stderr)
     if args.resume:
         # Not validated against --algorithm's default: the algorithm and its settings are the checkpoint's.
         typed = typed_flags(args.argv)
