@@ -7,11 +7,15 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).parent / "pages"))  # the pages' shared modules (ui, canvas)
 
+from playground.allocator import keep_freed_memory  # noqa: E402
 from playground.checkpoints import weights_fingerprint  # noqa: E402
 
 from ui import catalogue, chosen_models, current_device, device_choices, load_models, state  # noqa: E402
 
 st.set_page_config(page_title="meta-learning playground", page_icon="✍️", layout="wide")
+# glibc then reuses freed activation buffers instead of mapping fresh pages for every adaptation:
+# 20-way 5-shot ProtoNet 2.2x, the ensemble 1.7x, MAML 1.2x faster (README, Benchmarks). Idempotent.
+keep_freed_memory()
 state()
 
 pages = [

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from bench.malloc_flag import add_malloc_flag, apply_malloc_flag
 from playground.algorithms.base import MetaLearner
 from playground.data.protocols import ClassDataset, load_splits
 from playground.device import resolve_device
@@ -120,7 +121,9 @@ def main(argv: list[str] | None = None) -> list[Latency]:
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--models", nargs="+", default=None, help="shipped model names (default: all)")
     ap.add_argument("--markdown", action="store_true", help="print one markdown table at the end")
+    add_malloc_flag(ap)
     args = ap.parse_args(argv)
+    apply_malloc_flag(ap, args)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -130,7 +133,7 @@ def main(argv: list[str] | None = None) -> list[Latency]:
     if unknown:
         ap.error(f"unknown model(s) {', '.join(unknown)}; shipped: {', '.join(shipped)}")
     models = {n: shipped[n].load(device) for n in names}
-    print(f"device {device}; {torch.get_num_threads()} threads; torch {torch.__version__}")
+    print(f"device {device}; {torch.get_num_threads()} threads; torch {torch.__version__}; malloc {args.malloc}")
     print(f"{'model':<16} {'task':<14} {'steps':>5} {'adapt p50':>10} {'total p50':>10} {'total p95':>10}  (ms)")
     test = load_splits("lake", rotations=False).test
     rows = []

@@ -33,10 +33,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from bench.malloc_flag import add_malloc_flag, apply_malloc_flag
 from bench.reference_maml import ReferenceMAML, ReferenceReptile, load_from_playground, random_tasks, reference_model
 from playground.algorithms import create_learner
 from playground.algorithms.maml import MAML
-from playground.allocator import keep_freed_memory, minor_page_faults
+from playground.allocator import minor_page_faults
 from playground.device import resolve_device
 from playground.episodes import TaskBatch
 from playground.models.conv4 import to_channels_last
@@ -188,12 +189,7 @@ def main() -> None:
         default=1,
         help="iterations of one side in a row (after one untimed), then of the other (default 1: strict turns)",
     )
-    ap.add_argument(
-        "--malloc",
-        choices=["default", "keep"],
-        default="default",
-        help="glibc's malloc as it is, or keeping freed memory (no page faults for reused buffers) for both sides",
-    )
+    add_malloc_flag(ap)
     ap.add_argument(
         "--cpu-time",
         action="store_true",
@@ -202,8 +198,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.block < 1:
         ap.error(f"--block must be at least 1, got {args.block}")
-    if args.malloc == "keep" and not keep_freed_memory():
-        ap.error("--malloc keep needs glibc's malloc (Linux); this C library is not glibc")
+    apply_malloc_flag(ap, args)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

@@ -11,8 +11,8 @@ import time
 
 import torch
 
+from bench.malloc_flag import add_malloc_flag, apply_malloc_flag
 from playground.algorithms import create_learner
-from playground.allocator import keep_freed_memory
 from playground.data.protocols import load_splits
 from playground.device import resolve_device
 from playground.episodes import TaskSampler
@@ -44,15 +44,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="auto")
     ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument(
-        "--malloc",
-        choices=["default", "keep"],
-        default="default",
-        help="glibc's malloc as it is, or keeping freed memory as `python -m playground train` does by default",
-    )
+    add_malloc_flag(ap)
     args = ap.parse_args()
-    if args.malloc == "keep" and not keep_freed_memory():
-        ap.error("--malloc keep needs glibc's malloc (Linux); this C library is not glibc")
+    apply_malloc_flag(ap, args)
     device = resolve_device(args.device)
     train = load_splits("lake").train.to(device)
     print(f"device {device}; torch {torch.__version__}; malloc {args.malloc}")
