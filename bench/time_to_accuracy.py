@@ -9,6 +9,7 @@ iterations, measures 5-way 1-shot accuracy on the evaluation alphabets over ``--
 seeded episodes. The clock counts training only, not the checks. When a check reaches
 ``--target`` it is confirmed over 600 episodes; the first confirmed check gives the figure.
 Prints one line per check and a summary line; ``--log`` also writes them as JSON lines.
+``--malloc keep`` keeps freed memory, as ``playground train`` does by default.
 The outer rate is constant unless ``--cosine-over N``: then it decays as in ``playground train
 --iterations N`` (the training CLI's cosine schedule), which some learners need to settle.
 """
@@ -21,6 +22,7 @@ import time
 
 import torch
 
+from bench.malloc_flag import add_malloc_flag, apply_malloc_flag
 from playground.algorithms import create_learner
 from playground.cli import _parse_value
 from playground.data.protocols import load_splits
@@ -53,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="decay the outer rate over N iterations as `playground train --iterations N` does (default: constant)",
     )
+    add_malloc_flag(ap)
     args = ap.parse_args(argv)
+    apply_malloc_flag(ap, args)
     if args.cosine_over is not None and args.cosine_over < 1:
         ap.error(f"--cosine-over must be at least 1 iteration, got {args.cosine_over}")
     if args.threads:
