@@ -387,9 +387,10 @@ class MAML(MetaLearner):
 
         A compiled function cannot be differentiated twice, so the whole task (inner loop, query
         loss) is one ``torch.func.grad``, traced as a single graph: the loop's meta-gradient up to
-        float order. With ``memory_format="channels_last"`` 1.74x-2.13x the clone-per-task reference
-        on 2 CPU cores (python -m bench.maml_speed --compile), after about a minute of compiling
-        per process (again for a new task size).
+        float order. With ``memory_format="channels_last"`` 1.6x-1.7x the clone-per-task reference
+        on 2 CPU cores when both keep freed memory, 2.1x-2.4x against the reference on glibc's
+        malloc as it is (python -m bench.maml_speed --compile --malloc keep|default), after about
+        a minute of compiling per process (again for a new task size).
         """
         cached = self.__dict__.get("_compiled_grad")
         if cached is not None:
