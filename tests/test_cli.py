@@ -104,8 +104,9 @@ def test_train_resume_evaluate_end_to_end(omniglot, tmp_path):
     # The card says how the model was made: the command that trained it, every flag included.
     assert card["training"]["command"].startswith("python -m playground train --algorithm protonet")
     assert "--iterations 2" in card["training"]["command"]  # the run that made best.pt (iteration 2)
-    r = run_cli("lake-runs", str(out / "best.pt"))
+    r = run_cli("lake-runs", str(out / "best.pt"), "--malloc", "default")
     assert r.returncode == 0, r.stderr
+    assert "malloc" not in r.stderr
     assert "people" in r.stdout and "4.5% error" in r.stdout
     r = run_cli("report", "--dir", str(out))
     assert r.returncode == 0, r.stderr
