@@ -6,9 +6,10 @@ the heap is trimmed. A meta-learning step allocates activations of several MiB e
 over: each fresh block is new pages, zeroed by the kernel on first touch. On this project's 2-core
 machine the clone-per-task MAML reference took 300,000 to 500,000 minor page faults per
 meta-iteration that way, and kept memory made it about a third faster; ProtoNet's 60-way training
-step about 1.5x (the README's Benchmarks section). ``python -m playground train`` keeps freed
-memory unless ``--malloc default``. ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` in the
-environment do the same for any program, at start-up.
+step about 1.5x (the README's Benchmarks section). The CLI's ``train``, ``evaluate``, ``lake-runs``
+and ``calibrate-steps`` keep freed memory unless ``--malloc default``, and so does the app.
+``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` in the environment do the same for any
+program, at start-up.
 """
 
 from __future__ import annotations
