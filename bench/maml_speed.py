@@ -10,8 +10,9 @@ meta-batch, and the table shows medians. 5-way 1-shot, 15 queries per class, met
 Conv-4 (64 channels) with transductive batch norm and an N-way head (``head="per_class"``, the
 reference's architecture); both start from the same weights. ``--variants`` adds rows for the
 other ways to run ours (task batching, memory layout, the generic module forward) and
-``--compile`` rows for one second-order step with ``task_batching="compiled"`` (each task's
-meta-gradient compiled by ``torch.compile``; compiling takes a minute or two on a CPU).
+``--compile`` rows for one second-order step and for Reptile with ``task_batching="compiled"``
+(each task's meta-gradient, or Reptile's fit, compiled by ``torch.compile``; compiling takes a
+minute or two on a CPU).
 
 The last two columns are each side's minor page faults per meta-iteration, in thousands: pages
 the kernel mapped and zeroed because the allocator had handed freed memory back. On a CPU they
@@ -101,6 +102,14 @@ def cases(device: torch.device, n_way: int, variants: bool, compile_: bool) -> l
     reptile = create_learner("reptile", n_way=n_way, head="per_class", inner_steps=5, inner_lr=0.1).to(device)
     ref = ReferenceReptile(load_from_playground(reference_model(n_way).to(device), reptile), 0.1, 5, reptile.outer_lr)
     out.append(Case("Reptile, 5 steps", reptile.meta_train_step, ref.meta_train_step))
+    if compile_:
+        for name, extra in (("", {}), (", NHWC", {"memory_format": "channels_last"})):
+            torch.manual_seed(0)
+            c = create_learner(
+                "reptile", n_way=n_way, head="per_class", inner_steps=5, inner_lr=0.1, task_batching="compiled", **extra
+            )
+            label = f"  Reptile, 5 steps: torch.compile{name}"
+            out.append(Case(label, c.to(device).meta_train_step, ref.meta_train_step))
     if variants:
         for name, extra in (
             ("NHWC", {"memory_format": "channels_last"}),

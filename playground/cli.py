@@ -125,9 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "loop", "vmap", "grouped", "threads", "compiled"],
         help="how MAML-family learners run a meta-batch of tasks (auto: threads on a CPU with several torch "
         "threads, else loop; vmap, or grouped convolutions for second order with transductive batch norm, on "
-        "CUDA; threads: tasks side by side, one CPU thread each; compiled: each task's meta-gradient compiled "
-        "by torch.compile, plain MAML only, about a minute of compiling first; fastest on a CPU with "
-        "--memory-format channels_last)",
+        "CUDA; threads: tasks side by side, one CPU thread each; compiled: each task's meta-gradient (MAML) "
+        "or fit (Reptile) compiled by torch.compile, about a minute of compiling first; for MAML fastest on a "
+        "CPU with --memory-format channels_last)",
     )
     t.add_argument(
         "--memory-format",

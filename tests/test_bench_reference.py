@@ -249,3 +249,21 @@ def test_compiled_training_step_matches_the_loop():
 def test_compiled_is_refused_where_a_gradient_would_be_lost():
     with pytest.raises(ValueError, match="compiled"):
         create_learner("metasgd", task_batching="compiled")  # its learned step sizes
+
+
+def test_compiled_reptile_fits_each_task_as_the_loop_does():
+    # Reptile with task_batching="compiled" (bench.maml_speed --compile): each task's whole fit is one
+    # compiled graph. Compared on the adapted weights themselves: the outer Adam's first step would
+    # hide a wrong magnitude.
+    tasks = random_tasks(3, 5, 1, 3, dtype=torch.float64, seed=3)
+    loop = _learner("reptile", head="per_class", task_batching="loop").adapted_weights(tasks)
+    learner = _learner("reptile", head="per_class", task_batching="compiled")
+    compiled = learner.adapted_weights(tasks)
+    start = {k: t.detach() for k, t in learner.initial_fast_weights(5).items()}
+    assert max(float((loop[0][k] - start[k]).abs().max()) for k in start) > 1e-3  # the fit did move them
+    assert _relative_gap(loop[0], compiled[0]) <= TOLERANCE
+    assert torch.allclose(loop[1], compiled[1], rtol=1e-10) and torch.equal(loop[2], compiled[2])
+    # And the compiled fit serves the meta-update.
+    before = {k: p.detach().clone() for k, p in learner.named_parameters()}
+    learner.meta_train_step(tasks)
+    assert any(not torch.equal(before[k], p) for k, p in learner.named_parameters())

@@ -108,6 +108,20 @@ class Reptile(MAML):
         return fast
 
     # -- meta-training --------------------------------------------------------------------------
+    def _compilable(self) -> bool:
+        """Can each task's fit be one compiled function? Reptile's own fit: no gradient flows through it."""
+        cls = type(self)
+        return all(getattr(cls, m) is getattr(Reptile, m) for m in ("inner_update", "_fit_task", "inner_loop"))
+
+    def _compiled_fit(self):
+        """``torch.compile`` of `_fit_task`: a task's whole inner loop as one graph, built once per learner."""
+        cached = self.__dict__.get("_compiled_fit_fn")
+        if cached is None:
+            cached = torch.compile(self._fit_task)
+            # Kept out of the module's attributes proper: not a parameter, not saved, not copied.
+            self.__dict__["_compiled_fit_fn"] = cached
+        return cached
+
     def _fit_task(self, fast0: Params, x: torch.Tensor, y: torch.Tensor):
         fast = self.inner_loop(fast0, x, y, self.inner_steps, first_order=True)
         fast = {k: t.detach() for k, t in fast.items()}
@@ -124,8 +138,12 @@ class Reptile(MAML):
         with torch.enable_grad():
             if self._use_vmap(x.device):
                 return vmap(lambda xi, yi: self._fit_task(fast0, xi, yi), randomness="different")(x, y)
-            if self._batching(x.device) == "threads":  # grad mode is per thread; workers start with it on
+            mode = self._batching(x.device)
+            if mode == "threads":  # grad mode is per thread; workers start with it on
                 out = map_tasks(lambda i: self._fit_task(fast0, x[i], y[i]), len(tasks))
+            elif mode == "compiled":
+                fit = self._compiled_fit()
+                out = [fit(fast0, x[i], y[i]) for i in range(len(tasks))]
             else:
                 out = [self._fit_task(fast0, x[i], y[i]) for i in range(len(tasks))]
         fast = {k: torch.stack([o[0][k] for o in out]) for k in fast0}
