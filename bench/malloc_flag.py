@@ -1,20 +1,16 @@
-"""The benchmarks' ``--malloc default|keep`` flag: glibc's malloc as it is, or keeping freed memory."""
+"""The benchmarks' ``--malloc default|keep`` flag: glibc's malloc as it is (their default), or keeping freed memory."""
 
 from __future__ import annotations
 
 import argparse
 
 from playground.allocator import keep_freed_memory
+from playground.cli import add_malloc_flag as _add_cli_malloc_flag
 
 
 def add_malloc_flag(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument(
-        "--malloc",
-        choices=["default", "keep"],
-        default="default",
-        help="glibc's malloc as it is, or keeping freed memory for reuse in the whole process, as "
-        "`python -m playground train` and the app do (no page faults for reused buffers)",
-    )
+    """The CLI's ``--malloc``, with glibc's own settings by default: a benchmark changes them only when asked."""
+    _add_cli_malloc_flag(ap, default="default")
 
 
 def apply_malloc_flag(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:

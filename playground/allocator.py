@@ -15,7 +15,7 @@ program, at start-up.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import platform
 import resource
 
@@ -29,6 +29,7 @@ def is_glibc() -> bool:
     return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 
+@functools.cache  # once per process: the app calls it on every rerun of its script
 def keep_freed_memory() -> bool:
     """Make this process's malloc reuse freed blocks up to 32 MiB instead of returning them to the OS.
 
@@ -38,7 +39,7 @@ def keep_freed_memory() -> bool:
     """
     if not is_glibc():
         return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc = ctypes.CDLL("libc.so.6")  # glibc's soname on every Linux architecture
     # mallopt returns 1 on success, 0 on error.
     return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_NEVER))
 

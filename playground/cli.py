@@ -65,16 +65,16 @@ def non_negative(name: str):
     return number(name, int, lambda v: v >= 0, "0 or more")
 
 
-def add_malloc_flag(p: argparse.ArgumentParser) -> None:
-    """``--malloc``, for the commands that compute for minutes to hours on a CPU."""
+def add_malloc_flag(p: argparse.ArgumentParser, default: str = "keep") -> None:
+    """``--malloc``, for the commands (and benchmarks) that compute for minutes to hours on a CPU."""
     p.add_argument(
         "--malloc",
         choices=["keep", "default"],
-        default="keep",
+        default=default,
         help="keep: glibc's malloc keeps freed memory for reuse instead of returning it to the OS, sparing the "
         "kernel's page faults (on a CPU ProtoNet's 60-way training step about 1.5x faster, a 50-step 20-way "
         "5-shot FO-MAML evaluation 1.45x; memory stays at its peak); default: glibc's own settings. Linux only; "
-        "elsewhere nothing changes",
+        "elsewhere nothing changes (default: %(default)s)",
     )
 
 
