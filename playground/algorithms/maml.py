@@ -392,9 +392,6 @@ class MAML(MetaLearner):
         malloc as it is (python -m bench.maml_speed --compile --malloc keep|default), after about
         a minute of compiling per process (again for a new task size).
         """
-        cached = self.__dict__.get("_compiled_grad")
-        if cached is not None:
-            return cached
 
         def task_loss(params: Params, n_way: int, sx, sy, qx, qy):
             body = {k: v for k, v in params.items() if k.startswith("body.")}
@@ -404,9 +401,15 @@ class MAML(MetaLearner):
             loss = F.cross_entropy(logits, qy)
             return loss, (loss.detach(), (logits.argmax(-1) == qy).float().mean())
 
-        fn = torch.compile(grad(task_loss, has_aux=True))
-        # Kept out of the module's attributes proper: not a parameter, not saved, not copied.
-        self.__dict__["_compiled_grad"] = fn
+        return self._compile_once("_compiled_grad", lambda: grad(task_loss, has_aux=True))
+
+    def _compile_once(self, key: str, build: Callable[[], Callable]) -> Callable:
+        """``torch.compile(build())``, made on first use and kept under ``key`` for the learner's life."""
+        fn = self.__dict__.get(key)
+        if fn is None:
+            fn = torch.compile(build())
+            # Kept out of the module's attributes proper: not a parameter, not saved, not copied.
+            self.__dict__[key] = fn
         return fn
 
     def _compiled_step(self, tasks: TaskBatch, grad_hook) -> StepStats:

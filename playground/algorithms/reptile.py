@@ -113,15 +113,6 @@ class Reptile(MAML):
         cls = type(self)
         return all(getattr(cls, m) is getattr(Reptile, m) for m in ("inner_update", "_fit_task", "inner_loop"))
 
-    def _compiled_fit(self):
-        """``torch.compile`` of `_fit_task`: a task's whole inner loop as one graph, built once per learner."""
-        cached = self.__dict__.get("_compiled_fit_fn")
-        if cached is None:
-            cached = torch.compile(self._fit_task)
-            # Kept out of the module's attributes proper: not a parameter, not saved, not copied.
-            self.__dict__["_compiled_fit_fn"] = cached
-        return cached
-
     def _fit_task(self, fast0: Params, x: torch.Tensor, y: torch.Tensor):
         fast = self.inner_loop(fast0, x, y, self.inner_steps, first_order=True)
         fast = {k: t.detach() for k, t in fast.items()}
@@ -142,7 +133,7 @@ class Reptile(MAML):
             if mode == "threads":  # grad mode is per thread; workers start with it on
                 out = map_tasks(lambda i: self._fit_task(fast0, x[i], y[i]), len(tasks))
             elif mode == "compiled":
-                fit = self._compiled_fit()
+                fit = self._compile_once("_compiled_fit", lambda: self._fit_task)
                 out = [fit(fast0, x[i], y[i]) for i in range(len(tasks))]
             else:
                 out = [self._fit_task(fast0, x[i], y[i]) for i in range(len(tasks))]
