@@ -16,6 +16,10 @@ averages the meta-gradients) share nothing but that all-reduce. This prints task
 
 side by side: every timed iteration runs the three, one after the other, on the same meta-batch
 while the others wait idle (the ranks block on a queue), and the table shows medians.
+``--malloc keep`` keeps freed memory in this process and in every rank (`playground/allocator.py`),
+as `train` does by default; the benchmark's own default is glibc's settings.
+
+    python -m bench.process_throughput --processes 2 --threads 2 --malloc keep
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from bench.malloc_flag import add_malloc_flag, apply_malloc_flag
 from bench.maml_speed import load_average, maml_pair
 from bench.reference_maml import random_tasks
 from playground import distributed
+from playground.allocator import keep_freed_memory
 
 CPU = torch.device("cpu")
 
@@ -44,8 +50,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rank(rank: int, world: int, port: int, opts: dict, tasks_args: tuple, go, done) -> None:
+def _rank(rank: int, world: int, port: int, opts: dict, tasks_args: tuple, keep_memory: bool, go, done) -> None:
     """One gloo rank: builds the learner as every rank does, then times a meta-step per message."""
+    kept = keep_memory and keep_freed_memory()  # a spawned process starts with glibc's own settings
     os.environ.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world)
     )
@@ -65,7 +72,7 @@ def _rank(rank: int, world: int, port: int, opts: dict, tasks_args: tuple, go, d
         flat = torch.cat([p.detach().flatten() for p in ours.parameters()])
         spread = flat.clone()
         dist.all_reduce(spread, op=dist.ReduceOp.MAX)
-        done.put((float((spread - flat).abs().max()), float((flat - start).abs().max())))
+        done.put((float((spread - flat).abs().max()), float((flat - start).abs().max()), kept))
     finally:
         distributed.cleanup()
 
@@ -83,9 +90,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--inner-steps", type=int, default=1)
     ap.add_argument("--inner-lr", type=float, default=0.4)
     ap.add_argument("--first-order", action="store_true")
+    add_malloc_flag(ap)
     args = ap.parse_args(argv)
     if args.batch % args.processes:
         ap.error(f"--batch {args.batch} does not divide among {args.processes} processes")
+    apply_malloc_flag(ap, args)
     if args.threads:
         torch.set_num_threads(args.threads)
     opts = {"inner_steps": args.inner_steps, "inner_lr": args.inner_lr, "first_order": args.first_order}
@@ -98,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     go, done = [ctx.SimpleQueue() for _ in range(args.processes)], ctx.Queue()
     ranks = mp.start_processes(
         _rank,
-        args=(args.processes, free_port(), opts, tasks_args, go, done),
+        args=(args.processes, free_port(), opts, tasks_args, args.malloc == "keep", go, done),
         nprocs=args.processes,
         join=False,
         start_method="spawn",
@@ -126,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         f"{torch.get_num_threads()} threads here, {args.processes} processes x 1 thread; torch {torch.__version__}; "
         f"{args.ways}-way {args.shots}-shot, {args.queries} queries/class, meta-batch {args.batch}, "
         f"{args.inner_steps} inner step(s), {'first' if args.first_order else 'second'} order; "
-        f"median of {args.steps}" + (f"; load average {load}" if load else ""),
+        f"median of {args.steps}; malloc {args.malloc}" + (f"; load average {load}" if load else ""),
         flush=True,
     )
     times: dict[str, list[float]] = {"reference": [], "threads": [], "processes": []}
@@ -143,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                     times[k].append(v)
         for q in go:
             q.put(None)
-        spread, moved = (max(v) for v in zip(*collect()))
+        spread, moved, kept = zip(*collect())
     finally:
         for p in ranks.processes:
             p.join(timeout=60)
@@ -159,10 +168,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     for k, m in medians.items():
         print(f"{labels[k]:<58} {1000 * m:7.0f} {args.batch / m:8.1f} {medians['reference'] / m:7.2f}x")
     print(
-        f"the ranks' weights moved by up to {moved:.1e} and differ from each other by at most {spread:.1e}; "
+        f"the ranks' weights moved by up to {max(moved):.1e} and differ from each other by at most {max(spread):.1e}; "
         f"load average at the end {load_average() or '?'}"
     )
-    return {**medians, "rank_spread": spread, "rank_moved": moved}
+    return {**medians, "rank_spread": max(spread), "rank_moved": max(moved), "ranks_kept_memory": all(kept)}
 
 
 if __name__ == "__main__":
