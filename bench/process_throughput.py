@@ -12,7 +12,8 @@ averages the meta-gradients) share nothing but that all-reduce. This prints task
   ``--threads`` torch threads in this process,
 * ours in this process, tasks side by side on threads, channels-last (the best single-process row
   of ``bench.maml_speed``),
-* ours on ``--processes`` gloo ranks of one thread each (channels-last, a task loop per rank),
+* ours on ``--processes`` gloo ranks of one thread each (channels-last, a task loop per rank, or
+  with ``--rank-batching compiled`` each task's meta-gradient compiled by ``torch.compile``),
 
 side by side: every timed iteration runs the three, one after the other, on the same meta-batch
 while the others wait idle (the ranks block on a queue), and the table shows medians.
@@ -50,7 +51,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rank(rank: int, world: int, port: int, opts: dict, tasks_args: tuple, keep_memory: bool, go, done) -> None:
+def _rank(
+    rank: int, world: int, port: int, opts: dict, tasks_args: tuple, keep_memory: bool, batching: str, go, done
+) -> None:
     """One gloo rank: builds the learner as every rank does, then times a meta-step per message."""
     kept = keep_memory and keep_freed_memory()  # a spawned process starts with glibc's own settings
     os.environ.update(
@@ -59,7 +62,7 @@ def _rank(rank: int, world: int, port: int, opts: dict, tasks_args: tuple, keep_
     torch.set_num_threads(1)
     distributed.setup(CPU)
     try:
-        ours, _ = maml_pair({**opts, "task_batching": "loop", "memory_format": "channels_last"}, CPU, tasks_args[1])
+        ours, _ = maml_pair({**opts, "task_batching": batching, "memory_format": "channels_last"}, CPU, tasks_args[1])
         distributed.prepare(ours)
         start = torch.cat([p.detach().flatten() for p in ours.parameters()])
         batches = [random_tasks(*tasks_args, seed=s) for s in range(2)]
@@ -90,6 +93,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--inner-steps", type=int, default=1)
     ap.add_argument("--inner-lr", type=float, default=0.4)
     ap.add_argument("--first-order", action="store_true")
+    ap.add_argument(
+        "--rank-batching",
+        choices=("loop", "compiled"),
+        default="loop",
+        help="how each rank runs its tasks (compiled: torch.compile of each task's meta-gradient, a minute to compile)",
+    )
     add_malloc_flag(ap)
     args = ap.parse_args(argv)
     if args.batch % args.processes:
@@ -107,7 +116,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     go, done = [ctx.SimpleQueue() for _ in range(args.processes)], ctx.Queue()
     ranks = mp.start_processes(
         _rank,
-        args=(args.processes, free_port(), opts, tasks_args, args.malloc == "keep", go, done),
+        args=(args.processes, free_port(), opts, tasks_args, args.malloc == "keep", args.rank_batching, go, done),
         nprocs=args.processes,
         join=False,
         start_method="spawn",
@@ -162,11 +171,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     labels = {
         "reference": f"reference (clone per task), {torch.get_num_threads()} threads",
         "threads": "ours, threads + channels-last, 1 process",
-        "processes": f"ours, {args.processes} gloo processes x 1 thread, channels-last",
+        "processes": f"ours, {args.processes} gloo processes x 1 thread, channels-last"
+        + (", compiled" if args.rank_batching == "compiled" else ""),
     }
-    print(f"{'case':<58} {'ms':>7} {'tasks/s':>8} {'speed-up':>8}")
+    print(f"{'case':<68} {'ms':>7} {'tasks/s':>8} {'speed-up':>8}")
     for k, m in medians.items():
-        print(f"{labels[k]:<58} {1000 * m:7.0f} {args.batch / m:8.1f} {medians['reference'] / m:7.2f}x")
+        print(f"{labels[k]:<68} {1000 * m:7.0f} {args.batch / m:8.1f} {medians['reference'] / m:7.2f}x")
     print(
         f"the ranks' weights moved by up to {max(moved):.1e} and differ from each other by at most {max(spread):.1e}; "
         f"load average at the end {load_average() or '?'}"
