@@ -387,10 +387,11 @@ class MAML(MetaLearner):
 
         A compiled function cannot be differentiated twice, so the whole task (inner loop, query
         loss) is one ``torch.func.grad``, traced as a single graph: the loop's meta-gradient up to
-        float order. With ``memory_format="channels_last"`` 1.6x-1.7x the clone-per-task reference
-        on 2 CPU cores when both keep freed memory, 2.1x-2.4x against the reference on glibc's
-        malloc as it is (python -m bench.maml_speed --compile --malloc keep|default), after about
-        a minute of compiling per process (again for a new task size).
+        float order. With ``memory_format="channels_last"`` about 1.8x the clone-per-task reference
+        on 2 CPU cores when both keep freed memory, 1.8x-2.0x on two such ranks under torchrun
+        (python -m bench.maml_speed --compile --malloc keep; bench.process_throughput
+        --rank-batching compiled --malloc keep), after about a minute of compiling per process
+        (again for a new task size).
         """
 
         def task_loss(params: Params, n_way: int, sx, sy, qx, qy):
