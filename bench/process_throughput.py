@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                     times[k].append(v)
         for q in go:
             q.put(None)
-        spread, moved, kept = zip(*collect())
+        spreads, moves, kept = zip(*collect())
+        spread, moved = max(spreads), max(moves)
     finally:
         for p in ranks.processes:
             p.join(timeout=60)
@@ -178,10 +179,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     for k, m in medians.items():
         print(f"{labels[k]:<68} {1000 * m:7.0f} {args.batch / m:8.1f} {medians['reference'] / m:7.2f}x")
     print(
-        f"the ranks' weights moved by up to {max(moved):.1e} and differ from each other by at most {max(spread):.1e}; "
+        f"the ranks' weights moved by up to {moved:.1e} and differ from each other by at most {spread:.1e}; "
         f"load average at the end {load_average() or '?'}"
     )
-    return {**medians, "rank_spread": max(spread), "rank_moved": max(moved), "ranks_kept_memory": all(kept)}
+    return {**medians, "rank_spread": spread, "rank_moved": moved, "ranks_kept_memory": all(kept)}
 
 
 if __name__ == "__main__":
