@@ -164,6 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--inner-steps", type=non_negative("--inner-steps"), default=None, help="adaptation steps (gradient-based)"
     )
+    e.add_argument(
+        "--inner-lr",
+        type=positive_float("--inner-lr"),
+        default=None,
+        help="adaptation step size (gradient-based; default: the checkpoint's own, its inner_lr; Meta-SGD and the "
+        "Meta-LSTM scale their learned steps by --inner-lr / inner_lr); choose it on validation with "
+        "calibrate-steps --inner-lrs",
+    )
     e.add_argument("--protocol", choices=["lake", "vinyals"], default=None, help="default: the checkpoint's")
     e.add_argument("--split", choices=["test", "val"], default="test")
     e.add_argument("--seed", type=int, default=0)
@@ -207,6 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("checkpoint")
     c.add_argument("--candidates", type=non_negative("--candidates"), nargs="+", default=[1, 2, 3, 5, 10])
+    c.add_argument(
+        "--inner-lrs",
+        type=positive_float("--inner-lrs"),
+        nargs="+",
+        default=None,
+        help="step sizes to try with every candidate (default: the checkpoint's own); the checkpoint keeps no "
+        "test-time step size, so with this, --no-write: give the choice to evaluate --inner-steps --inner-lr",
+    )
     c.add_argument("--ways", type=positive("--ways"), default=5)
     c.add_argument("--shots", type=positive("--shots"), default=1)
     c.add_argument("--episodes", type=positive("--episodes"), default=300)
@@ -380,6 +396,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     ckpt = read_checkpoint(args.checkpoint)  # read once: the learner and its protocol both come from it
     learner = learner_from_checkpoint(ckpt, device)
+    if args.inner_lr is not None and "inner_lr" not in learner.config():
+        raise ValueError(f"--inner-lr: {learner.name} has no inner learning rate (it adapts without gradient steps)")
     protocol = args.protocol or ckpt.protocol
     splits = load_splits(protocol, args.data_dir, rotations=False)
     dataset = (splits.test if args.split == "test" else splits.val).to(device)
@@ -404,6 +422,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 args.episodes,
                 seed=args.seed,
                 n_steps=args.inner_steps,
+                inner_lr=args.inner_lr,
             )
             print(
                 f"{learner.name} {protocol}/{args.split} {ways}-way {shots}-shot, "
@@ -413,6 +432,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             result = {**res.as_dict(), "protocol": protocol, "split": args.split, "seed": args.seed}
             if args.inner_steps is not None:  # not the checkpoint's own: the card says so
                 result["inner_steps"] = args.inner_steps
+            if args.inner_lr is not None:
+                result["inner_lr"] = args.inner_lr
             results.append(result)
             if args.card:  # after every setting, so an interrupted evaluation keeps what it measured
                 path = _card_with(args.checkpoint, results, device)
@@ -421,7 +442,16 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def _evaluate_with_bar(
-    label: str, learner, dataset, ways: int, shots: int, query: int, episodes: int, seed: int, n_steps: int | None
+    label: str,
+    learner,
+    dataset,
+    ways: int,
+    shots: int,
+    query: int,
+    episodes: int,
+    seed: int,
+    n_steps: int | None,
+    inner_lr: float | None = None,
 ):
     """`evaluate_few_shot` with a progress bar: one setting (MAML, 30 steps, 20-way 5-shot) can take 45 minutes."""
     from playground.evaluation import evaluate_few_shot
@@ -437,6 +467,7 @@ def _evaluate_with_bar(
             episodes,
             seed=seed,
             n_steps=n_steps,
+            inner_lr=inner_lr,
             progress=lambda done, _total: bar.update(done - bar.n),
         )
 
@@ -515,19 +546,39 @@ def cmd_calibrate_steps(args: argparse.Namespace) -> None:
     learner = learner_from_checkpoint(ckpt, device)
     if "test_inner_steps" not in learner.config():
         raise ValueError(f"{learner.name} has no inner loop to calibrate")
+    if args.inner_lrs and not args.no_write:
+        raise ValueError(
+            "--inner-lrs needs --no-write: a checkpoint keeps no test-time step size, so give the choice to "
+            "evaluate --inner-steps N --inner-lr LR"
+        )
     protocol = ckpt.protocol
     val = load_splits(protocol, args.data_dir, rotations=False).val.to(device)
-    scores = {}
-    for steps in args.candidates:
-        res = _evaluate_with_bar(
-            f"{steps} steps", learner, val, args.ways, args.shots, 15, args.episodes, seed=args.seed, n_steps=steps
-        )
-        scores[steps] = res.mean
-        print(f"{steps:>3} steps: {res.format()} on {protocol}/val", flush=True)
-    best = max(scores, key=lambda s: (scores[s], -s))
+    rates = args.inner_lrs or [None]
+    scores: dict[tuple[int, float | None], float] = {}
+    for lr in rates:
+        for steps in args.candidates:
+            label = f"{steps:>3} steps" + ("" if lr is None else f" of {lr:g}")
+            res = _evaluate_with_bar(
+                label,
+                learner,
+                val,
+                args.ways,
+                args.shots,
+                15,
+                args.episodes,
+                seed=args.seed,
+                n_steps=steps,
+                inner_lr=lr,
+            )
+            scores[steps, lr] = res.mean
+            print(f"{label}: {res.format()} on {protocol}/val", flush=True)
+    # Ties go to fewer steps, then to the first rate given.
+    (best, best_lr), _ = max(scores.items(), key=lambda kv: (kv[1], -kv[0][0], -rates.index(kv[0][1])))
     if args.no_write:
-        print(f"best for {args.ways}-way {args.shots}-shot: {best} steps (not written)")
+        rate = "" if best_lr is None else f" of {best_lr:g} (evaluate --inner-steps {best} --inner-lr {best_lr:g})"
+        print(f"best for {args.ways}-way {args.shots}-shot: {best} steps{rate} (not written)")
         return
+    scores = {steps: v for (steps, _), v in scores.items()}
     learner.test_inner_steps = best
     extra = dict(ckpt.extra)
     training = {**ckpt.training, "calibrated_test_inner_steps": {str(k): v for k, v in scores.items()}}
@@ -543,15 +594,21 @@ def _percent(fraction: float) -> str:
 
 
 def _cell(result: dict | None) -> str:
-    """A card result as a table cell; inner steps other than the checkpoint's own are named."""
+    """A card result as a table cell; inner steps or a step size other than the checkpoint's own are named."""
     if result is None:
         return "–"
-    steps = result.get("inner_steps")
+    steps, lr = result.get("inner_steps"), result.get("inner_lr")
+    if lr is not None:
+        return result["text"] + (f" (step size {lr:g})" if steps is None else f" ({_step_count(steps)} of {lr:g})")
     return result["text"] + ("" if steps is None else _steps(steps))
 
 
+def _step_count(steps: int) -> str:
+    return f"{steps} step{'' if steps == 1 else 's'}"
+
+
 def _steps(steps: int) -> str:
-    return f" ({steps} step{'' if steps == 1 else 's'})"
+    return f" ({_step_count(steps)})"
 
 
 def _budget(training: dict) -> str:

@@ -67,8 +67,12 @@ def evaluate_few_shot(
     batch_size: int = 50,
     n_steps: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    inner_lr: float | None = None,
 ) -> EvalResult:
-    """Mean query accuracy over ``episodes`` seeded episodes (the same seed, the same episodes)."""
+    """Mean query accuracy over ``episodes`` seeded episodes (the same seed, the same episodes).
+
+    ``n_steps`` and ``inner_lr`` set a gradient-based learner's test-time adaptation (default: its own).
+    """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1 (got {episodes})")
     n_query = min(n_query, dataset.drawings_per_class - k_shot)
@@ -79,7 +83,7 @@ def evaluate_few_shot(
     try:
         while len(accs) < episodes:
             tasks = sampler.sample_batch(min(batch_size, episodes - len(accs)))
-            accs += learner.episode_accuracies(tasks, n_steps=n_steps).tolist()
+            accs += learner.episode_accuracies(tasks, n_steps=n_steps, inner_lr=inner_lr).tolist()
             if progress is not None:
                 progress(len(accs), episodes)
     finally:

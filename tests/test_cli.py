@@ -161,6 +161,28 @@ def test_calibrate_steps_writes_the_best_candidate(omniglot, tmp_path):
     assert set(ckpt.training["calibrated_test_inner_steps"]) == {"0", "2"}
     r = run_cli("calibrate-steps", str(out / "best.pt").replace("maml", "nothing"))
     assert r.returncode == 2 and "no checkpoint" in r.stderr
+    # Step sizes too: a grid, printed, never written (a checkpoint keeps no test-time step size).
+    before = (out / "best.pt").read_bytes()
+    r = run_cli("calibrate-steps", str(out / "best.pt"), *args, "--inner-lrs", "0.1", "0.3", "--no-write")
+    assert r.returncode == 0, r.stderr
+    assert all(f"{s} steps of {lr}:" in r.stdout for s in (0, 2) for lr in (0.1, 0.3)), r.stdout
+    assert "(evaluate --inner-steps " in r.stdout and "(not written)" in r.stdout
+    r = run_cli("calibrate-steps", str(out / "best.pt"), *args, "--inner-lrs", "0.1")
+    assert r.returncode == 2 and "--inner-lrs needs --no-write" in r.stderr
+    assert (out / "best.pt").read_bytes() == before
+    r = run_cli("evaluate", str(out / "best.pt"), "--ways", "3", "--episodes", "2", "--inner-lr", "0.05", "--card")
+    assert r.returncode == 0, r.stderr
+    result = json.loads((out / "best.json").read_text())["evaluation"]["results"][0]
+    assert result["inner_lr"] == 0.05 and "inner_steps" not in result
+
+
+def test_evaluate_refuses_a_step_size_for_a_learner_without_gradient_steps(tmp_path, capsys):
+    from playground.algorithms import create_learner
+    from playground.checkpoints import save_checkpoint
+
+    path = save_checkpoint(tmp_path / "p.pt", create_learner("protonet"), train_config={"protocol": "lake"})
+    assert main(["evaluate", str(path), "--inner-lr", "0.1"]) == 2
+    assert "--inner-lr: protonet has no inner learning rate" in capsys.readouterr().err
 
 
 def test_set_passes_any_hyperparameter_and_refuses_unknown_ones(capsys):
@@ -281,6 +303,15 @@ def test_report_papers_sets_published_figures_under_vinyals_models_only():
         results = [
             {"n_way": 5, "k_shot": 1, "accuracy": 0.985, "ci95": 0.003, "text": "98.5 ± 0.3 %"},  # 98.7 within CI
             {"n_way": 20, "k_shot": 1, "accuracy": 0.900, "ci95": 0.004, "text": "90.0 ± 0.4 %", "inner_steps": 10},
+            {
+                "n_way": 20,
+                "k_shot": 5,
+                "accuracy": 0.989,
+                "ci95": 0.001,
+                "text": "98.9 ± 0.1 %",
+                "inner_steps": 10,
+                "inner_lr": 0.05,
+            },
         ]
         c = {"algorithm": algorithm, "protocol": protocol, "config": {"first_order": first_order}}
         c |= {"evaluation": {"results": results}, "training": {"iterations": 10, "seconds": 60}}
@@ -289,9 +320,11 @@ def test_report_papers_sets_published_figures_under_vinyals_models_only():
     table = results_table([ModelEntry("maml_vinyals", Path("m.pt"), card("vinyals"))], papers=True).splitlines()
     assert "Lake" not in table[0]  # no card has Lake's runs: no column for them
     ours, paper = table[2], table[3]
-    assert ours.startswith("| `maml_vinyals` | 98.5 ± 0.3 % | – | 90.0 ± 0.4 % (10 steps) | – |")
+    assert ours.startswith(
+        "| `maml_vinyals` | 98.5 ± 0.3 % | – | 90.0 ± 0.4 % (10 steps) | 98.9 ± 0.1 % (10 steps of 0.05) |"
+    )
     assert paper.startswith("| ↳ Finn et al. 2017")
-    assert "| 98.7 (reached) | 99.9 | 95.8 (short by 5.8) | 98.9 |" in paper
+    assert "| 98.7 (reached) | 99.9 | 95.8 (short by 5.8) | 98.9 (reached) |" in paper
     first_order = results_table([ModelEntry("fo", Path("f.pt"), card("vinyals", first_order=True))], papers=True)
     assert "first-order MAML" in first_order and "89.4 (reached)" in first_order
     # A lake model is not set against the papers' split, and keeps its Lake column.

@@ -412,3 +412,22 @@ def test_adapt_is_functional_for_non_default_options(algo, options, glyphs_test)
     for i, entry in state.items():
         assert all(torch.equal(torch.as_tensor(v), torch.as_tensor(opt_state["state"][i][k])) for k, v in entry.items())
     assert not learner.training
+
+
+# -- test-time step size -------------------------------------------------------------------------
+@pytest.mark.parametrize("algo", ["maml", "metasgd", "anil", "reptile"])
+def test_episode_accuracies_adapt_with_the_step_size_given(algo, glyphs_test):
+    """The batched evaluation (`evaluate --inner-lr`) adapts as `adapt(..., inner_lr=...)` does, task by task."""
+    from playground.algorithms.base import MetaLearner
+
+    torch.manual_seed(0)
+    learner = create_learner(algo, hidden=16, head="per_class").eval()
+    tasks = _tasks(glyphs_test, n_query=4, batch=8)
+    by_rate = {}
+    for lr in (None, 1e-4, 30.0):
+        batched = learner.episode_accuracies(tasks, n_steps=3, inner_lr=lr)
+        one_by_one = MetaLearner.episode_accuracies(learner, tasks, n_steps=3, inner_lr=lr)
+        assert torch.allclose(batched, one_by_one), lr
+        by_rate[lr] = batched
+    # The rate reaches the inner loop: other rates, other accuracies.
+    assert not torch.equal(by_rate[1e-4], by_rate[None]) and not torch.equal(by_rate[30.0], by_rate[None])

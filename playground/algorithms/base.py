@@ -237,12 +237,14 @@ class MetaLearner(nn.Module, ABC):
             raise RuntimeError("call .eval() before adapt(): in train mode batch norm would update its statistics")
         return n_way
 
-    def episode_accuracies(self, tasks: TaskBatch, n_steps: int | None = None) -> torch.Tensor:
-        """Query accuracy of each task in the batch (override to batch it)."""
+    def episode_accuracies(
+        self, tasks: TaskBatch, n_steps: int | None = None, inner_lr: float | None = None
+    ) -> torch.Tensor:
+        """Query accuracy of each task in the batch (override to batch it); ``n_steps``, ``inner_lr`` as in `adapt`."""
         accs = []
         for i in range(len(tasks)):
             t = tasks[i]
-            pred = self.adapt(t.support_x, t.support_y, n_steps=n_steps)
+            pred = self.adapt(t.support_x, t.support_y, n_steps=n_steps, inner_lr=inner_lr)
             with torch.no_grad():
                 accs.append((pred.predict(t.query_x) == t.query_y).float().mean())
         return torch.stack(accs)

@@ -512,14 +512,16 @@ class MAML(MetaLearner):
         # Snapshot k holds the weights after k steps; its trace is the loop's first k + 1 records.
         return [FunctionalPredictor(self, w, support_x, trace[: k + 1]) for k, w in enumerate(snapshots)]
 
-    def episode_accuracies(self, tasks: TaskBatch, n_steps: int | None = None) -> torch.Tensor:
+    def episode_accuracies(
+        self, tasks: TaskBatch, n_steps: int | None = None, inner_lr: float | None = None
+    ) -> torch.Tensor:
         steps = self.test_inner_steps if n_steps is None else n_steps
         tasks = tasks.to(self.device)
         with torch.enable_grad():
             fast0 = {k: v.detach() for k, v in self.initial_fast_weights(int(tasks.support_y[0].max()) + 1).items()}
 
             def one(sx, sy, qx, qy):
-                fast = self.inner_loop(fast0, sx, sy, steps, first_order=True)
+                fast = self.inner_loop(fast0, sx, sy, steps, first_order=True, lr=inner_lr)
                 return (self.forward_fast(fast, qx).argmax(-1) == qy).float().mean()
 
             if self._use_vmap(tasks.support_x.device):

@@ -175,7 +175,9 @@ class MatchingNet(MetaLearner):
         return MatchingPredictor(self, g, support_y, trace)
 
     @torch.no_grad()
-    def episode_accuracies(self, tasks: TaskBatch, n_steps: int | None = None) -> torch.Tensor:
+    def episode_accuracies(
+        self, tasks: TaskBatch, n_steps: int | None = None, inner_lr: float | None = None
+    ) -> torch.Tensor:
         tasks = tasks.to(self.device)
         b, ns = tasks.support_y.shape
         nq = tasks.query_y.shape[1]

@@ -69,7 +69,9 @@ class PixelNearestNeighbour(MetaLearner):
         return PixelPredictor(self, support_x.to(self.device), support_y.to(self.device), n_way)
 
     @torch.no_grad()
-    def episode_accuracies(self, tasks: TaskBatch, n_steps: int | None = None) -> torch.Tensor:
+    def episode_accuracies(
+        self, tasks: TaskBatch, n_steps: int | None = None, inner_lr: float | None = None
+    ) -> torch.Tensor:
         n_way = int(tasks.support_y.max()) + 1
         logits = self.class_scores(tasks.query_x.flatten(2), tasks.support_x.flatten(2), tasks.support_y, n_way)
         return (logits.argmax(-1) == tasks.query_y).float().mean(-1)

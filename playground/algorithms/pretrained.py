@@ -313,7 +313,9 @@ class Pretrained(MetaLearner):
         return PretrainedPredictor(self, trace, linear=(weight[0], bias[0]))
 
     @torch.no_grad()
-    def episode_accuracies(self, tasks: TaskBatch, n_steps: int | None = None) -> torch.Tensor:
+    def episode_accuracies(
+        self, tasks: TaskBatch, n_steps: int | None = None, inner_lr: float | None = None
+    ) -> torch.Tensor:
         tasks = tasks.to(self.device)
         b, ns = tasks.support_y.shape
         nq = tasks.query_y.shape[1]
@@ -324,6 +326,7 @@ class Pretrained(MetaLearner):
             logits = self.centroid_logits(zq, prototypes(zs, tasks.support_y, n_way))
         else:
             steps = self.test_inner_steps if n_steps is None else n_steps
-            weight, bias, _ = self.fit_linear(zs, tasks.support_y, n_way, steps, self.inner_lr)
+            lr = self.inner_lr if inner_lr is None else inner_lr
+            weight, bias, _ = self.fit_linear(zs, tasks.support_y, n_way, steps, lr)
             logits = zq @ weight.transpose(1, 2) + bias.unsqueeze(1)
         return (logits.argmax(-1) == tasks.query_y).float().mean(-1)

@@ -135,7 +135,9 @@ class SiameseNet(MetaLearner):
         return SiamesePredictor(self, z, support_y, trace)
 
     @torch.no_grad()
-    def episode_accuracies(self, tasks: TaskBatch, n_steps: int | None = None) -> torch.Tensor:
+    def episode_accuracies(
+        self, tasks: TaskBatch, n_steps: int | None = None, inner_lr: float | None = None
+    ) -> torch.Tensor:
         tasks = tasks.to(self.device)
         b, ns = tasks.support_y.shape
         nq = tasks.query_y.shape[1]
