@@ -46,3 +46,19 @@ def test_a_vinyals_card_figure_is_reproduced_exactly(omniglot):
     test = load_splits("vinyals", data=omniglot, rotations=False).test
     res = evaluate_few_shot(load_learner(path, "cpu"), test, 5, 1, 15, 600, seed=recorded["seed"])
     assert res.mean == pytest.approx(recorded["accuracy"], abs=1e-6)
+
+
+def test_a_card_figure_measured_with_its_own_steps_and_step_size_is_reproduced(omniglot):
+    """A cell measured with `evaluate --inner-steps N --inner-lr LR` (named in the card) comes back with them."""
+    from playground.data.protocols import load_splits
+    from playground.evaluation import evaluate_few_shot
+
+    path = VINYALS_DIR / "metasgd_20way_vinyals.pt"
+    recorded = next(r for r in read_card(path)["evaluation"]["results"] if (r["n_way"], r["k_shot"]) == (5, 1))
+    assert recorded["inner_lr"] != load_learner(path, "cpu").inner_lr  # not the model's own rate
+    test = load_splits("vinyals", data=omniglot, rotations=False).test
+    learner = load_learner(path, "cpu")
+    kwargs = {"seed": recorded["seed"], "n_steps": recorded["inner_steps"], "inner_lr": recorded["inner_lr"]}
+    res = evaluate_few_shot(learner, test, 5, 1, 15, 600, **kwargs)
+    # Ten gradient steps on other threads may round differently: a few of 45,000 queries may flip.
+    assert res.mean == pytest.approx(recorded["accuracy"], abs=1e-4)
