@@ -325,8 +325,7 @@ class Pretrained(MetaLearner):
         if self.head == "centroid":
             logits = self.centroid_logits(zq, prototypes(zs, tasks.support_y, n_way))
         else:
-            steps = self.test_inner_steps if n_steps is None else n_steps
-            lr = self.inner_lr if inner_lr is None else inner_lr
+            steps, lr = self.inner_settings(n_steps, inner_lr)
             weight, bias, _ = self.fit_linear(zs, tasks.support_y, n_way, steps, lr)
             logits = zq @ weight.transpose(1, 2) + bias.unsqueeze(1)
         return (logits.argmax(-1) == tasks.query_y).float().mean(-1)
