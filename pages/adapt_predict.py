@@ -112,20 +112,21 @@ if not models:
     st.warning("Choose at least one model in the sidebar.")
     st.stop()
 settings: dict[str, dict[str, float]] = {}
-# Each model's steps start where its card was measured at the nearest task size. The widgets' keys carry the
-# task size: their values are kept while the user visits other pages, and a task of a new size starts anew.
+# Each model's steps and step size start where its card was measured at the nearest task size. The widgets'
+# keys carry the task size: their values are kept while the user visits other pages, and a task of a new size
+# starts anew.
 task_size = (task.n_way, round(sum(task.shots) / task.n_way))
 options = {
-    name: task_adapt_options(learner, entry.inner_steps(*task_size))
+    name: task_adapt_options(learner, entry.adapt_defaults(*task_size))
     for name, (entry, learner) in models.items()
     if learner.adapt_options()
 }
 if options:
     with st.expander("Test-time settings of the gradient-based models", expanded=False):
         st.caption(
-            f"Inner steps start at what each model's card was measured with at the nearest task size "
-            f"({task_size[0]}-way {task_size[1]}-shot here, chosen on validation), the learning rate at the one it "
-            "was meta-trained with. First- and second-order MAML differ only in how the initialisation was "
+            f"Inner steps and learning rate start at what each model's card was measured with at the nearest task "
+            f"size ({task_size[0]}-way {task_size[1]}-shot here, chosen on validation; where the card names no rate, "
+            "the one it was meta-trained with). First- and second-order MAML differ only in how the initialisation was "
             "meta-trained: adapting is plain gradient descent either way."
         )
         for name, opts in options.items():

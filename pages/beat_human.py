@@ -11,7 +11,7 @@ from playground.lake_figures import lake_error_chart
 from playground.lake_game import (
     LakeScore,
     RunPicks,
-    card_lake_steps,
+    card_lake_settings,
     compare,
     item_rows,
     lake_runs_available,
@@ -48,9 +48,9 @@ def lake_runs() -> list[LakeRun]:
 
 
 @st.cache_data(show_spinner=False, max_entries=1000)
-def model_run_picks(name: str, run: int, device: str, steps: int | None) -> RunPicks:
-    """One model's picks on one run (``steps``: its card's Lake steps); the same for every visitor."""
-    return run_picks(load_model(name, device), lake_runs()[run], steps)
+def model_run_picks(name: str, run: int, device: str, settings: dict[str, float]) -> RunPicks:
+    """One model's picks on one run (``settings``: its card's Lake steps and rate); the same for every visitor."""
+    return run_picks(load_model(name, device), lake_runs()[run], settings)
 
 
 st.title(":material/person: Beat the human")
@@ -92,8 +92,9 @@ else:
                 def step(done: int, total: int, k: int = k, name: str = name) -> None:
                     bar.progress((k + done / total) / len(names), text=f"{name}: run {done} of {total}")
 
-                steps = card_lake_steps(entries[name].card)
-                ss.lake_measured[name] = measure_model(name, load_model(name, device), runs, steps, progress=step)
+                settings = card_lake_settings(entries[name].card)
+                model = load_model(name, device)
+                ss.lake_measured[name] = measure_model(name, model, runs, settings, progress=step)
 
         guarded(_measure, "Measuring on Lake's runs")
         bar.empty()
@@ -239,7 +240,7 @@ models: dict[str, RunPicks] = {}
 for name in names:
 
     def _picks(name: str = name) -> None:
-        models[name] = model_run_picks(name, r, device, card_lake_steps(entries[name].card))
+        models[name] = model_run_picks(name, r, device, card_lake_settings(entries[name].card))
 
     guarded(_picks, f"{name} on run {r + 1}")
 show_flash()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shlex
@@ -189,6 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="adaptation steps (gradient-based; default: the checkpoint's own); with --validation, several to "
         "compare, e.g. 1 2 5 10 30; a card written with one records it",
+    )
+    r.add_argument(
+        "--inner-lr",
+        type=positive_float("--inner-lr"),
+        nargs="+",
+        default=None,
+        help="adaptation step size (gradient-based; default: the checkpoint's own, as evaluate --inner-lr); with "
+        "--validation, several to try with every --inner-steps; a card written with one records it",
     )
     r.add_argument("--device", default="auto", choices=DEVICES)
     r.add_argument("--data-dir", default=None)
@@ -491,14 +500,21 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
     if args.validation and args.card:
         raise ValueError("--validation runs are for choosing settings: they are never written into a card")
     steps_list = args.inner_steps or [None]
-    if len(steps_list) > 1 and not args.validation:
-        # Comparing step counts on Lake's own runs would tune on the test: choose on validation runs.
+    rates = args.inner_lr or [None]
+    if len(steps_list) * len(rates) > 1 and not args.validation:
+        # Comparing settings on Lake's own runs would tune on the test: choose on validation runs.
+        several = "--inner-steps" if len(steps_list) > 1 else "--inner-lr"
+        values = steps_list if len(steps_list) > 1 else rates
         raise ValueError(
-            f"several --inner-steps ({' '.join(map(str, steps_list))}) are for choosing on --validation runs; "
+            f"several {several} ({' '.join(f'{v:g}' for v in values)}) are for choosing on --validation runs; "
             "give one for Lake's runs"
         )
     checkpoints = [(path, read_checkpoint(path)) for path in args.checkpoints]  # read once, checked before any data
     for path, ckpt in checkpoints:
+        if args.inner_lr and "inner_lr" not in ckpt.config:
+            raise ValueError(
+                f"--inner-lr: {path} ({ckpt.algorithm}) has no inner learning rate (it adapts without gradient steps)"
+            )
         protocol = ckpt.protocol
         if protocol != "lake":
             # The vinyals split trains on characters of every alphabet, Lake's runs' and the
@@ -518,14 +534,14 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
         print(f"{'people':<24} {100 * HUMAN_ERROR:5.1f}% error")
     for path, ckpt in checkpoints:
         learner = learner_from_checkpoint(ckpt, device)
-        for steps in steps_list:
-            res = evaluate_lake_runs(learner, runs, n_steps=steps, one_to_one_assignment=args.one_to_one)
+        for steps, lr in itertools.product(steps_list, rates):
+            res = evaluate_lake_runs(learner, runs, n_steps=steps, inner_lr=lr, one_to_one_assignment=args.one_to_one)
             if args.validation:
                 spread = confidence_interval_95(res.run_errors)
                 detail = f"± {100 * spread:.1f} (95% CI over {len(runs)} runs)"
             else:
                 detail = f"(runs: {' '.join(f'{100 * e:.0f}' for e in res.run_errors)})"
-            label = learner.name + " " + Path(path).name + ("" if steps is None else _steps(steps))
+            label = learner.name + " " + Path(path).name + _setting(steps, lr)
             print(f"{label:<24} {100 * res.error:5.1f}% error  {detail}", flush=True)
             if args.card:
                 card = read_card(path) or make_card(Path(path), [], device)
@@ -533,6 +549,8 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
                 lake["command"] = shlex.join(["python", "-m", "playground", *args.argv])
                 if steps is not None:  # not the checkpoint's own: the card, the report and the app use them
                     lake["inner_steps"] = steps
+                if lr is not None:
+                    lake["inner_lr"] = lr
                 card["lake_runs"] = lake
                 write_card(path, card)
 
@@ -597,18 +615,18 @@ def _cell(result: dict | None) -> str:
     """A card result as a table cell; inner steps or a step size other than the checkpoint's own are named."""
     if result is None:
         return "–"
-    steps, lr = result.get("inner_steps"), result.get("inner_lr")
+    return result["text"] + _setting(result.get("inner_steps"), result.get("inner_lr"))
+
+
+def _setting(steps: int | None, lr: float | None) -> str:
+    """ " (20 steps of 0.025)", " (step size 0.1)", " (30 steps)" or "" (the checkpoint's own steps and rate)."""
     if lr is not None:
-        return result["text"] + (f" (step size {lr:g})" if steps is None else f" ({_step_count(steps)} of {lr:g})")
-    return result["text"] + ("" if steps is None else _steps(steps))
+        return f" (step size {lr:g})" if steps is None else f" ({_step_count(steps)} of {lr:g})"
+    return "" if steps is None else f" ({_step_count(steps)})"
 
 
 def _step_count(steps: int) -> str:
     return f"{steps} step{'' if steps == 1 else 's'}"
-
-
-def _steps(steps: int) -> str:
-    return f" ({_step_count(steps)})"
 
 
 def _budget(training: dict) -> str:
@@ -642,10 +660,8 @@ def results_table(entries, papers: bool = False) -> str:
         cells = [_cell(measured.get(setting)) for setting in SETTINGS]
         if lake_column:
             lake = card.get("lake_runs", {})
-            steps = lake.get("inner_steps")
-            cells.append(
-                "–" if lake.get("error") is None else _percent(lake["error"]) + ("" if steps is None else _steps(steps))
-            )
+            setting = _setting(lake.get("inner_steps"), lake.get("inner_lr"))
+            cells.append("–" if lake.get("error") is None else _percent(lake["error"]) + setting)
         cells.append(_budget(card.get("training", {})))
         lines.append(f"| `{e.name}` | " + " | ".join(cells) + " |")
         # The papers' figures are on the vinyals split; beside a lake model they would mislead.

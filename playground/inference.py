@@ -45,14 +45,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def task_adapt_options(learner: MetaLearner, n_steps: int | None) -> list[AdaptOption]:
-    """``learner``'s test-time options, inner steps starting at ``n_steps`` (kept in range) where given."""
-    if n_steps is None:
-        return learner.adapt_options()
-    return [
-        replace(o, default=min(max(n_steps, o.low), o.high)) if o.name == "n_steps" else o
-        for o in learner.adapt_options()
-    ]
+def task_adapt_options(learner: MetaLearner, defaults: Mapping[str, float]) -> list[AdaptOption]:
+    """``learner``'s test-time options, each named in ``defaults`` starting there (kept in its range)."""
+    options = []
+    for o in learner.adapt_options():
+        if defaults.get(o.name) is not None:
+            start = min(max(float(defaults[o.name]), o.low), o.high)
+            o = replace(o, default=round(start) if o.integer else start)
+        options.append(o)
+    return options
 
 
 def adapt_kwargs(learner: MetaLearner, settings: Mapping[str, float]) -> dict[str, float]:

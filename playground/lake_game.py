@@ -100,10 +100,16 @@ class LakeMeasurement:
         return LakeResult(self.run_errors, [r.picks for r in self.runs])
 
 
-def run_picks(learner: MetaLearner, run: LakeRun, n_steps: int | None = None) -> RunPicks:
-    """Adapt to the run's 20 training glyphs and pick one for each test item, as `evaluate_lake_runs` does."""
+def run_picks(learner: MetaLearner, run: LakeRun, settings: Mapping[str, float] | None = None) -> RunPicks:
+    """Adapt to the run's 20 training glyphs and pick one for each test item, as `evaluate_lake_runs` does.
+
+    ``settings``: ``n_steps`` and ``inner_lr`` where not the learner's own (`card_lake_settings`).
+    """
     device = learner.device
-    predictor = learner.adapt(run.train_x.to(device), torch.arange(len(run.train_x), device=device), n_steps=n_steps)
+    kwargs = dict(settings or {})
+    if "n_steps" in kwargs:
+        kwargs["n_steps"] = int(kwargs["n_steps"])
+    predictor = learner.adapt(run.train_x.to(device), torch.arange(len(run.train_x), device=device), **kwargs)
     with torch.no_grad():
         # One forward pass gives both: the pick is the logits' argmax, exactly what `predict` returns.
         logits = predictor.logits(run.test_x.to(device)).float().cpu()
@@ -116,14 +122,14 @@ def measure_model(
     name: str,
     learner: MetaLearner,
     runs: list[LakeRun],
-    n_steps: int | None = None,
+    settings: Mapping[str, float] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> LakeMeasurement:
-    """Every run's picks for one model; ``progress(done, total)`` after each run."""
+    """Every run's picks for one model (with ``settings``, as `run_picks`); ``progress(done, total)`` after each."""
     start = time.perf_counter()
     results = []
     for i, run in enumerate(runs):
-        results.append(run_picks(learner, run, n_steps))
+        results.append(run_picks(learner, run, settings))
         if progress is not None:
             progress(i + 1, len(runs))
     return LakeMeasurement(name, results, str(learner.device), time.perf_counter() - start)
@@ -148,14 +154,25 @@ class LakeScore:
         return None if self.error is None else self.error / HUMAN_ERROR
 
 
-def card_lake_steps(card: Mapping[str, Any] | None) -> int | None:
-    """The inner steps a card's Lake figure was measured with, when not the checkpoint's own (else None).
+def card_lake_settings(card: Mapping[str, Any] | None) -> dict[str, float]:
+    """The test-time settings a card's Lake figure was measured with where not the checkpoint's own:
+    ``n_steps`` and ``inner_lr``, each only when the card records it (empty: the checkpoint's own).
 
     They were chosen on validation runs (`lake-runs --validation`), so measuring now with them repeats the
     card's figure.
     """
-    steps = ((card or {}).get("lake_runs") or {}).get("inner_steps")
-    return None if steps is None else int(steps)
+    lake = (card or {}).get("lake_runs") or {}
+    found = {"n_steps": lake.get("inner_steps"), "inner_lr": lake.get("inner_lr")}
+    return {name: value for name, value in found.items() if value is not None}
+
+
+def describe_settings(settings: Mapping[str, float]) -> str:
+    """ "30 inner steps of 0.1", "1 inner step", "inner step size 0.1" or "" (the checkpoint's own)."""
+    steps, lr = settings.get("n_steps"), settings.get("inner_lr")
+    if steps is None:
+        return "" if lr is None else f"inner step size {lr:g}"
+    count = f"{int(steps)} inner step{'' if steps == 1 else 's'}"
+    return count if lr is None else f"{count} of {lr:g}"
 
 
 def card_score(name: str, card: Mapping[str, Any] | None) -> LakeScore:
@@ -166,8 +183,8 @@ def card_score(name: str, card: Mapping[str, Any] | None) -> LakeScore:
         return LakeScore(name, None, None, "not measured")
     run_errors = lake.get("run_errors") or []
     ci = confidence_interval_95([float(e) for e in run_errors]) if len(run_errors) > 1 else None
-    steps = card_lake_steps(card)
-    source = "model card" if steps is None else f"model card ({steps} inner step{'' if steps == 1 else 's'})"
+    setting = describe_settings(card_lake_settings(card))
+    source = "model card" + (f" ({setting})" if setting else "")
     return LakeScore(name, float(error), ci, source, len(run_errors) or RUNS)
 
 

@@ -32,11 +32,12 @@ class ModelEntry:
                 return r.get("text")
         return None
 
-    def inner_steps(self, n_way: int, k_shot: int) -> int | None:
-        """The inner steps the card's figure nearest n_way/k_shot was measured with (None: the model's own).
+    def adapt_defaults(self, n_way: int, k_shot: int) -> dict[str, float]:
+        """The test-time settings the card's figure nearest n_way/k_shot was measured with.
 
+        ``n_steps`` and ``inner_lr`` where that figure records them; a setting absent is the model's own.
         `calibrate-steps` chose them on validation per task size: second-order MAML, for instance, is best
-        with 2 steps at 5-way 1-shot and with 30 at 20-way, where 2 steps leave it far from adapted.
+        with 2 steps at 5-way 1-shot and with many smaller steps at 20-way, where 2 leave it far from adapted.
         """
         cells = [
             r
@@ -44,11 +45,11 @@ class ModelEntry:
             if r.get("n_way", 0) > 0 and r.get("k_shot", 0) > 0
         ]
         if not cells:
-            return None
+            return {}
         # nearest in ways first (it changes the task most), then in shots; both on a log scale
         nearest = min(cells, key=lambda r: (abs(math.log(r["n_way"] / n_way)), abs(math.log(r["k_shot"] / k_shot))))
-        steps = nearest.get("inner_steps")
-        return None if steps is None else int(steps)
+        found = {"n_steps": nearest.get("inner_steps"), "inner_lr": nearest.get("inner_lr")}
+        return {name: float(value) for name, value in found.items() if value is not None}
 
     def load(self, device: torch.device | str = "cpu", warm: bool = True) -> MetaLearner:
         learner = load_learner(self.path, device)

@@ -308,17 +308,21 @@ def test_settings_survive_a_visit_to_another_page():
 
 
 @pytest.mark.omniglot
-def test_inner_steps_start_from_the_card_for_the_task_size(omniglot):
-    """MAML's card chose 2 steps at 5-way 1-shot and 30 at 20-way: a 20-way task starts at 30 and adapts well."""
+def test_inner_steps_and_rate_start_from_the_card_for_the_task_size(omniglot):
+    """MAML's card chose its own 2 steps at 5-way 1-shot and more (smaller) ones at 20-way: a 20-way task starts
+    at those and adapts well, and a 5-way one goes back to the model's own."""
     from playground.checkpoints import read_card
     from playground.zoo import CHECKPOINT_DIR
 
-    results = read_card(CHECKPOINT_DIR / "maml_lake.pt")["evaluation"]["results"]
+    card = read_card(CHECKPOINT_DIR / "maml_lake.pt")
+    results = card["evaluation"]["results"]
     card_steps = {(r["n_way"], r["k_shot"]): r.get("inner_steps") for r in results}
+    card_lrs = {(r["n_way"], r["k_shot"]): r.get("inner_lr") for r in results}
     assert card_steps[(5, 1)] is None and card_steps[(20, 1)] > 2  # the premise, from the shipped card
+    own_lr = card["config"]["inner_lr"]  # the rate maml_lake was meta-trained with
     at = new_app()
     at.multiselect(key="model_choice_widget").set_value(["maml_lake"]).run()
-    for n, expected in ((20, card_steps[(20, 1)]), (5, 2)):
+    for n, expected, expected_lr in ((20, card_steps[(20, 1)], card_lrs[(20, 1)] or own_lr), (5, 2, own_lr)):
         at.switch_page("pages/build_task.py").run()
         at.number_input(key="sample_n").set_value(n)
         at.number_input(key="sample_k").set_value(1)
@@ -328,6 +332,7 @@ def test_inner_steps_start_from_the_card_for_the_task_size(omniglot):
         at.switch_page("pages/adapt_predict.py").run()
         assert not at.exception
         assert at.slider(key=f"opt-maml_lake-n_steps-{n}x1").value == expected
+        assert at.number_input(key=f"opt-maml_lake-inner_lr-{n}x1").value == pytest.approx(expected_lr)
         if n == 20:
             at.button(key="adapt").click().run()
             (result,) = at.session_state["results"]["results"]

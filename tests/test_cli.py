@@ -293,6 +293,9 @@ def test_report_rounds_lake_errors_half_up_as_lake_runs_prints_them():
     card["lake_runs"]["inner_steps"] = 1  # measured with steps other than the checkpoint's own: named
     row = results_table([ModelEntry("m", Path("m.pt"), card)]).splitlines()[-1]
     assert "| 6.3% (1 step) |" in row
+    card["lake_runs"]["inner_lr"] = 0.1  # and a step size other than its own
+    row = results_table([ModelEntry("m", Path("m.pt"), card)]).splitlines()[-1]
+    assert "| 6.3% (1 step of 0.1) |" in row
 
 
 def test_report_papers_sets_published_figures_under_vinyals_models_only():

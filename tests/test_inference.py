@@ -33,27 +33,34 @@ def test_diverged_adaptation_is_reported_not_raised(glyphs_test):
     assert r.predicted == [] and r.accuracy is None
 
 
-def test_inner_steps_come_from_the_card_cell_nearest_the_task():
+def test_adapt_settings_come_from_the_card_cell_nearest_the_task():
     from pathlib import Path
 
     from playground.inference import task_adapt_options
     from playground.zoo import ModelEntry
 
     cells = [
-        {"n_way": 5, "k_shot": 1, "accuracy": 0.9},  # measured with the checkpoint's own steps
+        {"n_way": 5, "k_shot": 1, "accuracy": 0.9},  # measured with the checkpoint's own steps and rate
         {"n_way": 5, "k_shot": 5, "accuracy": 0.9, "inner_steps": 10},
-        {"n_way": 20, "k_shot": 1, "accuracy": 0.9, "inner_steps": 30},
-        {"n_way": 20, "k_shot": 5, "accuracy": 0.9, "inner_steps": 40},
+        {"n_way": 20, "k_shot": 1, "accuracy": 0.9, "inner_steps": 30, "inner_lr": 0.1},
+        {"n_way": 20, "k_shot": 5, "accuracy": 0.9, "inner_steps": 40, "inner_lr": 0.05},
     ]
     entry = ModelEntry("m", Path("m.pt"), {"evaluation": {"results": cells}})
-    assert entry.inner_steps(5, 1) is None and entry.inner_steps(4, 1) is None
-    assert entry.inner_steps(5, 4) == 10 and entry.inner_steps(3, 5) == 10
-    assert entry.inner_steps(16, 1) == 30 and entry.inner_steps(20, 2) == 30 and entry.inner_steps(12, 5) == 40
-    assert ModelEntry("m", Path("m.pt"), None).inner_steps(20, 1) is None
+    assert entry.adapt_defaults(5, 1) == {} and entry.adapt_defaults(4, 1) == {}
+    assert entry.adapt_defaults(5, 4) == {"n_steps": 10} and entry.adapt_defaults(3, 5) == {"n_steps": 10}
+    assert entry.adapt_defaults(16, 1) == {"n_steps": 30, "inner_lr": 0.1} == entry.adapt_defaults(20, 2)
+    assert entry.adapt_defaults(12, 5) == {"n_steps": 40, "inner_lr": 0.05}
+    assert ModelEntry("m", Path("m.pt"), None).adapt_defaults(20, 1) == {}
 
-    learner = create_learner("maml", hidden=16, test_inner_steps=2)
-    steps = {o.name: o for o in task_adapt_options(learner, 30)}["n_steps"]
-    assert steps.default == 30 and steps.low <= 30 <= steps.high
-    assert {o.name: o.default for o in task_adapt_options(learner, None)}["n_steps"] == 2
-    assert {o.name: o.default for o in task_adapt_options(learner, 10_000)}["n_steps"] == steps.high
-    assert task_adapt_options(create_learner("protonet", hidden=16), 30) == []
+    learner = create_learner("maml", hidden=16, test_inner_steps=2, inner_lr=0.4)
+    opts = {o.name: o for o in task_adapt_options(learner, {"n_steps": 30, "inner_lr": 0.1})}
+    assert opts["n_steps"].default == 30 and opts["n_steps"].low <= 30 <= opts["n_steps"].high
+    assert opts["inner_lr"].default == 0.1 and opts["inner_lr"].low <= 0.1 <= opts["inner_lr"].high
+    own = {o.name: o.default for o in task_adapt_options(learner, {})}
+    assert own == {"n_steps": 2, "inner_lr": 0.4}
+    assert {o.name: o.default for o in task_adapt_options(learner, {"n_steps": 30})} == {"n_steps": 30, "inner_lr": 0.4}
+    # a card's value outside the allowed range starts at the range's nearest end
+    far = {o.name: o.default for o in task_adapt_options(learner, {"n_steps": 10_000, "inner_lr": 1e-9})}
+    assert far == {"n_steps": opts["n_steps"].high, "inner_lr": opts["inner_lr"].low}
+    assert isinstance(far["n_steps"], int)
+    assert task_adapt_options(create_learner("protonet", hidden=16), {"n_steps": 30}) == []

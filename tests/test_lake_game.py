@@ -18,7 +18,7 @@ from playground.lake_game import (
     LakeMeasurement,
     LakeScore,
     RunPicks,
-    card_lake_steps,
+    card_lake_settings,
     card_score,
     compare,
     item_rows,
@@ -320,7 +320,8 @@ def test_validation_runs_are_built_like_lakes_from_the_validation_alphabets(omni
 
 
 def test_lake_runs_card_records_chosen_steps_and_the_app_measures_with_them(runs, tmp_path, capsys):
-    """A Lake figure measured with steps other than the checkpoint's own says so, and "Measure now" repeats it."""
+    """A Lake figure measured with steps or a step size other than the checkpoint's own says so, and
+    "Measure now" repeats it."""
     import shutil
 
     from playground.checkpoints import read_card
@@ -330,24 +331,38 @@ def test_lake_runs_card_records_chosen_steps_and_the_app_measures_with_them(runs
     for suffix in (".pt", ".json"):
         shutil.copy(ROOT / f"assets/checkpoints/maml_lake{suffix}", tmp_path / f"maml_lake{suffix}")
     ckpt = str(tmp_path / "maml_lake.pt")
-    # Several step counts are for validation runs only: comparing them on Lake's runs would tune on the test.
+    # Several step counts or rates are for validation runs only: comparing them on Lake's runs would tune on the test.
     assert main(["lake-runs", ckpt, "--inner-steps", "1", "2"]) == 2
     assert "--validation" in capsys.readouterr().err
-    assert main(["lake-runs", ckpt, "--validation", "3", "--inner-steps", "1", "2"]) == 0
+    assert main(["lake-runs", ckpt, "--inner-lr", "0.1", "0.2"]) == 2
+    assert "several --inner-lr (0.1 0.2)" in capsys.readouterr().err
+    assert main(["lake-runs", ckpt, "--validation", "3", "--inner-steps", "1", "2", "--inner-lr", "0.4", "0.1"]) == 0
     out = capsys.readouterr().out
-    assert "(1 step)" in out and "(2 steps)" in out
+    for setting in ("(1 step of 0.4)", "(2 steps of 0.4)", "(1 step of 0.1)", "(2 steps of 0.1)"):
+        assert setting in out
+    # A learner without gradient steps has no rate to set: refused, naming the flag.
+    assert main(["lake-runs", "assets/checkpoints/protonet_lake.pt", "--inner-lr", "0.1"]) == 2
+    assert "--inner-lr" in capsys.readouterr().err
 
     assert main(["lake-runs", ckpt, "--inner-steps", "1", "--card"]) == 0
     card = read_card(ckpt)
-    assert card_lake_steps(card) == 1 and card_score("m", card).source == "model card (1 inner step)"
+    assert card_lake_settings(card) == {"n_steps": 1} and card_score("m", card).source == "model card (1 inner step)"
     assert card["lake_runs"]["command"] == f"python -m playground lake-runs {ckpt} --inner-steps 1 --card"
     maml = next(e for e in shipped_models() if e.name == "maml_lake").load("cpu", warm=False)
     own_steps = maml.test_inner_steps
     assert own_steps != 1
-    one = measure_model("maml_lake", maml, runs, card_lake_steps(card))
+    one = measure_model("maml_lake", maml, runs, card_lake_settings(card))
     assert one.run_errors == pytest.approx(card["lake_runs"]["run_errors"])  # measuring now repeats the card
     assert one.error != pytest.approx(evaluate_lake_runs(maml, runs).error)  # and the steps do matter
-    assert card_lake_steps({"lake_runs": {"error": 0.1}}) is None and card_lake_steps(None) is None
+
+    assert main(["lake-runs", ckpt, "--inner-steps", "3", "--inner-lr", "0.04", "--card"]) == 0
+    card = read_card(ckpt)
+    assert card_lake_settings(card) == {"n_steps": 3, "inner_lr": 0.04}
+    assert card_score("m", card).source == "model card (3 inner steps of 0.04)"
+    small = measure_model("maml_lake", maml, runs, card_lake_settings(card))
+    assert small.run_errors == pytest.approx(card["lake_runs"]["run_errors"])
+    assert small.run_errors != evaluate_lake_runs(maml, runs, n_steps=3).run_errors  # the rate does matter
+    assert card_lake_settings({"lake_runs": {"error": 0.1}}) == {} and card_lake_settings(None) == {}
 
 
 @pytest.mark.omniglot
@@ -356,9 +371,9 @@ def test_page_adapts_with_the_steps_of_the_cards_lake_figure(runs):
     from playground.zoo import shipped_models
 
     entry = next(e for e in shipped_models() if e.name == "maml_lake")
-    steps = card_lake_steps(entry.card)
+    settings = card_lake_settings(entry.card)
     maml = entry.load("cpu", warm=False)
-    assert steps is not None and steps != maml.test_inner_steps
+    assert settings.get("n_steps") not in (None, maml.test_inner_steps)
     at = new_page(["maml_lake"])
     at.button(key="lake_measure").click().run()
     assert not at.exception
@@ -366,4 +381,4 @@ def test_page_adapts_with_the_steps_of_the_cards_lake_figure(runs):
     at.button(key="lake_reveal").click().run()
     assert not at.exception
     items = at.dataframe[-1].value
-    assert [int(v.split()[0]) - 1 for v in items["maml_lake"]] == run_picks(maml, runs[0], steps).picks
+    assert [int(v.split()[0]) - 1 for v in items["maml_lake"]] == run_picks(maml, runs[0], settings).picks

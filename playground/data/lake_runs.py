@@ -145,9 +145,15 @@ def one_to_one(log_proba: torch.Tensor) -> torch.Tensor:
 
 
 def evaluate_lake_runs(
-    learner, runs: list[LakeRun], n_steps: int | None = None, *, one_to_one_assignment: bool = False
+    learner,
+    runs: list[LakeRun],
+    n_steps: int | None = None,
+    *,
+    inner_lr: float | None = None,
+    one_to_one_assignment: bool = False,
 ) -> LakeResult:
-    """Adapt to each run's 20 training images, classify its 20 test images; error per run.
+    """Adapt to each run's 20 training images (with ``n_steps`` of ``inner_lr`` where given), classify its 20
+    test images; error per run.
 
     With ``one_to_one_assignment`` the 20 test drawings are decided together, each training drawing
     used once (`one_to_one`): a transductive use of how the runs are built, which people taking
@@ -155,7 +161,9 @@ def evaluate_lake_runs(
     """
     errors, preds = [], []
     for run in runs:
-        predictor = learner.adapt(run.train_x, torch.arange(len(run.train_x)), n_steps=n_steps)
+        # the step size only where given: learners without gradient steps take no inner_lr
+        rate = {} if inner_lr is None else {"inner_lr": inner_lr}
+        predictor = learner.adapt(run.train_x, torch.arange(len(run.train_x)), n_steps=n_steps, **rate)
         with torch.no_grad():
             if one_to_one_assignment:
                 pred = one_to_one(predictor.predict_proba(run.test_x).clamp_min(1e-30).log())
