@@ -116,7 +116,8 @@ if not omniglot_present():
     st.stop()
 st.caption(
     "Episodes sampled from Omniglot's evaluation alphabets (characters no model was trained on), the "
-    "same episodes for every model, 5 queries per class."
+    "same episodes for every model, 5 queries per class. Gradient-based models adapt with the inner steps and "
+    "step size their model card was measured with at the nearest task size, so the card column is comparable."
 )
 c1, c2, c3 = st.columns(3)
 bench_way = c1.number_input("Classes (N)", 2, 20, min(max(n_way, 2), 20), key="compare_way")
@@ -139,6 +140,8 @@ if st.button("Run the benchmark", type="primary", key="compare_bench"):
             int(bench_way),
             int(bench_shot),
             episodes,
+            # gradient-based models adapt as their card's figure nearest this task size was measured
+            settings={name: catalogue()[name].adapt_defaults(int(bench_way), int(bench_shot)) for name in learners},
             progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} model-episodes"),
         ),
         "The benchmark",

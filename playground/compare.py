@@ -130,13 +130,17 @@ class BenchmarkRow:
 
 
 def score_on_episodes(
-    learner: MetaLearner, batches: Sequence[TaskBatch], n_steps: int | None = None, progress: Progress | None = None
+    learner: MetaLearner,
+    batches: Sequence[TaskBatch],
+    n_steps: int | None = None,
+    progress: Progress | None = None,
+    inner_lr: float | None = None,
 ) -> EvalResult:
-    """Query accuracy of each episode, in the order given."""
+    """Query accuracy of each episode, in the order given (``n_steps`` of ``inner_lr``: the learner's own if None)."""
     accs: list[float] = []
     total = sum(len(b) for b in batches)
     for b in batches:
-        accs += learner.episode_accuracies(b.to(learner.device), n_steps=n_steps).tolist()
+        accs += learner.episode_accuracies(b.to(learner.device), n_steps=n_steps, inner_lr=inner_lr).tolist()
         if progress is not None:
             progress(len(accs), total)
     n_way = int(batches[0].support_y.max()) + 1
@@ -151,26 +155,26 @@ def compare_on_benchmark(
     k_shot: int,
     episodes: int = 100,
     seed: int = 0,
-    n_steps: Mapping[str, int] | None = None,
+    settings: Mapping[str, Mapping[str, float]] | None = None,
     progress: Progress | None = None,
 ) -> list[BenchmarkRow]:
     """Every model on the same seeded episodes: mean accuracy with its 95% CI, and the time it took.
 
-    ``n_steps`` may set a gradient-based model's inner steps by name (checked against its range).
+    ``settings`` may set a gradient-based model's test-time ``n_steps`` and ``inner_lr`` by name (each checked
+    against its range; e.g. those its card was measured with, `ModelEntry.adapt_defaults`).
     ``progress(done, total)`` counts episodes over all models.
     """
     batches = benchmark_episodes(dataset, n_way, k_shot, episodes, seed=seed)
     rows, done, total = [], 0, episodes * len(models)
     for name, learner in models.items():
-        steps = (n_steps or {}).get(name)
-        kwargs = adapt_kwargs(learner, {} if steps is None else {"n_steps": steps})
+        kwargs = adapt_kwargs(learner, (settings or {}).get(name, {}))
 
         def tick(k: int, _: int, base: int = done) -> None:
             if progress is not None:
                 progress(base + k, total)
 
         t0 = time.perf_counter()
-        result = score_on_episodes(learner, batches, kwargs.get("n_steps"), tick)
+        result = score_on_episodes(learner, batches, kwargs.get("n_steps"), tick, inner_lr=kwargs.get("inner_lr"))
         rows.append(BenchmarkRow(name, result, time.perf_counter() - t0))
         done += episodes
     return rows

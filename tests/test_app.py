@@ -251,7 +251,7 @@ def test_model_choice_and_per_model_settings_reach_the_predictions():
     at.button(key="add_q_uploads").click().run()
     assert not at.exception
     # Only gradient-based models get test-time settings; ProtoNet, now unchosen, is not run.
-    assert at.slider(key="opt-maml_lake-n_steps-3x1").value == 2  # what calibrate-steps chose, from the card
+    assert at.slider(key="opt-maml_lake-n_steps-3x1").value == card_setting("maml_lake", 5, 1)["n_steps"]
     assert not [w for w in at.slider if (w.key or "").startswith("opt-pixel_nn")]
     at.slider(key="opt-maml_lake-n_steps-3x1").set_value(7)
     at.button(key="adapt").click().run()
@@ -295,34 +295,40 @@ def test_settings_survive_a_visit_to_another_page():
     assert widget(at.selectbox, "q_label-").value == 1
     at.switch_page("pages/sinusoid.py").run()
     assert at.slider(key="sine_steps").value == 33 and at.number_input(key="sine_seed").value == 7
-    # A task of another size starts from the card's steps again (2 at 5-way 1-shot, the nearest to 4-way).
+    # A task of another size starts from the card's steps again (those of 5-way 1-shot, the nearest to 4-way).
     at.switch_page("pages/build_task.py").run()
     at.button(key="add_class").click().run()
     upload(at, 3, [("g3.png", glyph(1, 8), "image/png")])
     assert task_of(at).n_way == 4 and not task_of(at).problems()
     at.switch_page("pages/adapt_predict.py").run()
     assert not at.exception
-    assert at.slider(key="opt-maml_lake-n_steps-4x1").value == 2
+    assert at.slider(key="opt-maml_lake-n_steps-4x1").value == card_setting("maml_lake", 5, 1)["n_steps"]
     # The class names changed, so the query's class choice starts afresh: a stale option never lingers.
     assert widget(at.selectbox, "q_label-").value == "unknown"
 
 
-@pytest.mark.omniglot
-def test_inner_steps_and_rate_start_from_the_card_for_the_task_size(omniglot):
-    """MAML's card chose its own 2 steps at 5-way 1-shot and more (smaller) ones at 20-way: a 20-way task starts
-    at those and adapts well, and a 5-way one goes back to the model's own."""
+def card_setting(name: str, n_way: int, k_shot: int) -> dict[str, float]:
+    """The inner steps and rate a shipped card's n_way/k_shot figure was measured with (the model's own where
+    the card names none)."""
     from playground.checkpoints import read_card
     from playground.zoo import CHECKPOINT_DIR
 
-    card = read_card(CHECKPOINT_DIR / "maml_lake.pt")
-    results = card["evaluation"]["results"]
-    card_steps = {(r["n_way"], r["k_shot"]): r.get("inner_steps") for r in results}
-    card_lrs = {(r["n_way"], r["k_shot"]): r.get("inner_lr") for r in results}
-    assert card_steps[(5, 1)] is None and card_steps[(20, 1)] > 2  # the premise, from the shipped card
-    own_lr = card["config"]["inner_lr"]  # the rate maml_lake was meta-trained with
+    card = read_card(CHECKPOINT_DIR / f"{name}.pt")
+    (cell,) = [r for r in card["evaluation"]["results"] if (r["n_way"], r["k_shot"]) == (n_way, k_shot)]
+    steps = cell.get("inner_steps", card["config"]["test_inner_steps"])
+    return {"n_steps": steps, "inner_lr": cell.get("inner_lr", card["config"]["inner_lr"])}
+
+
+@pytest.mark.omniglot
+def test_inner_steps_and_rate_start_from_the_card_for_the_task_size(omniglot):
+    """MAML's card chose other steps or step sizes at 20-way 1-shot than at 5-way: each task starts at its size's,
+    and a 20-way task adapts well with them."""
     at = new_app()
     at.multiselect(key="model_choice_widget").set_value(["maml_lake"]).run()
-    for n, expected, expected_lr in ((20, card_steps[(20, 1)], card_lrs[(20, 1)] or own_lr), (5, 2, own_lr)):
+    settings = {n: card_setting("maml_lake", n, 1) for n in (20, 5)}
+    assert settings[20] != settings[5]  # the premise, from the shipped card
+    for n in (20, 5):
+        expected, expected_lr = settings[n]["n_steps"], settings[n]["inner_lr"]
         at.switch_page("pages/build_task.py").run()
         at.number_input(key="sample_n").set_value(n)
         at.number_input(key="sample_k").set_value(1)

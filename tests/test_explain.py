@@ -12,6 +12,7 @@ from playground.compare import (
     benchmark_episodes,
     compare_on_benchmark,
     leave_one_out,
+    score_on_episodes,
     score_on_task,
     shot_curve,
     step_curve,
@@ -228,9 +229,9 @@ class Spy:
     def adapt_options(self):
         return self.learner.adapt_options()
 
-    def episode_accuracies(self, tasks, n_steps=None):
+    def episode_accuracies(self, tasks, n_steps=None, inner_lr=None):
         self.seen.append(tasks.support_x.clone())
-        return self.learner.episode_accuracies(tasks, n_steps=n_steps)
+        return self.learner.episode_accuracies(tasks, n_steps=n_steps, inner_lr=inner_lr)
 
 
 def test_compare_on_benchmark_gives_every_model_identical_episodes(trained, glyphs_test):
@@ -247,6 +248,20 @@ def test_compare_on_benchmark_gives_every_model_identical_episodes(trained, glyp
         assert r.result.episodes == 30 and 0 <= r.result.ci95 < 0.2 and r.seconds > 0
     by_name = {r.model: r.result.mean for r in rows}
     assert by_name["protonet"] > 0.4  # learned: far above the 20% of a 5-way guess
+
+
+def test_compare_on_benchmark_adapts_each_model_with_its_settings(trained, glyphs_test):
+    """A card's steps and rate for one model reach its episodes; the others keep their own; a setting out of
+    range is refused, naming it."""
+    settings = {"maml": {"n_steps": 6, "inner_lr": 0.1}, "protonet": {}}
+    rows = {r.model: r.result for r in compare_on_benchmark(trained, glyphs_test, 5, 1, 20, settings=settings)}
+    batches = benchmark_episodes(glyphs_test, 5, 1, 20)
+    chosen = score_on_episodes(trained["maml"], batches, n_steps=6, inner_lr=0.1)
+    assert rows["maml"].accuracies == pytest.approx(chosen.accuracies)
+    assert rows["maml"].accuracies != pytest.approx(score_on_episodes(trained["maml"], batches).accuracies)
+    assert rows["protonet"].accuracies == pytest.approx(score_on_episodes(trained["protonet"], batches).accuracies)
+    with pytest.raises(ValueError, match="inner learning rate must be between"):
+        compare_on_benchmark(trained, glyphs_test, 5, 1, 5, settings={"maml": {"inner_lr": 100.0}})
 
 
 def test_benchmark_episodes_are_seeded_and_bounded(glyphs_test):
