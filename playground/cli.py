@@ -405,7 +405,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     ckpt = read_checkpoint(args.checkpoint)  # read once: the learner and its protocol both come from it
     learner = learner_from_checkpoint(ckpt, device)
-    if args.inner_lr is not None and "inner_lr" not in learner.config():
+    if args.inner_lr is not None and not _has_inner_lr(learner):
         raise ValueError(f"--inner-lr: {learner.name} has no inner learning rate (it adapts without gradient steps)")
     protocol = args.protocol or ckpt.protocol
     splits = load_splits(protocol, args.data_dir, rotations=False)
@@ -491,6 +491,11 @@ def _card_with(checkpoint: str, results: list[dict], device) -> Path:
     return write_card(checkpoint, card)
 
 
+def _has_inner_lr(learner) -> bool:
+    """Whether ``learner.adapt`` takes a step size (an ensemble does when one of its members does)."""
+    return any(o.name == "inner_lr" for o in learner.adapt_options())
+
+
 def cmd_lake_runs(args: argparse.Namespace) -> None:
     from playground.data.lake_runs import HUMAN_ERROR, evaluate_lake_runs, load_lake_runs, validation_runs
     from playground.evaluation import confidence_interval_95
@@ -511,10 +516,6 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
         )
     checkpoints = [(path, read_checkpoint(path)) for path in args.checkpoints]  # read once, checked before any data
     for path, ckpt in checkpoints:
-        if args.inner_lr and "inner_lr" not in ckpt.config:
-            raise ValueError(
-                f"--inner-lr: {path} ({ckpt.algorithm}) has no inner learning rate (it adapts without gradient steps)"
-            )
         protocol = ckpt.protocol
         if protocol != "lake":
             # The vinyals split trains on characters of every alphabet, Lake's runs' and the
@@ -524,6 +525,12 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
                 "alphabets: its error on them would not be a test. Use a lake-protocol checkpoint."
             )
     device = resolve_device(args.device)
+    learners = [learner_from_checkpoint(ckpt, device) for _, ckpt in checkpoints]
+    for (path, _), learner in zip(checkpoints, learners):
+        if args.inner_lr and not _has_inner_lr(learner):
+            raise ValueError(
+                f"--inner-lr: {path} ({learner.name}) has no inner learning rate (it adapts without gradient steps)"
+            )
     if args.validation:
         from playground.data.omniglot import load_omniglot
 
@@ -532,8 +539,7 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
     else:
         runs = load_lake_runs(Path(args.data_dir) if args.data_dir else None)
         print(f"{'people':<24} {100 * HUMAN_ERROR:5.1f}% error")
-    for path, ckpt in checkpoints:
-        learner = learner_from_checkpoint(ckpt, device)
+    for (path, _), learner in zip(checkpoints, learners):
         for steps, lr in itertools.product(steps_list, rates):
             res = evaluate_lake_runs(learner, runs, n_steps=steps, inner_lr=lr, one_to_one_assignment=args.one_to_one)
             if args.validation:

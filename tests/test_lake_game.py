@@ -343,6 +343,14 @@ def test_lake_runs_card_records_chosen_steps_and_the_app_measures_with_them(runs
     # A learner without gradient steps has no rate to set: refused, naming the flag.
     assert main(["lake-runs", "assets/checkpoints/protonet_lake.pt", "--inner-lr", "0.1"]) == 2
     assert "--inner-lr" in capsys.readouterr().err
+    # An ensemble has one when a member does (its adapt passes it on; members without one ignore it).
+    from playground.algorithms import create_learner
+    from playground.checkpoints import save_checkpoint
+
+    members = [{"algorithm": "protonet", "config": {"hidden": 8}}, {"algorithm": "maml", "config": {"hidden": 8}}]
+    ensemble = save_checkpoint(tmp_path / "e.pt", create_learner("ensemble", members=members))
+    assert main(["lake-runs", str(ensemble), "--validation", "2", "--inner-lr", "0.1", "0.01"]) == 0
+    assert "(step size 0.1)" in capsys.readouterr().out
 
     assert main(["lake-runs", ckpt, "--inner-steps", "1", "--card"]) == 0
     card = read_card(ckpt)
