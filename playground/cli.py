@@ -443,6 +443,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 result["inner_steps"] = args.inner_steps
             if args.inner_lr is not None:
                 result["inner_lr"] = args.inner_lr
+            # each figure keeps the command that measured it: cards gather figures from several runs
+            result["command"] = shlex.join(["python", "-m", "playground", *args.argv])
             results.append(result)
             if args.card:  # after every setting, so an interrupted evaluation keeps what it measured
                 path = _card_with(args.checkpoint, results, device)

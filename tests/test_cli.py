@@ -174,6 +174,10 @@ def test_calibrate_steps_writes_the_best_candidate(omniglot, tmp_path):
     assert r.returncode == 0, r.stderr
     result = json.loads((out / "best.json").read_text())["evaluation"]["results"][0]
     assert result["inner_lr"] == 0.05 and "inner_steps" not in result
+    assert (
+        result["command"].startswith("python -m playground evaluate ")
+        and "--inner-lr 0.05 --card" in (result["command"])
+    )
 
 
 def test_evaluate_refuses_a_step_size_for_a_learner_without_gradient_steps(tmp_path, capsys):
