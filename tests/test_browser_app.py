@@ -229,7 +229,8 @@ def test_sampled_task_in_the_explorer_and_compare_pages(omniglot):
         click_button(driver, "Compare on my task")
         wait_for_plot_text(driver, "Accuracy on your task")
         click_button(driver, "Run the benchmark")
-        # 100 episodes for each of 3 models: about 7 s on a quiet 2-core machine, minutes under heavy load.
+        # 100 episodes for each of 3 models: about 40 s on a quiet 2-core machine (maml_lake adapts with its
+        # card's 30 steps at 5-way 5-shot), minutes under heavy load.
         text = wait_for_plot_text(driver, "accuracy with 95% CI", timeout=360)
         assert "5-way 5-shot, 100 episodes" in text
         assert not page_exceptions(driver)
