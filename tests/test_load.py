@@ -87,8 +87,11 @@ def png(arr: np.ndarray) -> bytes:
 def make_tasks(data, models) -> list[SessionTask]:
     """Tasks on disjoint characters: no image of one session can appear in another's."""
     from playground.imaging import preprocess_image, to_tensor
-    from playground.inference import adapt_and_predict
+    from playground.inference import adapt_and_predict, task_adapt_options
     from playground.task_io import UserTask, export_task_zip, import_task_zip
+    from playground.zoo import shipped_models
+
+    entries = {e.name: e for e in shipped_models()}
 
     rng = np.random.default_rng(0)
     characters = rng.permutation(data.indices("images_evaluation"))
@@ -110,7 +113,10 @@ def make_tasks(data, models) -> list[SessionTask]:
         support_x, support_y, _ = task.support()
         expected = {}
         for name, learner in models.items():
-            pred = adapt_and_predict(name, learner, support_x, support_y, to_tensor(query_images))
+            # the settings the Adapt page starts at: the card's for the nearest task size
+            defaults = entries[name].adapt_defaults(N_WAY, 1)
+            settings = {o.name: o.default for o in task_adapt_options(learner, defaults)}
+            pred = adapt_and_predict(name, learner, support_x, support_y, to_tensor(query_images), settings=settings)
             top2 = np.sort(pred.proba, axis=1)[:, -2:]
             # A near tie could flip between two processes' float orders; none has been seen, but say so.
             assert (top2[:, 1] - top2[:, 0] > 1e-4).all(), f"{name} has a near tie on task {i}"
