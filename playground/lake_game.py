@@ -16,6 +16,7 @@ from playground.data.lake_runs import HUMAN_ERROR, RUNS, LakeResult, LakeRun
 from playground.data.omniglot import default_data_dir
 from playground.evaluation import confidence_interval_95
 from playground.imaging import from_tensor
+from playground.zoo import recorded_settings
 
 LAKE_URL = "https://github.com/brendenlake/omniglot/raw/master/python/one-shot-classification/all_runs.zip"
 PEOPLE = "people (Lake et al. 2015)"
@@ -161,9 +162,7 @@ def card_lake_settings(card: Mapping[str, Any] | None) -> dict[str, float]:
     They were chosen on validation runs (`lake-runs --validation`), so measuring now with them repeats the
     card's figure.
     """
-    lake = (card or {}).get("lake_runs") or {}
-    found = {"n_steps": lake.get("inner_steps"), "inner_lr": lake.get("inner_lr")}
-    return {name: value for name, value in found.items() if value is not None}
+    return recorded_settings((card or {}).get("lake_runs") or {})
 
 
 def describe_settings(settings: Mapping[str, float]) -> str:

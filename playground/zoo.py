@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,14 +49,24 @@ class ModelEntry:
             return {}
         # nearest in ways first (it changes the task most), then in shots; both on a log scale
         nearest = min(cells, key=lambda r: (abs(math.log(r["n_way"] / n_way)), abs(math.log(r["k_shot"] / k_shot))))
-        found = {"n_steps": nearest.get("inner_steps"), "inner_lr": nearest.get("inner_lr")}
-        return {name: float(value) for name, value in found.items() if value is not None}
+        return recorded_settings(nearest)
 
     def load(self, device: torch.device | str = "cpu", warm: bool = True) -> MetaLearner:
         learner = load_learner(self.path, device)
         if warm:
             warm_up(learner)
         return learner
+
+
+def recorded_settings(figure: Mapping[str, Any]) -> dict[str, float]:
+    """The `adapt` keywords a card's figure records beside it (``inner_steps`` -> ``n_steps``, ``inner_lr``);
+    those it does not record were the checkpoint's own, so they are left out."""
+    settings: dict[str, float] = {}
+    if figure.get("inner_steps") is not None:
+        settings["n_steps"] = int(figure["inner_steps"])
+    if figure.get("inner_lr") is not None:
+        settings["inner_lr"] = float(figure["inner_lr"])
+    return settings
 
 
 def warm_up(learner: MetaLearner) -> None:
