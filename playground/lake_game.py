@@ -107,10 +107,8 @@ def run_picks(learner: MetaLearner, run: LakeRun, settings: Mapping[str, float] 
     ``settings``: ``n_steps`` and ``inner_lr`` where not the learner's own (`card_lake_settings`).
     """
     device = learner.device
-    kwargs = dict(settings or {})
-    if "n_steps" in kwargs:
-        kwargs["n_steps"] = int(kwargs["n_steps"])
-    predictor = learner.adapt(run.train_x.to(device), torch.arange(len(run.train_x), device=device), **kwargs)
+    labels = torch.arange(len(run.train_x), device=device)
+    predictor = learner.adapt(run.train_x.to(device), labels, **(settings or {}))
     with torch.no_grad():
         # One forward pass gives both: the pick is the logits' argmax, exactly what `predict` returns.
         logits = predictor.logits(run.test_x.to(device)).float().cpu()

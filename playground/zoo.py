@@ -37,8 +37,9 @@ class ModelEntry:
         """The test-time settings the card's figure nearest n_way/k_shot was measured with.
 
         ``n_steps`` and ``inner_lr`` where that figure records them; a setting absent is the model's own.
-        `calibrate-steps` chose them on validation per task size: second-order MAML, for instance, is best
-        with 2 steps at 5-way 1-shot and with many smaller steps at 20-way, where 2 leave it far from adapted.
+        `calibrate-steps` chose them on validation per task size: second-order MAML, for instance, adapts
+        best with many steps smaller than its meta-trained rate, where 2 of that rate leave a 20-way task far
+        from adapted.
         """
         cells = [
             r

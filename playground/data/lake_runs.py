@@ -160,9 +160,9 @@ def evaluate_lake_runs(
     the test did not have, so it is reported apart from the standard figure.
     """
     errors, preds = [], []
+    # the step size only where given: learners without gradient steps take no inner_lr
+    rate = {} if inner_lr is None else {"inner_lr": inner_lr}
     for run in runs:
-        # the step size only where given: learners without gradient steps take no inner_lr
-        rate = {} if inner_lr is None else {"inner_lr": inner_lr}
         predictor = learner.adapt(run.train_x, torch.arange(len(run.train_x)), n_steps=n_steps, **rate)
         with torch.no_grad():
             if one_to_one_assignment:
