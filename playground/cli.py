@@ -405,8 +405,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     ckpt = read_checkpoint(args.checkpoint)  # read once: the learner and its protocol both come from it
     learner = learner_from_checkpoint(ckpt, device)
-    if args.inner_lr is not None and not _has_inner_lr(learner):
-        raise ValueError(f"--inner-lr: {learner.name} has no inner learning rate (it adapts without gradient steps)")
+    _check_adapt_flags(learner, learner.name, n_steps=args.inner_steps, inner_lr=args.inner_lr)
     protocol = args.protocol or ckpt.protocol
     splits = load_splits(protocol, args.data_dir, rotations=False)
     dataset = (splits.test if args.split == "test" else splits.val).to(device)
@@ -493,9 +492,21 @@ def _card_with(checkpoint: str, results: list[dict], device) -> Path:
     return write_card(checkpoint, card)
 
 
-def _has_inner_lr(learner) -> bool:
-    """Whether ``learner.adapt`` takes a step size (an ensemble does when one of its members does)."""
-    return any(o.name == "inner_lr" for o in learner.adapt_options())
+_ADAPT_FLAGS = {"n_steps": ("--inner-steps", "inner steps"), "inner_lr": ("--inner-lr", "inner learning rate")}
+
+
+def _adapts_with(learner, option: str) -> bool:
+    """Whether ``learner.adapt`` takes ``option`` (``n_steps``, ``inner_lr``); an ensemble does when a member does."""
+    return any(o.name == option for o in learner.adapt_options())
+
+
+def _check_adapt_flags(learner, label: str, **given) -> None:
+    """Refuse ``--inner-steps``/``--inner-lr`` for a learner that would ignore them (a card would name
+    settings its figure was not measured with). ``given`` maps ``n_steps``/``inner_lr`` to the flag's value."""
+    for option, value in given.items():
+        if value not in (None, []) and not _adapts_with(learner, option):
+            flag, what = _ADAPT_FLAGS[option]
+            raise ValueError(f"{flag}: {label} has no {what} (it adapts without gradient steps)")
 
 
 def cmd_lake_runs(args: argparse.Namespace) -> None:
@@ -529,10 +540,7 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     learners = [learner_from_checkpoint(ckpt, device) for _, ckpt in checkpoints]
     for (path, _), learner in zip(checkpoints, learners):
-        if args.inner_lr and not _has_inner_lr(learner):
-            raise ValueError(
-                f"--inner-lr: {path} ({learner.name}) has no inner learning rate (it adapts without gradient steps)"
-            )
+        _check_adapt_flags(learner, f"{path} ({learner.name})", n_steps=args.inner_steps, inner_lr=args.inner_lr)
     if args.validation:
         from playground.data.omniglot import load_omniglot
 
@@ -570,8 +578,15 @@ def cmd_calibrate_steps(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     ckpt = read_checkpoint(args.checkpoint)  # read once: the learner and its protocol both come from it
     learner = learner_from_checkpoint(ckpt, device)
-    if "test_inner_steps" not in learner.config():
-        raise ValueError(f"{learner.name} has no inner loop to calibrate")
+    if not _adapts_with(learner, "n_steps"):
+        # asked of adapt_options, not the config: a ProtoNet-style head keeps test_inner_steps it never uses
+        raise ValueError(f"{args.checkpoint} ({learner.name}) has no inner loop to calibrate")
+    _check_adapt_flags(learner, f"{args.checkpoint} ({learner.name})", inner_lr=args.inner_lrs)
+    if not args.no_write and "test_inner_steps" not in learner.config():
+        raise ValueError(
+            f"{learner.name} keeps no test-time steps of its own to write: use --no-write, then give the choice "
+            "to evaluate --inner-steps N"
+        )
     if args.inner_lrs and not args.no_write:
         raise ValueError(
             "--inner-lrs needs --no-write: a checkpoint keeps no test-time step size, so give the choice to "

@@ -187,6 +187,39 @@ def test_evaluate_refuses_a_step_size_for_a_learner_without_gradient_steps(tmp_p
     path = save_checkpoint(tmp_path / "p.pt", create_learner("protonet"), train_config={"protocol": "lake"})
     assert main(["evaluate", str(path), "--inner-lr", "0.1"]) == 2
     assert "--inner-lr: protonet has no inner learning rate" in capsys.readouterr().err
+    # Steps too: the card would name "(10 steps)" beside a figure no step made.
+    assert main(["evaluate", str(path), "--inner-steps", "10", "--card"]) == 2
+    assert "--inner-steps: protonet has no inner steps" in capsys.readouterr().err
+    assert main(["lake-runs", str(path), "--inner-steps", "10"]) == 2
+    assert "--inner-steps: " in capsys.readouterr().err
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_calibrate_steps_asks_the_learner_what_it_adapts_with(tmp_path, capsys):
+    """Settings the learner would ignore are refused before any data is read; what it cannot keep, unwritten."""
+    from playground.algorithms import create_learner
+    from playground.checkpoints import save_checkpoint
+
+    lake = {"protocol": "lake"}
+    # The pretrained embedding's centroid head keeps test_inner_steps in its config but never steps.
+    centroid = save_checkpoint(tmp_path / "c.pt", create_learner("pretrained", head="centroid"), train_config=lake)
+    assert main(["calibrate-steps", str(centroid), "--candidates", "0", "10"]) == 2
+    assert "(pretrained) has no inner loop to calibrate" in capsys.readouterr().err
+    linear = save_checkpoint(tmp_path / "l.pt", create_learner("pretrained", head="linear"), train_config=lake)
+    missing = tmp_path / "no-data"
+    assert main(["calibrate-steps", str(linear), "--candidates", "0", "10", "--data-dir", str(missing)]) == 2
+    assert "Omniglot was not found" in capsys.readouterr().err  # accepted: it got as far as the data
+    # An ensemble steps when a member does, but keeps no steps of its own to write.
+    members = [{"algorithm": "protonet", "config": {"hidden": 8}}, {"algorithm": "maml", "config": {"hidden": 8}}]
+    ensemble = save_checkpoint(tmp_path / "e.pt", create_learner("ensemble", members=members), train_config=lake)
+    before = ensemble.read_bytes()
+    assert main(["calibrate-steps", str(ensemble), "--candidates", "1", "2"]) == 2
+    assert "keeps no test-time steps of its own to write: use --no-write" in capsys.readouterr().err
+    assert ensemble.read_bytes() == before
+    protonets = [{"algorithm": "protonet", "config": {"hidden": 8}}] * 2
+    pair = save_checkpoint(tmp_path / "pp.pt", create_learner("ensemble", members=protonets), train_config=lake)
+    assert main(["calibrate-steps", str(pair), "--candidates", "1", "2", "--no-write"]) == 2
+    assert "(ensemble) has no inner loop" in capsys.readouterr().err
 
 
 def test_set_passes_any_hyperparameter_and_refuses_unknown_ones(capsys):
