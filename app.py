@@ -14,7 +14,7 @@ from ui import catalogue, chosen_models, current_device, device_choices, load_mo
 
 st.set_page_config(page_title="meta-learning playground", page_icon="✍️", layout="wide")
 # glibc then reuses freed activation buffers instead of mapping fresh pages for every adaptation:
-# 20-way 5-shot ProtoNet 2.2x, the ensemble 1.7x, MAML 1.2x faster (README, Benchmarks). Idempotent.
+# 20-way 5-shot ProtoNet 2.2x, the two-ProtoNet ensemble 1.7x, MAML 1.2x faster (README, Benchmarks). Idempotent.
 keep_freed_memory()
 state()
 

@@ -120,18 +120,23 @@ def test_assembled_checkpoint_round_trips_and_keeps_the_members_records(glyphs_t
 
 @pytest.mark.skipif(not lake_runs_available(), reason=LAKE_SKIP)
 def test_shipped_ensemble_beats_each_of_its_members_on_lakes_runs_as_its_card_says():
-    """The README's Lake figure: two ProtoNets averaged over 9 shifted views, against each alone."""
+    """The README's Lake figure: two ProtoNets and MAML averaged over 9 shifted views, against each alone."""
     from playground.checkpoints import read_card
     from playground.data.lake_runs import evaluate_lake_runs, load_lake_runs
+    from playground.lake_game import card_lake_settings
 
     runs = load_lake_runs()
     ensemble = load_learner(SHIPPED)
-    assert ensemble.view_shift == 1 and len(ensemble.learners) == 2
-    together = evaluate_lake_runs(ensemble, runs).error
-    assert together == pytest.approx(read_card(SHIPPED)["lake_runs"]["error"], abs=1e-4)
+    assert ensemble.view_shift == 1
+    assert [m.name for m in ensemble.learners] == ["protonet", "protonet", "maml"]
+    card = read_card(SHIPPED)
+    settings = card_lake_settings(card)  # MAML's steps and rate, chosen on validation runs
+    assert settings == {"n_steps": 10, "inner_lr": 0.1}
+    together = evaluate_lake_runs(ensemble, runs, **settings).error
+    assert together == pytest.approx(card["lake_runs"]["error"], abs=1e-4)
     for member in ensemble.learners:
-        assert evaluate_lake_runs(member, runs).error > together + 0.015
-    # The views matter, not only the averaging of two models.
+        assert evaluate_lake_runs(member, runs, **settings).error > together + 0.015
+    # The views matter, not only the averaging of three models.
     without_views = create_learner("ensemble", members=ensemble.members, view_shift=0)
     without_views.load_state_dict(ensemble.state_dict())
-    assert evaluate_lake_runs(without_views.eval(), runs).error > together
+    assert evaluate_lake_runs(without_views.eval(), runs, **settings).error > together
