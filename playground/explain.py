@@ -156,6 +156,11 @@ def adaptation_steps(
     device = learner.device
     sx, sy, qx = support_x.to(device), support_y.to(device), query_x.to(device)
     checked = adapt_kwargs(learner, {"n_steps": max_steps, "inner_lr": inner_lr})
+    # An ensemble steps through its gradient members but has no one feature space to draw: say so
+    # after one cheap 0-step adaptation, not after adapting max_steps + 1 times.
+    with torch.no_grad():
+        if learner.adapt(sx, sy, n_steps=0).embed(sx[:1]) is None:
+            raise ValueError(f"{learner.name} has no one feature space to show step by step")
     # `adapt_steps` is exactly what a person sees after choosing k steps on the predict page, for
     # every k at once (gradient-based learners run their inner loop once for all of them).
     predictors = learner.adapt_steps(sx, sy, max_steps, checked.get("inner_lr"))

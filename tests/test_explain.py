@@ -187,6 +187,16 @@ def test_adaptation_steps_refuse_learners_without_inner_loop_and_bad_counts(trai
         adaptation_steps(trained["protonet"], sx, sy, qx, 3)
     with pytest.raises(ValueError, match="between 0 and"):
         adaptation_steps(trained["maml"], sx, sy, qx, 1000)
+    # An ensemble with a MAML member steps, but its members share no feature space to draw.
+    members = [{"algorithm": "protonet", "config": {"hidden": 32}}, {"algorithm": "maml", "config": {"hidden": 32}}]
+    ensemble = create_learner("ensemble", members=members)
+    ensemble.learners[0].load_state_dict(trained["protonet"].state_dict())
+    ensemble.learners[1].load_state_dict(trained["maml"].state_dict())
+    with pytest.raises(ValueError, match="ensemble has no one feature space to show step by step"):
+        adaptation_steps(ensemble.eval(), sx, sy, qx, 3)
+    alone = create_learner("ensemble", members=members[1:])  # one member: its own space, step by step
+    alone.learners[0].load_state_dict(trained["maml"].state_dict())
+    assert len(adaptation_steps(alone.eval(), sx, sy, qx, 2).steps) == 3
 
 
 def test_confusion_matrix_counts_labelled_queries_only():
