@@ -581,8 +581,6 @@ def cmd_calibrate_steps(args: argparse.Namespace) -> None:
     if not _adapts_with(learner, "n_steps"):
         # asked of adapt_options, not the config: a ProtoNet-style head keeps test_inner_steps it never uses
         raise ValueError(f"{args.checkpoint} ({learner.name}) has no inner loop to calibrate")
-    if args.inner_lrs and not _adapts_with(learner, "inner_lr"):
-        raise ValueError(f"--inner-lrs: {args.checkpoint} ({learner.name}) has no inner learning rate")
     if not args.no_write and "test_inner_steps" not in learner.config():
         raise ValueError(
             f"{learner.name} keeps no test-time steps of its own to write: use --no-write, then give the choice "
