@@ -10,7 +10,7 @@ from playground.checkpoints import learner_from_checkpoint, read_checkpoint, sav
 
 
 def assemble_ensemble(
-    checkpoints: list[str | Path], view_shift: int = 0, command: str = ""
+    checkpoints: list[str | Path], view_shift: int = 0, command: str = "", step_views: bool = True
 ) -> tuple[Ensemble, dict, dict]:
     """The ensemble of the learners in ``checkpoints`` with their weights, its training record
     (the members' budgets added up, each member's own kept) and its train config (the members' protocol)."""
@@ -37,7 +37,7 @@ def assemble_ensemble(
         )
     if len(set(protocols.values())) > 1:
         raise ValueError(f"the members were trained on different protocols: {protocols}; an ensemble needs one")
-    ensemble = create_learner(Ensemble.name, members=specs, view_shift=view_shift)
+    ensemble = create_learner(Ensemble.name, members=specs, view_shift=view_shift, step_views=step_views)
     for own, trained in zip(ensemble.learners, members):
         own.load_state_dict(trained.state_dict())
     training = {
@@ -50,7 +50,9 @@ def assemble_ensemble(
     return ensemble, training, train_config
 
 
-def save_ensemble(checkpoints: list[str | Path], out: str | Path, view_shift: int = 0, command: str = "") -> Path:
+def save_ensemble(
+    checkpoints: list[str | Path], out: str | Path, view_shift: int = 0, command: str = "", step_views: bool = True
+) -> Path:
     """Write the ensemble of ``checkpoints`` to ``out`` (a checkpoint like any other)."""
-    ensemble, training, train_config = assemble_ensemble(checkpoints, view_shift, command)
+    ensemble, training, train_config = assemble_ensemble(checkpoints, view_shift, command, step_views)
     return save_checkpoint(out, ensemble, training=training, train_config=train_config)

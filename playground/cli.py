@@ -269,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="also average over every shift of up to this many pixels each way, support and query (0-3; 1: 9 views)",
     )
+    en.add_argument(
+        "--plain-support-for-steps",
+        action="store_true",
+        help="members with inner steps (MAML and kin) adapt to the plain support, not its shifted views (a ninth "
+        "of their cost at --view-shift 1); their queries are still viewed",
+    )
     en.add_argument("--out", required=True, help="the ensemble checkpoint, e.g. assets/checkpoints/NAME.pt")
 
     sh = sub.add_parser(
@@ -719,7 +725,8 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
     from playground.assemble import save_ensemble
 
     command = shlex.join(["python", "-m", "playground", *args.argv])
-    path = save_ensemble(args.checkpoints, args.out, view_shift=args.view_shift, command=command)
+    step_views = not args.plain_support_for_steps
+    path = save_ensemble(args.checkpoints, args.out, view_shift=args.view_shift, command=command, step_views=step_views)
     print(
         f"{path}: an ensemble of {len(args.checkpoints)}, view shift {args.view_shift}, "
         f"{path.stat().st_size / 1e6:.2f} MB"

@@ -118,6 +118,30 @@ def test_assembled_checkpoint_round_trips_and_keeps_the_members_records(glyphs_t
         assemble_ensemble([out])
 
 
+def test_members_with_inner_steps_can_adapt_to_the_plain_support(glyphs_train, tmp_path, task):
+    """--plain-support-for-steps: MAML adapts to the support as drawn, the ProtoNet to its views; queries viewed."""
+    proto, maml = _trained("protonet", glyphs_train), _trained("maml", glyphs_train)
+    paths = [save_checkpoint(tmp_path / f"{m.name}.pt", m, train_config={"protocol": "lake"}) for m in (proto, maml)]
+    out = tmp_path / "e.pt"
+    flags = ["--view-shift", "1", "--plain-support-for-steps", "--out", str(out)]
+    assert main(["ensemble", *map(str, paths), *flags]) == 0
+    ensemble = load_learner(out)
+    assert ensemble.step_views is False and read_checkpoint(out).config["step_views"] is False
+    sx, sy, qx = task.support_x, task.support_y, task.query_x
+    views = torch.cat(shift_views(qx, 1))  # every member still sees the queries' 9 views
+
+    def viewed(predictor):
+        return predictor.logits(views).log_softmax(-1).view(9, len(qx), -1).mean(0)
+
+    support_views = torch.cat(shift_views(sx, 1)), sy.repeat(9)
+    want = (viewed(proto.adapt(*support_views)) + viewed(maml.adapt(sx, sy, n_steps=3))) / 2
+    got = ensemble.adapt(sx, sy, n_steps=3).logits(qx)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    # The default lets MAML adapt to the views too, and that is a different model.
+    both = _ensemble_of([proto, maml], view_shift=1).adapt(sx, sy, n_steps=3).logits(qx)
+    assert not torch.allclose(both, got, atol=1e-4)
+
+
 @pytest.mark.skipif(not lake_runs_available(), reason=LAKE_SKIP)
 def test_shipped_ensemble_beats_each_of_its_members_on_lakes_runs_as_its_card_says():
     """The README's Lake figure: two ProtoNets and MAML averaged over 9 shifted views, against each alone."""

@@ -8,8 +8,10 @@ that every page, CLI command and benchmark takes unchanged.
 With ``view_shift`` R > 0, each member adapts to the support set with every support image also
 shifted by each of the (2R+1)^2 offsets of `playground.augment.view_offsets` (more shots of the
 same classes, nothing else), and a query's log-probabilities are averaged over the same shifted
-copies of it. The views add nothing transductive: a member that decides each query alone
-(ProtoNet, unlike soft k-means) still does, from that query's own shifted copies.
+copies of it. With ``step_views`` False, members that adapt by inner steps (MAML and its kin) adapt
+to the plain support instead, a ninth of their cost at R = 1; their queries are still viewed.
+The views add nothing transductive: a member that decides each query alone (ProtoNet, unlike
+soft k-means) still does, from that query's own shifted copies.
 For one Euclidean ProtoNet this is exactly classifying the query's mean embedding over the views
 against the prototypes of the support's views (the averaged squared distances differ from the
 distances of the averages by a per-query constant), so that member's embedding and prototypes
@@ -90,13 +92,18 @@ class Ensemble(MetaLearner):
         "then run `python -m playground ensemble MEMBER.pt [...] --out ENSEMBLE.pt`"
     )
 
-    def __init__(self, *, members: list[dict[str, Any]] | None = None, view_shift: int = 0, **base):
+    def __init__(
+        self, *, members: list[dict[str, Any]] | None = None, view_shift: int = 0, step_views: bool = True, **base
+    ):
         super().__init__(**base)
         # A fresh ensemble of one ProtoNet is the default, so the registry can build it like any other.
         specs = list(members or [{"algorithm": "protonet", "config": {}}])
         if not 0 <= int(view_shift) <= MAX_VIEW_SHIFT:
             raise ValueError(f"view_shift must be between 0 and {MAX_VIEW_SHIFT} pixels (got {view_shift})")
         self.view_shift = int(view_shift)
+        # False: members with inner steps adapt to the plain support (their queries are still viewed).
+        # On Lake-style validation runs MAML tied without the support's views at a ninth of the cost.
+        self.step_views = bool(step_views)
         self.learners = _members_from_specs(specs)
         self.members = [dict(m) for m in specs]
 
@@ -125,6 +132,10 @@ class Ensemble(MetaLearner):
         support_x, support_y = support_x.to(self.device), support_y.to(self.device)
         views = shift_views(support_x, self.view_shift)
         shots_x, shots_y = torch.cat(views), support_y.repeat(len(views))
-        # Learners without an inner loop ignore n_steps and inner_lr, as `MetaLearner.adapt` says.
-        predictors = [learner.adapt(shots_x, shots_y, n_steps=n_steps, inner_lr=inner_lr) for learner in self.learners]
+        predictors = []
+        for learner in self.learners:
+            plain = not self.step_views and any(o.name == "n_steps" for o in learner.adapt_options())
+            x, y = (support_x, support_y) if plain else (shots_x, shots_y)
+            # Learners without an inner loop ignore n_steps and inner_lr, as `MetaLearner.adapt` says.
+            predictors.append(learner.adapt(x, y, n_steps=n_steps, inner_lr=inner_lr))
         return EnsemblePredictor(self, predictors, support_x, support_y)
