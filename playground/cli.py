@@ -501,16 +501,11 @@ def _card_with(checkpoint: str, results: list[dict], device) -> Path:
 _ADAPT_FLAGS = {"n_steps": ("--inner-steps", "inner steps"), "inner_lr": ("--inner-lr", "inner learning rate")}
 
 
-def _adapts_with(learner, option: str) -> bool:
-    """Whether ``learner.adapt`` takes ``option`` (``n_steps``, ``inner_lr``); an ensemble does when a member does."""
-    return any(o.name == option for o in learner.adapt_options())
-
-
 def _check_adapt_flags(learner, label: str, **given) -> None:
     """Refuse ``--inner-steps``/``--inner-lr`` for a learner that would ignore them (a card would name
     settings its figure was not measured with). ``given`` maps ``n_steps``/``inner_lr`` to the flag's value."""
     for option, value in given.items():
-        if value not in (None, []) and not _adapts_with(learner, option):
+        if value not in (None, []) and not learner.adapts_with(option):
             flag, what = _ADAPT_FLAGS[option]
             raise ValueError(f"{flag}: {label} has no {what} (it adapts without gradient steps)")
 
@@ -584,7 +579,7 @@ def cmd_calibrate_steps(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     ckpt = read_checkpoint(args.checkpoint)  # read once: the learner and its protocol both come from it
     learner = learner_from_checkpoint(ckpt, device)
-    if not _adapts_with(learner, "n_steps"):
+    if not learner.adapts_with("n_steps"):
         # asked of adapt_options, not the config: a ProtoNet-style head keeps test_inner_steps it never uses
         raise ValueError(f"{args.checkpoint} ({learner.name}) has no inner loop to calibrate")
     if not args.no_write and "test_inner_steps" not in learner.config():

@@ -209,6 +209,10 @@ class MetaLearner(nn.Module, ABC):
         """The test-time settings `adapt` accepts for this learner (none for learners without an inner loop)."""
         return []
 
+    def adapts_with(self, option: str) -> bool:
+        """Whether `adapt` takes the setting ``option`` (``n_steps``, ``inner_lr``): one of `adapt_options`."""
+        return any(o.name == option for o in self.adapt_options())
+
     def inner_settings(self, n_steps: int | None, inner_lr: float | None) -> tuple[int, float]:
         """`adapt`'s inner steps and learning rate (the learner's own where not given), checked."""
         steps = self.test_inner_steps if n_steps is None else n_steps

@@ -134,7 +134,7 @@ class Ensemble(MetaLearner):
         shots_x, shots_y = torch.cat(views), support_y.repeat(len(views))
         predictors = []
         for learner in self.learners:
-            plain = not self.step_views and any(o.name == "n_steps" for o in learner.adapt_options())
+            plain = not self.step_views and learner.adapts_with("n_steps")
             x, y = (support_x, support_y) if plain else (shots_x, shots_y)
             # Learners without an inner loop ignore n_steps and inner_lr, as `MetaLearner.adapt` says.
             predictors.append(learner.adapt(x, y, n_steps=n_steps, inner_lr=inner_lr))
