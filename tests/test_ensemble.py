@@ -144,7 +144,10 @@ def test_members_with_inner_steps_can_adapt_to_the_plain_support(glyphs_train, t
 
 @pytest.mark.skipif(not lake_runs_available(), reason=LAKE_SKIP)
 def test_shipped_ensemble_beats_each_of_its_members_on_lakes_runs_as_its_card_says():
-    """The README's Lake figure: two ProtoNets and MAML averaged over 9 shifted views, against each alone."""
+    """The README's Lake figure: two ProtoNets and MAML averaged over 9 shifted views, against each alone.
+
+    MAML adapts to the plain support (``step_views`` off), the ProtoNets to its 9 views.
+    """
     from playground.checkpoints import read_card
     from playground.data.lake_runs import evaluate_lake_runs, load_lake_runs
     from playground.lake_game import card_lake_settings
@@ -153,6 +156,7 @@ def test_shipped_ensemble_beats_each_of_its_members_on_lakes_runs_as_its_card_sa
     ensemble = load_learner(SHIPPED)
     assert ensemble.view_shift == 1
     assert [m.name for m in ensemble.learners] == ["protonet", "protonet", "maml"]
+    assert ensemble.step_views is False
     card = read_card(SHIPPED)
     settings = card_lake_settings(card)  # MAML's steps and rate, chosen on validation runs
     assert settings == {"n_steps": 10, "inner_lr": 0.1}
