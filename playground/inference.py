@@ -82,16 +82,16 @@ def adapt_and_predict(
     _sync(device)
     t0 = time.perf_counter()
     predictor = learner.adapt(support_x.to(device), support_y.to(device), **kwargs)
+    # Inside the adapt time: the page shows the trace, and an ensemble's costs a pass when first asked for.
+    trace = list(predictor.trace)
     _sync(device)
     t1 = time.perf_counter()
     with torch.no_grad():
         proba = predictor.predict_proba(query_x.to(device)).cpu().numpy()
     _sync(device)
     t2 = time.perf_counter()
-    result = ModelPrediction(
-        name, learner.name, proba, 1000 * (t1 - t0), 1000 * (t2 - t1), list(predictor.trace), labels
-    )
-    if not np.isfinite(proba).all() or any(not np.isfinite(r.loss) for r in predictor.trace):
+    result = ModelPrediction(name, learner.name, proba, 1000 * (t1 - t0), 1000 * (t2 - t1), trace, labels)
+    if not np.isfinite(proba).all() or any(not np.isfinite(r.loss) for r in trace):
         result.error = (
             "adaptation diverged (the support loss became NaN or infinite): lower the inner "
             "learning rate or the number of steps. The shared model is unchanged."

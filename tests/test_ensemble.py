@@ -49,6 +49,30 @@ def test_one_member_without_views_predicts_exactly_as_the_member(glyphs_train, t
     torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
 
 
+def test_support_fit_is_computed_once_and_only_when_asked_for(glyphs_train, task, monkeypatch):
+    """An evaluation never reads the trace, and the ensemble's costs a prediction of the support's views."""
+    from playground.algorithms.ensemble import EnsemblePredictor
+    from playground.inference import adapt_and_predict
+
+    ensemble = _ensemble_of([_trained("protonet", glyphs_train), _trained("matching", glyphs_train)], view_shift=1)
+    passes = []
+    original = EnsemblePredictor.logits
+    monkeypatch.setattr(EnsemblePredictor, "logits", lambda self, x: passes.append(len(x)) or original(self, x))
+    predictor = ensemble.adapt(task.support_x, task.support_y)
+    assert passes == []
+    logits = original(predictor, task.support_x)
+    want = torch.nn.functional.cross_entropy(logits, task.support_y).item()
+    assert predictor.trace[0].loss == pytest.approx(want, rel=1e-5)
+    assert predictor.trace[0].accuracy == (logits.argmax(-1) == task.support_y).float().mean().item()
+    assert predictor.trace is predictor.trace  # kept, not computed again
+    assert passes == [len(task.support_x)]
+    # The app shows the trace, so its adapt time includes computing it.
+    passes.clear()
+    shown = adapt_and_predict("e", ensemble, task.support_x, task.support_y, task.query_x)
+    assert passes == [len(task.support_x), len(task.query_x)]
+    assert shown.trace[0].loss == pytest.approx(want, rel=1e-5)
+
+
 def test_two_members_give_the_normalised_geometric_mean_of_their_probabilities(glyphs_train, task):
     a, b = _trained("protonet", glyphs_train), _trained("matching", glyphs_train)
     pa = a.adapt(task.support_x, task.support_y).predict_proba(task.query_x)

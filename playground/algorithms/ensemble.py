@@ -29,6 +29,7 @@ from playground.algorithms.base import (
     AdaptOption,
     MetaLearner,
     Predictor,
+    StepRecord,
     register,
     support_fit,
 )
@@ -57,8 +58,21 @@ class EnsemblePredictor(Predictor):
     ):
         self.learner, self.predictors = learner, predictors
         self.n_way = predictors[0].n_way
-        logits = self.logits(support_x)
-        self.trace = support_fit(torch.nn.functional.cross_entropy(logits, support_y), logits, support_y)
+        self.support_x, self.support_y = support_x, support_y
+        self._trace: list[StepRecord] | None = None
+
+    @property
+    def trace(self) -> list[StepRecord]:
+        """The ensemble's loss and accuracy on its support, computed when first asked for.
+
+        It costs a prediction of every view of the support by every member (at 20-way 5-shot as
+        much as the three members' adaptations), which an evaluation, never asking, is spared.
+        """
+        if self._trace is None:
+            logits = self.logits(self.support_x)
+            loss = torch.nn.functional.cross_entropy(logits, self.support_y)
+            self._trace = support_fit(loss, logits, self.support_y)
+        return self._trace
 
     def views(self, x: torch.Tensor) -> list[torch.Tensor]:
         return shift_views(x, self.learner.view_shift)
