@@ -12,7 +12,9 @@ reference's architecture); both start from the same weights. ``--variants`` adds
 other ways to run ours (task batching, memory layout, the generic module forward) and
 ``--compile`` rows for one second-order step and for Reptile with ``task_batching="compiled"``
 (each task's meta-gradient, or Reptile's fit, compiled by ``torch.compile``; compiling takes a
-minute or two on a CPU).
+minute or two on a CPU). ``--bf16`` adds ours under bfloat16 autocast (``train --precision bf16``;
+threads with channels-last) against the float32 reference, and against the reference under the same
+autocast.
 
 The last two columns are each side's minor page faults per meta-iteration, in thousands: pages
 the kernel mapped and zeroed because the allocator had handed freed memory back. On a CPU they
@@ -42,6 +44,7 @@ from playground.allocator import minor_page_faults
 from playground.device import resolve_device
 from playground.episodes import TaskBatch
 from playground.models.conv4 import to_channels_last
+from playground.precision import training_autocast
 
 Step = Callable[[TaskBatch], object]
 
@@ -64,7 +67,30 @@ def maml_pair(opts: dict, device: torch.device, n_way: int) -> tuple[MAML, Refer
     return ours, ref
 
 
-def cases(device: torch.device, n_way: int, variants: bool, compile_: bool) -> list[Case]:
+def in_bf16(step: Step, device: torch.device) -> Step:
+    """``step`` under bfloat16 autocast, as `playground train --precision bf16` runs it."""
+
+    def run(tasks: TaskBatch) -> object:
+        with training_autocast(device, "bf16"):
+            return step(tasks)
+
+    return run
+
+
+# The bf16 rows' settings on a CPU: the fastest eager ones in float32.
+FASTEST_CPU = {"task_batching": "threads", "memory_format": "channels_last"}
+
+
+def bf16_cases(label: str, ours: Step, reference: Step, device: torch.device) -> list[Case]:
+    """``ours`` in bfloat16 autocast against the float32 reference, then against the reference in bf16 too."""
+    how = "threads, NHWC, bf16" if device.type == "cpu" else "bf16"
+    return [
+        Case(f"  {label}: {how}", in_bf16(ours, device), reference),
+        Case(f"  {label}: {how} (ref. bf16)", in_bf16(ours, device), in_bf16(reference, device)),
+    ]
+
+
+def cases(device: torch.device, n_way: int, variants: bool, compile_: bool, bf16: bool = False) -> list[Case]:
     """The rows of the table."""
     so1 = {"inner_steps": 1, "inner_lr": 0.4}
     so5 = {"inner_steps": 5, "inner_lr": 0.1}
@@ -81,6 +107,9 @@ def cases(device: torch.device, n_way: int, variants: bool, compile_: bool) -> l
             for name, extra in (("", {}), (", NHWC", {"memory_format": "channels_last"})):
                 c, _ = maml_pair({**opts, "task_batching": "compiled", **extra}, device, n_way)
                 out.append(Case(f"  {label}: torch.compile{name}", c.meta_train_step, ref.meta_train_step))
+        if bf16:
+            fastest = {**opts, **FASTEST_CPU} if device.type == "cpu" else opts
+            out += bf16_cases(label, maml_pair(fastest, device, n_way)[0].meta_train_step, ref.meta_train_step, device)
         if not variants:
             continue
         for name, extra in (
@@ -118,10 +147,17 @@ def cases(device: torch.device, n_way: int, variants: bool, compile_: bool) -> l
         ]
     for name, extra in rows:
         out.append(Case(f"  Reptile, 5 steps: {name}", reptile(**extra).meta_train_step, ref.meta_train_step))
+    if bf16:
+        fastest = reptile(**(FASTEST_CPU if device.type == "cpu" else {})).meta_train_step
+        out += bf16_cases("Reptile, 5 steps", fastest, ref.meta_train_step, device)
 
     torch.manual_seed(0)
     protonet = create_learner("protonet", n_way=n_way).to(device)
     out.append(Case("ProtoNet", protonet.meta_train_step))
+    if bf16:
+        torch.manual_seed(0)
+        bf = create_learner("protonet", n_way=n_way).to(device)
+        out.append(Case("  ProtoNet: bf16", in_bf16(bf.meta_train_step, device)))
     if variants:
         torch.manual_seed(0)
         cl = create_learner("protonet", n_way=n_way).to(device)
@@ -190,6 +226,11 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=15, help="queries per class")
     ap.add_argument("--variants", action="store_true", help="also time the other ways to run ours")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (compiling takes minutes)")
+    ap.add_argument(
+        "--bf16",
+        action="store_true",
+        help="also time ours in bfloat16 autocast (train --precision bf16), against the reference in fp32 and in bf16",
+    )
     ap.add_argument("--match", default=None, help="time only the rows whose label contains this text")
     ap.add_argument(
         "--block",
@@ -224,10 +265,10 @@ def main() -> None:
         + (f"; load average {load}" if load else "")
     )
     print(
-        f"{'case':<48} {'ours ms':>9} {'tasks/s':>8} {'ref ms':>9} {'tasks/s':>8} {'speed-up':>8}"
+        f"{'case':<58} {'ours ms':>9} {'tasks/s':>8} {'ref ms':>9} {'tasks/s':>8} {'speed-up':>8}"
         f" {'ours kflt':>9} {'ref kflt':>9}"
     )
-    for case in cases(device, args.ways, args.variants, args.compile):
+    for case in cases(device, args.ways, args.variants, args.compile, args.bf16):
         if args.match and args.match.lower() not in case.label.lower():
             continue
         t = time.perf_counter()
@@ -238,7 +279,7 @@ def main() -> None:
         first = time.perf_counter() - t
         ours, ref = side_by_side(case, batches, args.steps, args.block, lambda fn, b: timed(fn, b, device, clock))
         o = statistics.median(t for t, _ in ours)
-        row = f"{case.label:<48} {1000 * o:9.0f} {args.batch / o:8.1f}"
+        row = f"{case.label:<58} {1000 * o:9.0f} {args.batch / o:8.1f}"
         if ref:
             r = statistics.median(t for t, _ in ref)
             row += f" {1000 * r:9.0f} {args.batch / r:8.1f} {r / o:7.2f}x"

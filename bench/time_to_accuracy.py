@@ -9,7 +9,8 @@ iterations, measures 5-way 1-shot accuracy on the evaluation alphabets over ``--
 seeded episodes. The clock counts training only, not the checks. When a check reaches
 ``--target`` it is confirmed over 600 episodes; the first confirmed check gives the figure.
 Prints one line per check and a summary line; ``--log`` also writes them as JSON lines.
-``--malloc keep`` keeps freed memory, as ``playground train`` does by default.
+``--malloc keep`` keeps freed memory, as ``playground train`` does by default; ``--precision bf16``
+trains under bfloat16 autocast, as ``playground train --precision bf16``.
 The outer rate is constant unless ``--cosine-over N``: then it decays as in ``playground train
 --iterations N`` (the training CLI's cosine schedule), which some learners need to settle.
 """
@@ -29,6 +30,7 @@ from playground.data.protocols import load_splits
 from playground.device import resolve_device
 from playground.episodes import TaskSampler
 from playground.evaluation import evaluate_few_shot
+from playground.precision import PRECISIONS, training_autocast
 from playground.training import cosine_schedule, hardware_description
 
 
@@ -55,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="decay the outer rate over N iterations as `playground train --iterations N` does (default: constant)",
     )
+    ap.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="bf16: training steps under bfloat16 autocast, as `playground train --precision bf16` (checks: float32)",
+    )
     add_malloc_flag(ap)
     args = ap.parse_args(argv)
     apply_malloc_flag(ap, args)
@@ -76,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     what = " ".join([args.algorithm, *(f"{k}={v}" for k, v in options.items())])
     if args.cosine_over:
         what += f", outer rate cosine over {args.cosine_over} iterations"
+    if args.precision != "fp32":
+        what += f", {args.precision} autocast"
     print(f"{what}, {args.train_ways}-way training episodes, to {100 * args.target:.0f}% 5-way 1-shot; {where}")
     # Line-buffered: a run stopped from outside (kill, timeout) keeps every check it made.
     log = open(args.log, "a", buffering=1) if args.log else None  # noqa: SIM115 - closed below
@@ -85,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             learner.train()
             t0 = time.perf_counter()
             for _ in range(args.check_every):
-                learner.meta_train_step(sampler.sample_batch(args.meta_batch))
+                with training_autocast(device, args.precision):
+                    learner.meta_train_step(sampler.sample_batch(args.meta_batch))
                 if scheduler is not None:
                     scheduler.step()
             if device.type == "cuda":

@@ -114,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="draw each training episode's classes from one alphabet (hard, as in Lake's runs)",
     )
+    t.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="bf16: meta-training steps under bfloat16 autocast, about 1.5x as fast on CPUs with AVX-512 BF16 or "
+        "AMX and on recent GPUs; weights, optimizer and validation stay float32 (default fp32)",
+    )
     t.add_argument("--inner-lr", type=positive_float("--inner-lr"))
     t.add_argument("--inner-steps", type=non_negative("--inner-steps"))
     t.add_argument("--test-inner-steps", type=non_negative("--test-inner-steps"))
@@ -385,6 +392,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         rotations=not args.no_rotations,
         augment_shift=args.augment_shift,
         within_alphabet=args.within_alphabet,
+        precision=args.precision,
         seed=args.seed,
         device=args.device,
         out=args.out,

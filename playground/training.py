@@ -31,6 +31,7 @@ from playground.data.protocols import Splits, load_splits
 from playground.device import resolve_device
 from playground.episodes import TaskSampler
 from playground.evaluation import evaluate_few_shot
+from playground.precision import check_precision, training_autocast
 
 
 @dataclass
@@ -50,6 +51,7 @@ class TrainConfig:
     rotations: bool = True
     augment_shift: int = 0  # move each training image by up to this many pixels (playground.augment)
     within_alphabet: bool = False  # every training episode's classes from one alphabet, as in Lake's runs
+    precision: str = "fp32"  # bf16: meta-training steps under bfloat16 autocast (playground.precision)
     seed: int = 0
     device: str = "auto"
     out: str = "runs/latest"
@@ -84,6 +86,7 @@ def validate_config(cfg: TrainConfig, splits: Splits | None = None) -> None:
     for ok, msg in checks:
         if not ok:
             raise ValueError(msg)
+    check_precision(cfg.precision)
     if splits is not None:
         for name, ds, ways in (
             ("train", splits.train, cfg.train_ways or cfg.ways),
@@ -255,7 +258,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignore
     log = _Log(out / "log.jsonl")
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        echo(f"{cfg.algorithm} on {splits.describe()}; device {device}{processes}; output {out}")
+        autocast = "; bfloat16 autocast" if cfg.precision == "bf16" else ""
+        echo(f"{cfg.algorithm} on {splits.describe()}; device {device}{processes}{autocast}; output {out}")
 
     def save(path: Path) -> None:
         save_checkpoint(
@@ -276,7 +280,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignore
     while state["iteration"] < cfg.iterations:
         # Every rank samples the whole batch (the same stream as one process) and trains on its share.
         batch = shift_tasks(sampler.sample_batch(cfg.meta_batch), cfg.augment_shift, shifts)
-        stats = distributed.meta_train_step(learner, batch)
+        with training_autocast(device, cfg.precision):
+            stats = distributed.meta_train_step(learner, batch)
         scheduler.step()
         state["iteration"] += 1
         loss_avg = stats.loss if loss_avg is None else 0.95 * loss_avg + 0.05 * stats.loss

@@ -30,6 +30,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         (["train", "--ways", "abc"], "--ways must be a whole number"),
         (["train", "--inner-lr", "-1"], "--inner-lr must be a positive"),
         (["train", "--algorithm", "nope"], "invalid choice: 'nope'"),
+        (["train", "--precision", "fp16"], "argument --precision: invalid choice: 'fp16'"),
         (["evaluate", "x.pt", "--episodes", "0"], "--episodes must be at least 1"),
     ],
 )

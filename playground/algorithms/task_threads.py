@@ -13,6 +13,8 @@ from typing import TypeVar
 
 import torch
 
+from playground.precision import autocast_state, same_autocast
+
 T = TypeVar("T")
 THREAD_PREFIX = "meta-task"
 
@@ -28,9 +30,12 @@ def map_tasks(fn: Callable[[int], T], n_tasks: int) -> list[T]:
     if workers <= 1:
         return [fn(i) for i in range(n_tasks)]
 
+    autocast = autocast_state()  # per thread: the workers compute as the caller does
+
     def work(w: int) -> list[tuple[int, T]]:
         torch.set_num_threads(1)  # this thread's kernels: one core each
-        return [(i, fn(i)) for i in range(w, n_tasks, workers)]
+        with same_autocast(autocast):
+            return [(i, fn(i)) for i in range(w, n_tasks, workers)]
 
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix=THREAD_PREFIX) as pool:
