@@ -58,6 +58,13 @@ def steps(device: str) -> list[Step]:
         # Second-order MAML (and first-order, Reptile, ProtoNet) against the clone-per-task
         # reference, every task batching: which one wins on a GPU.
         Step("maml_speed", 150, "bench.maml_speed", ("--device", device, "--variants", "--steps", "3")),
+        # bfloat16 autocast (train --precision bf16): tensor cores against float32, both sides alike.
+        Step(
+            "maml_bf16",
+            60,
+            "bench.maml_speed",
+            ("--device", device, "--bf16", "--match", "1 step: bf16", "--steps", "3"),
+        ),
         # The app's task sizes, every shipped model but `scratch` (it trains a network from nothing),
         # as the README's CPU table.
         Step(
