@@ -118,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         choices=["fp32", "bf16"],
         default="fp32",
-        help="bf16: meta-training steps under bfloat16 autocast, about 1.5x as fast on CPUs with AVX-512 BF16 or "
-        "AMX and on recent GPUs; weights, optimizer and validation stay float32 (default fp32)",
+        help="bf16: meta-training steps under bfloat16 autocast, 1.2x to 1.6x as fast a step on a CPU with AVX-512 "
+        "BF16 (README, Benchmarks); weights, optimizer and validation stay float32 (default fp32)",
     )
     t.add_argument("--inner-lr", type=positive_float("--inner-lr"))
     t.add_argument("--inner-steps", type=non_negative("--inner-steps"))

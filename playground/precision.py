@@ -1,11 +1,12 @@
 """Meta-training in bfloat16 autocast (``train --precision bf16``).
 
 The weights, their gradients and the optimizer stay float32; under ``torch.autocast`` the
-convolutions and matrix products run in bfloat16, which CPUs with AVX-512 BF16 or AMX and
-recent GPUs compute about 1.5x as fast (`python -m bench.maml_speed --bf16`). A bfloat16 meta-
-gradient is a few percent off the float32 one (cosine above 0.99), far less than the noise of
-one meta-batch to the next; whether a model then trains as well is measured, not assumed
-(`bench.time_to_accuracy --precision bf16`). Validation, evaluation and the app stay float32.
+convolutions and matrix products run in bfloat16, which a CPU with AVX-512 BF16 (or AMX) computes
+faster: 1.2x to 1.6x a meta-training step on the development machine (`python -m bench.maml_speed
+--bf16`; GPUs not measured yet). A bfloat16 meta-gradient is a few percent off the float32 one
+(cosine above 0.99), far less than the noise of one meta-batch to the next; whether a model then
+trains as well is measured, not assumed (`bench.time_to_accuracy --precision bf16`).
+Validation, evaluation and the app stay float32.
 """
 
 from __future__ import annotations
