@@ -22,6 +22,7 @@ from playground.checkpoints import (
 )
 from playground.data.omniglot import DataError, default_data_dir, download_omniglot
 from playground.device import DEVICES, resolve_device
+from playground.precision import PRECISIONS
 from playground.training import RESUME_SETTINGS, TrainConfig, as_flag, hardware_description, make_card, train
 
 # CLI flag -> learner hyperparameter, for flags that configure the algorithm itself.
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--precision",
-        choices=["fp32", "bf16"],
+        choices=PRECISIONS,
         default="fp32",
         help="bf16: meta-training steps under bfloat16 autocast, 1.2x to 1.6x as fast a step on a CPU with AVX-512 "
         "BF16 (README, Benchmarks); weights, optimizer and validation stay float32 (default fp32)",
