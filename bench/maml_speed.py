@@ -81,9 +81,9 @@ def in_bf16(step: Step, device: torch.device) -> Step:
 FASTEST_CPU = {"task_batching": "threads", "memory_format": "channels_last"}
 
 
-def bf16_cases(label: str, ours: Step, reference: Step, device: torch.device) -> list[Case]:
+def bf16_cases(label: str, ours: Step, reference: Step, device: torch.device, how: str = "") -> list[Case]:
     """``ours`` in bfloat16 autocast against the float32 reference, then against the reference in bf16 too."""
-    how = "threads, NHWC, bf16" if device.type == "cpu" else "bf16"
+    how = how or ("threads, NHWC, bf16" if device.type == "cpu" else "bf16")
     return [
         Case(f"  {label}: {how}", in_bf16(ours, device), reference),
         Case(f"  {label}: {how} (ref. bf16)", in_bf16(ours, device), in_bf16(reference, device)),
@@ -107,6 +107,9 @@ def cases(device: torch.device, n_way: int, variants: bool, compile_: bool, bf16
             for name, extra in (("", {}), (", NHWC", {"memory_format": "channels_last"})):
                 c, _ = maml_pair({**opts, "task_batching": "compiled", **extra}, device, n_way)
                 out.append(Case(f"  {label}: torch.compile{name}", c.meta_train_step, ref.meta_train_step))
+            if bf16:
+                c, _ = maml_pair({**opts, "task_batching": "compiled", "memory_format": "channels_last"}, device, n_way)
+                out += bf16_cases(label, c.meta_train_step, ref.meta_train_step, device, "torch.compile, NHWC, bf16")
         if bf16:
             fastest = {**opts, **FASTEST_CPU} if device.type == "cpu" else opts
             out += bf16_cases(label, maml_pair(fastest, device, n_way)[0].meta_train_step, ref.meta_train_step, device)
@@ -150,6 +153,9 @@ def cases(device: torch.device, n_way: int, variants: bool, compile_: bool, bf16
     if bf16:
         fastest = reptile(**(FASTEST_CPU if device.type == "cpu" else {})).meta_train_step
         out += bf16_cases("Reptile, 5 steps", fastest, ref.meta_train_step, device)
+        if compile_:
+            compiled = reptile(task_batching="compiled", memory_format="channels_last").meta_train_step
+            out += bf16_cases("Reptile, 5 steps", compiled, ref.meta_train_step, device, "torch.compile, NHWC, bf16")
 
     torch.manual_seed(0)
     protonet = create_learner("protonet", n_way=n_way).to(device)

@@ -42,11 +42,19 @@ def same_autocast(state: tuple[bool, torch.dtype]) -> contextlib.AbstractContext
     return torch.autocast("cpu", dtype=dtype) if enabled else contextlib.nullcontext()
 
 
-def refuse_autocast(what: str) -> None:
-    """Raise if a step that cannot run under autocast is asked to."""
+def compile_autocast() -> str | None:
+    """The autocast a step about to be compiled runs under ("cpu:torch.bfloat16"), or None."""
     for device_type in ("cpu", "cuda"):
         if torch.is_autocast_enabled(device_type):
-            raise ValueError(
-                f"{what} runs in float32 only (torch 2.14's inductor failed to compile its bfloat16 graph on a "
-                "CPU): use --precision bf16 with --task-batching threads or loop, or --precision fp32"
-            )
+            return f"{device_type}:{torch.get_autocast_dtype(device_type)}"
+    return None
+
+
+def compile_options(autocast: str | None) -> dict | None:
+    """``torch.compile`` options for a graph traced under ``autocast`` (from `compile_autocast`).
+
+    torch 2.14's inductor, fusing two bfloat16 batch-norm reductions side by side into one CPU
+    kernel, declares their accumulator twice ("conflicting declaration of at_BFloat16_tmp_acc1_vec")
+    and the C++ fails to compile; one reduction per kernel compiles. Float32 graphs keep the defaults.
+    """
+    return {"cpp.max_horizontal_fusion_size": 1} if autocast is not None else None

@@ -52,7 +52,7 @@ from playground.episodes import TaskBatch
 from playground.models import Conv4
 from playground.models.conv4 import batch_stats_embed, batch_stats_embed_supported
 from playground.models.functional import functional_forward
-from playground.precision import refuse_autocast
+from playground.precision import compile_autocast, compile_options
 
 Params = dict[str, torch.Tensor]
 # Called before each inner update with the step, the support loss and accuracy, and the weights they were measured at.
@@ -407,10 +407,12 @@ class MAML(MetaLearner):
 
     def _compile_once(self, key: str, build: Callable[[], Callable]) -> Callable:
         """``torch.compile(build())``, made on first use and kept under ``key`` for the learner's life."""
-        refuse_autocast("--task-batching compiled")
+        autocast = compile_autocast()
+        if autocast is not None:
+            key = f"{key}_{autocast}"  # a graph traced under autocast is another graph
         fn = self.__dict__.get(key)
         if fn is None:
-            fn = torch.compile(build())
+            fn = torch.compile(build(), options=compile_options(autocast))
             # Kept out of the module's attributes proper: not a parameter, not saved, not copied.
             self.__dict__[key] = fn
         return fn
