@@ -145,7 +145,7 @@ def score_on_episodes(
             progress(len(accs), total)
     n_way = int(batches[0].support_y.max()) + 1
     k_shot = batches[0].support_y.shape[1] // n_way
-    return EvalResult(accs, n_way, k_shot)
+    return EvalResult(accs, n_way, k_shot, batches[0].query_y.shape[1] // n_way)
 
 
 def compare_on_benchmark(

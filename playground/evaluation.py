@@ -10,6 +10,9 @@ from playground.algorithms.base import MetaLearner
 from playground.data.protocols import ClassDataset
 from playground.episodes import TaskSampler
 
+# Queries per class in the episodes of every model card's figures (`evaluate --query`'s default).
+STANDARD_QUERIES = 15
+
 
 @dataclass
 class EvalResult:
@@ -18,6 +21,9 @@ class EvalResult:
     accuracies: list[float]
     n_way: int
     k_shot: int
+    # Queries per class in each episode. With transductive batch norm the query batch's statistics,
+    # and so the accuracy, depend on it (`playground.papers.Published.queries`).
+    n_query: int | None = None
 
     @property
     def episodes(self) -> int:
@@ -39,6 +45,7 @@ class EvalResult:
         return {
             "n_way": self.n_way,
             "k_shot": self.k_shot,
+            **({} if self.n_query is None else {"n_query": self.n_query}),
             "episodes": self.episodes,
             "accuracy": round(self.mean, 6),
             "ci95": round(self.ci95, 6),
@@ -88,4 +95,4 @@ def evaluate_few_shot(
                 progress(len(accs), episodes)
     finally:
         learner.train(was_training)
-    return EvalResult(accs, n_way, k_shot)
+    return EvalResult(accs, n_way, k_shot, n_query)

@@ -12,20 +12,35 @@ SETTINGS = ((5, 1), (5, 5), (20, 1), (20, 5))  # (ways, shots), the columns of e
 class Published:
     source: str  # who reported the figures, and where
     accuracy: tuple[float, float, float, float]  # percent, in the order of SETTINGS
+    # Queries per class in the authors' test episodes, in the order of SETTINGS, where their code says
+    # (None where we have not read it). Our cards use 15. With batch norm on the test batch's
+    # statistics (transductive) the query batch is part of the method, so the count moves the figure.
+    queries: tuple[int, int, int, int] | None = None
 
     def figure(self, n_way: int, k_shot: int) -> float:
         return self.accuracy[SETTINGS.index((n_way, k_shot))]
 
+    def queries_for(self, n_way: int, k_shot: int) -> int | None:
+        return None if self.queries is None else self.queries[SETTINGS.index((n_way, k_shot))]
+
 
 # Keyed by algorithm name, "+first_order" for FO-MAML. MAML's and Reptile's figures use batch norm
 # with the test batch's statistics (transductive), as this project's MAML does by default.
+# Queries per class: Finn et al.'s code (cbfinn/maml, main.py) samples 2K images per class, K of
+# them queries; Nichol et al.'s (openai/supervised-reptile, reptile.py) holds out one image per class
+# (`_split_train_test(..., test_shots=1)`) and, transductive, predicts those N together; Sung et al.'s
+# (floodsung/LearningToCompare_FSL, omniglot_test_*_shot.py) tests on K queries per class with its
+# networks in training mode.
+NICHOL_QUERIES = (1, 1, 1, 1)
 PUBLISHED: dict[str, Published] = {
-    "maml": Published("Finn et al. 2017", (98.7, 99.9, 95.8, 98.9)),
-    "maml+first_order": Published("Nichol et al. 2018 (first-order MAML, transductive)", (98.3, 99.2, 89.4, 97.9)),
+    "maml": Published("Finn et al. 2017", (98.7, 99.9, 95.8, 98.9), queries=(1, 5, 1, 5)),
+    "maml+first_order": Published(
+        "Nichol et al. 2018 (first-order MAML, transductive)", (98.3, 99.2, 89.4, 97.9), queries=NICHOL_QUERIES
+    ),
     "protonet": Published("Snell et al. 2017", (98.8, 99.7, 96.0, 98.9)),
     "matching": Published("Vinyals et al. 2016", (98.1, 98.9, 93.8, 98.5)),
-    "relation": Published("Sung et al. 2018", (99.6, 99.8, 97.6, 99.1)),
-    "reptile": Published("Nichol et al. 2018 (transductive)", (97.68, 99.48, 89.43, 97.12)),
+    "relation": Published("Sung et al. 2018", (99.6, 99.8, 97.6, 99.1), queries=(1, 5, 1, 5)),
+    "reptile": Published("Nichol et al. 2018 (transductive)", (97.68, 99.48, 89.43, 97.12), queries=NICHOL_QUERIES),
     "metasgd": Published("Li et al. 2017", (99.53, 99.93, 95.93, 98.97)),
 }
 

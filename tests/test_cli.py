@@ -384,3 +384,61 @@ def test_lake_runs_refuses_a_vinyals_checkpoint(tmp_path, capsys):
         assert main(["lake-runs", str(vinyals), *extra]) == 2
         err = capsys.readouterr().err
         assert "trained on the vinyals split" in err and "use a lake-protocol checkpoint" in err.lower()
+
+
+def test_report_papers_adds_our_figure_at_the_papers_own_queries_per_class():
+    """Nichol et al. tested Reptile on one query per class: a card figure measured so sits in its row."""
+    from playground.cli import results_table
+    from playground.zoo import ModelEntry
+
+    def result(accuracy, ci95, **extra):
+        text = f"{100 * accuracy:.1f} ± {100 * ci95:.1f} %"
+        return {"n_way": 5, "k_shot": 1, "accuracy": accuracy, "ci95": ci95, "text": text, **extra}
+
+    standard = result(0.970, 0.003, inner_steps=50, inner_lr=0.05)
+    card = {"algorithm": "reptile", "protocol": "vinyals", "config": {}, "training": {"iterations": 1, "seconds": 60}}
+    card["evaluation"] = {"results": [standard], "other_queries": [result(0.978, 0.004, n_query=5, inner_steps=50)]}
+    paper = results_table([ModelEntry("r", Path("r.pt"), card)], papers=True).splitlines()[3]
+    assert "| 97.68 (short by 0.7) |" in paper  # 5 queries per class is not the paper's count either
+    card["evaluation"]["other_queries"].append(result(0.975, 0.004, n_query=1, inner_steps=50, inner_lr=0.05))
+    paper = results_table([ModelEntry("r", Path("r.pt"), card)], papers=True).splitlines()[3]
+    assert "| 97.68 (short by 0.7; at its 1 query per class: 97.5 ± 0.4 %, reached) |" in paper
+    card["evaluation"]["other_queries"][-1] |= {"accuracy": 0.972, "text": "97.2 ± 0.4 %", "inner_lr": 0.1}
+    paper = results_table([ModelEntry("r", Path("r.pt"), card)], papers=True).splitlines()[3]
+    # a step size other than the standard cell's is named
+    assert "(short by 0.7; at its 1 query per class: 97.2 ± 0.4 % (50 steps of 0.1), short by 0.5)" in paper
+
+
+def test_evaluate_card_keeps_other_query_counts_beside_the_standard_figures(glyphs_test, tmp_path, monkeypatch):
+    from playground.algorithms import create_learner
+    from playground.checkpoints import read_card, save_checkpoint
+    from playground.cli import main
+    from playground.data.protocols import Splits
+
+    path = tmp_path / "m.pt"
+    torch.manual_seed(0)
+    save_checkpoint(path, create_learner("maml", hidden=8, inner_steps=1), train_config={"protocol": "vinyals"})
+    splits = Splits("vinyals", glyphs_test, glyphs_test, glyphs_test)
+    monkeypatch.setattr("playground.data.protocols.load_splits", lambda *a, **k: splits)
+
+    def evaluate(*flags):
+        main(["evaluate", str(path), "--episodes", "3", "--device", "cpu", "--card", *flags])
+        return read_card(path)["evaluation"]
+
+    standard = evaluate()["results"]
+    assert [(r["n_way"], r["k_shot"], r["n_query"]) for r in standard] == [(5, 1, 15)]
+    card = evaluate("--query", "1")
+    assert card["results"] == standard  # not replaced by the one-query figure
+    assert [(r["n_way"], r["k_shot"], r["n_query"]) for r in card["other_queries"]] == [(5, 1, 1)]
+    assert "--query 1" in card["other_queries"][0]["command"]
+    card = evaluate("--query", "1", "--inner-steps", "2")  # the same count again replaces its figure
+    assert [r.get("inner_steps") for r in card["other_queries"]] == [2] and card["results"] == standard
+    assert len(evaluate("--query", "5")["other_queries"]) == 2
+
+
+def test_the_papers_queries_per_class_are_those_their_code_tests_on():
+    from playground.papers import PUBLISHED
+
+    assert PUBLISHED["reptile"].queries_for(5, 1) == PUBLISHED["reptile"].queries_for(20, 5) == 1
+    assert PUBLISHED["maml"].queries_for(5, 5) == 5 and PUBLISHED["maml"].queries_for(20, 1) == 1
+    assert PUBLISHED["protonet"].queries_for(5, 1) is None  # not read: no figure is set beside it
