@@ -24,6 +24,10 @@ def test_every_vinyals_model_has_a_full_card_and_published_figures_to_meet():
         assert {(r["n_way"], r["k_shot"]) for r in results} == set(SETTINGS), path.name
         assert all(r["episodes"] == 600 and r["split"] == "test" for r in results), path.name
         assert published_for(card) is not None, f"{path.name}: no published figures to compare with"
+        # Figures at another query count are the authors' own count, measured as the standard ones are.
+        for r in card["evaluation"].get("other_queries", []):
+            assert r["n_query"] == published_for(card).queries_for(r["n_way"], r["k_shot"]), path.name
+            assert r["episodes"] == 600 and r["split"] == "test" and f"--query {r['n_query']}" in r["command"]
         assert card["training"]["command"].startswith("python -m playground train"), path.name
         assert "lake_runs" not in card, f"{path.name} must not be scored on Lake's runs"
 
