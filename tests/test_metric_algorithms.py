@@ -19,6 +19,7 @@ RUNS = {
     "matching": ("matching", {}, 40),
     "matching-fce": ("matching", {"fce": True}, 40),
     "relation": ("relation", {}, 40),
+    "relation-unpadded": ("relation", {"unpadded_blocks": 2}, 40),
     "siamese": ("siamese", {}, 40),
     "protonet-softkmeans": ("protonet-softkmeans", {}, 40),
 }
@@ -282,3 +283,18 @@ def test_relation_class_map_is_the_mean_over_shots(glyphs_test):
     assert one.class_maps.shape[-2:] == (7, 7)
     assert torch.allclose(one.class_maps, three.class_maps, atol=1e-5)
     assert torch.allclose(one.predict_proba(task.query_x), three.predict_proba(task.query_x), atol=1e-5)
+
+
+def test_relation_unpadded_encoder_gives_the_papers_5x5_maps_and_survives_a_checkpoint(glyphs_test, tmp_path):
+    learner = _make("relation-unpadded")
+    task = TaskSampler(glyphs_test, 5, 1, 2, seed=16).sample()
+    assert learner.adapt(task.support_x, task.support_y).class_maps.shape[-2:] == (5, 5)
+    save_checkpoint(tmp_path / "r.pt", learner)
+    loaded = load_learner(tmp_path / "r.pt")
+    assert loaded.config()["unpadded_blocks"] == 2
+    assert torch.equal(
+        loaded.adapt(task.support_x, task.support_y).predict_proba(task.query_x),
+        learner.adapt(task.support_x, task.support_y).predict_proba(task.query_x),
+    )
+    with pytest.raises(ValueError, match="unpadded_blocks must be 0, 1 or 2"):
+        create_learner("relation", unpadded_blocks=3)

@@ -2,7 +2,8 @@
 
 Encoder. The paper's: four [3x3 conv, batch norm, ReLU] blocks, only the first two with
 2x2 max-pooling, so it keeps a spatial feature map. With our padded convolutions a 28x28
-image gives a ``hidden`` x 7 x 7 map (the paper's unpadded first layers give 5 x 5).
+image gives a ``hidden`` x 7 x 7 map; ``unpadded_blocks=2`` leaves the first two convolutions
+unpadded, as the paper's code does, for a 5 x 5 map (28 -> 26 -> 13 -> 11 -> 5).
 
 Relation module. Each class is represented by the mean of its support feature maps (the
 paper sums them for K > 1; the mean keeps the scale independent of the number of shots,
@@ -35,9 +36,9 @@ from playground.episodes import TaskBatch
 EVAL_PAIRS = 8192  # (query, class) pairs per relation-module call in `episode_accuracies`
 
 
-def block(in_channels: int, out_channels: int, pool: bool) -> nn.Sequential:
+def block(in_channels: int, out_channels: int, pool: bool, padding: int = 1) -> nn.Sequential:
     layers: list[nn.Module] = [
-        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=padding),
         nn.BatchNorm2d(out_channels, track_running_stats=True),
         nn.ReLU(),
     ]
@@ -80,18 +81,21 @@ class RelationPredictor(Predictor):
 class RelationNet(MetaLearner):
     name = "relation"
 
-    def __init__(self, *, hidden: int = 64, relation_hidden: int = 8, **base):
+    def __init__(self, *, hidden: int = 64, relation_hidden: int = 8, unpadded_blocks: int = 0, **base):
         super().__init__(**base)
-        self.hidden, self.relation_hidden = hidden, relation_hidden
+        if unpadded_blocks not in (0, 1, 2):
+            raise ValueError(f"unpadded_blocks must be 0, 1 or 2 (the pooling blocks), got {unpadded_blocks!r}")
+        self.hidden, self.relation_hidden, self.unpadded_blocks = hidden, relation_hidden, unpadded_blocks
+        pads = [0 if i < unpadded_blocks else 1 for i in range(4)]
         self.encoder = nn.Sequential(
-            block(1, hidden, pool=True),  # 28 -> 14
-            block(hidden, hidden, pool=True),  # 14 -> 7
-            block(hidden, hidden, pool=False),
-            block(hidden, hidden, pool=False),
+            block(1, hidden, pool=True, padding=pads[0]),  # 28 -> 14 (unpadded: 26 -> 13)
+            block(hidden, hidden, pool=True, padding=pads[1]),  # 14 -> 7 (unpadded: 11 -> 5)
+            block(hidden, hidden, pool=False, padding=pads[2]),
+            block(hidden, hidden, pool=False, padding=pads[3]),
         )
         self.relation = nn.Sequential(
-            block(2 * hidden, hidden, pool=True),  # 7 -> 3
-            block(hidden, hidden, pool=True),  # 3 -> 1
+            block(2 * hidden, hidden, pool=True),  # 7 -> 3 (5 -> 2)
+            block(hidden, hidden, pool=True),  # 3 -> 1 (2 -> 1)
             nn.Flatten(),
             nn.Linear(hidden, relation_hidden),
             nn.ReLU(),
