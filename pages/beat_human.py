@@ -11,8 +11,10 @@ from playground.lake_figures import lake_error_chart
 from playground.lake_game import (
     LakeScore,
     RunPicks,
+    best_card_score,
     card_lake_settings,
     compare,
+    error_percent,
     item_rows,
     lake_runs_available,
     measure_model,
@@ -100,16 +102,29 @@ else:
         bar.empty()
         show_flash()
 
-    scores = overview_scores({n: entries[n].card for n in names}, ss.lake_measured)
+    shown = list(names)
+    best = best_card_score({n: e.card for n, e in entries.items()})
+    if best is not None and best.name not in names:
+        # The headline of this page is whether any model matches people; say so even when the sidebar's
+        # choice leaves that model out. Its card figure is free: nothing is loaded or run for it.
+        side = "below" if best.error < HUMAN_ERROR else "level with" if best.error == HUMAN_ERROR else "above"
+        st.info(
+            f"The best shipped model on these runs is **{best.name}**: {error_percent(best.error)}% errors from its "
+            f"model card, {side} people's {100 * HUMAN_ERROR:.1f}%. It is not among the models chosen in the sidebar.",
+            icon=":material/emoji_events:",
+        )
+        if st.toggle(f"Show {best.name} here too (its model card's figure)", key="lake_show_best"):
+            shown.append(best.name)
+    scores = overview_scores({n: entries[n].card for n in shown}, ss.lake_measured)
     st.plotly_chart(lake_error_chart(scores), key="lake_overview_chart")
     st.dataframe(
         pd.DataFrame(
             [
                 {
                     "model": s.name,
-                    "error (%)": None if s.error is None else round(100 * s.error, 1),
+                    "error (%)": None if s.error is None else round(100 * s.error, 2),
                     "± 95% CI": None if s.ci95 is None else round(100 * s.ci95, 1),
-                    "× people's error": None if s.times_people is None else round(s.times_people, 1),
+                    "× people's error": None if s.times_people is None else round(s.times_people, 2),
                     "source": s.source,
                 }
                 for s in scores

@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from playground.data.lake_runs import HUMAN_ERROR
-from playground.lake_game import LakeScore
+from playground.lake_game import LakeScore, error_percent
 
 MODEL_COLOR = "#4B6BFB"
 LIVE_COLOR = "#2E3FA8"  # measured now: darker than a card's figure, so the two are told apart
@@ -37,13 +37,13 @@ def lake_error_chart(
             y=errors,
             marker_color=[_color(s) for s in shown],
             error_y=dict(type="data", array=ci, visible=any(ci), color="#555", thickness=1.2),
-            text=[f"{e:.1f}%" for e in errors],
+            text=[f"{error_percent(s.error)}%" for s in shown],
             # Inside the bar's top: above it the label would collide with the interval's whisker.
             textposition="inside",
             insidetextanchor="end",
             textfont_color="white",
             customdata=[[s.source, s.runs, c] for s, c in zip(shown, ci)],
-            hovertemplate="%{x}: %{y:.1f}% error ± %{customdata[2]:.1f} (95% CI over %{customdata[1]} runs)"
+            hovertemplate="%{x}: %{y:.2f}% error ± %{customdata[2]:.1f} (95% CI over %{customdata[1]} runs)"
             "<br>%{customdata[0]}<extra></extra>",
             showlegend=False,
         )

@@ -198,6 +198,19 @@ def overview_scores(
     return [measured_score(measured[n]) if n in measured else card_score(n, c) for n, c in cards.items()]
 
 
+def error_percent(error: float) -> str:
+    """An error rate as a percentage: "4.25", "6.3", "79.0". Lake's runs count errors in quarters of a
+    percent (one drawing of 400), so one decimal would round 4.25 down to 4.2."""
+    text = f"{100 * error:.2f}"
+    return text[:-1] if text.endswith("0") else text
+
+
+def best_card_score(cards: Mapping[str, Mapping[str, Any] | None]) -> LakeScore | None:
+    """The lowest Lake error any card holds (the first such model on a tie); None when no card has one."""
+    scores = [s for s in (card_score(n, c) for n, c in cards.items()) if s.error is not None]
+    return min(scores, key=lambda s: s.error) if scores else None
+
+
 def people_score() -> LakeScore:
     """People's error in Lake et al. 2015, as a row beside the models."""
     return LakeScore(PEOPLE, HUMAN_ERROR, None, "Lake et al. 2015")

@@ -18,9 +18,11 @@ from playground.lake_game import (
     LakeMeasurement,
     LakeScore,
     RunPicks,
+    best_card_score,
     card_lake_settings,
     card_score,
     compare,
+    error_percent,
     item_rows,
     lake_runs_available,
     lake_runs_file,
@@ -120,6 +122,19 @@ def test_card_scores_and_measurements_make_the_overview():
     assert scores[2].error is None
 
 
+def test_best_card_score_is_the_lowest_card_error():
+    cards = {"a": {"lake_runs": {"error": 0.08}}, "b": None, "c": {"lake_runs": {"error": 0.043}}, "d": {}}
+    best = best_card_score(cards)
+    assert (best.name, best.error, best.source) == ("c", 0.043, "model card")
+    tie = best_card_score({"x": {"lake_runs": {"error": 0.1}}, "y": {"lake_runs": {"error": 0.1}}})
+    assert tie.name == "x"
+    assert best_card_score({"b": None, "d": {}}) is None and best_card_score({}) is None
+
+
+def test_error_percent_keeps_the_quarter_points_of_lakes_400_drawings():
+    assert [error_percent(e) for e in (17 / 400, 0.063, 0.79, 0.0, 0.1025)] == ["4.25", "6.3", "79.0", "0.0", "10.25"]
+
+
 def test_error_chart_has_a_bar_per_measured_model_and_the_people_line():
     scores = [LakeScore(f"model_{i:02d}_lake", 0.05 + 0.04 * i, 0.02, "model card") for i in range(14)]
     scores.append(LakeScore("never_measured", None, None, "not measured"))
@@ -128,6 +143,7 @@ def test_error_chart_has_a_bar_per_measured_model_and_the_people_line():
     assert len(bars.x) == 14 and "never_measured" not in bars.x
     assert list(bars.y) == sorted(bars.y)  # sorted, lowest error first
     assert bars.y[0] == pytest.approx(5.0) and list(bars.error_y.array) == pytest.approx([2.0] * 14)
+    assert bars.text[0] == "5.0%" and bars.text[1] == "9.0%"
     lines = [s for s in fig.layout.shapes if s.y0 == s.y1]
     assert [s.y0 for s in lines] == [pytest.approx(100 * HUMAN_ERROR)]
     assert fig.layout.yaxis.title.text and fig.layout.xaxis.title.text
@@ -202,6 +218,33 @@ def test_page_without_the_runs_shows_the_cards_and_names_the_missing_file(tmp_pa
     assert table.loc["protonet_lake", "source"] == "model card"
     assert at.button(key="lake_measure").disabled
     assert len(at.get("plotly_chart")) == 1
+
+
+def _shipped_lake_errors() -> dict[str, float]:
+    from playground.zoo import shipped_models
+
+    return {m.name: m.card["lake_runs"]["error"] for m in shipped_models() if (m.card or {}).get("lake_runs")}
+
+
+def test_page_names_the_best_shipped_model_when_the_sidebar_leaves_it_out():
+    errors = _shipped_lake_errors()
+    best = min(errors, key=errors.get)
+    at = new_page(["pixel_nn"])
+    assert not at.exception
+    note = [i.value for i in at.info if "best shipped model" in i.value]
+    assert len(note) == 1 and f"**{best}**" in note[0] and f"{error_percent(errors[best])}%" in note[0]
+    assert list(overview(at).index) == ["pixel_nn"]
+    at.toggle(key="lake_show_best").set_value(True).run()
+    assert not at.exception
+    table = overview(at)
+    assert list(table.index) == ["pixel_nn", best]
+    assert table.loc[best, "source"].startswith("model card")
+    assert table.loc[best, "error (%)"] == round(100 * errors[best], 2)
+    assert best not in at.session_state["model_choice"]  # the sidebar's choice is left as it was
+    # Chosen in the sidebar, it needs no note.
+    at = new_page([best])
+    assert not [i for i in at.info if "best shipped model" in i.value]
+    assert not at.toggle
 
 
 @pytest.mark.omniglot
