@@ -107,10 +107,10 @@ else:
     if best is not None and best.name not in names:
         # The headline of this page is whether any model matches people; say so even when the sidebar's
         # choice leaves that model out. Its card figure is free: nothing is loaded or run for it.
-        side = "below" if best.error < HUMAN_ERROR else "level with" if best.error == HUMAN_ERROR else "above"
         st.info(
             f"The best shipped model on these runs is **{best.name}**: {error_percent(best.error)}% errors from its "
-            f"model card, {side} people's {100 * HUMAN_ERROR:.1f}%. It is not among the models chosen in the sidebar.",
+            f"model card, {best.against_people} people's {100 * HUMAN_ERROR:.1f}%. "
+            "It is not among the models chosen in the sidebar.",
             icon=":material/emoji_events:",
         )
         if st.toggle(f"Show {best.name} here too (its model card's figure)", key="lake_show_best"):

@@ -152,6 +152,13 @@ class LakeScore:
         """How many times people's 4.5% error this is."""
         return None if self.error is None else self.error / HUMAN_ERROR
 
+    @property
+    def against_people(self) -> str | None:
+        """ "below", "level with" or "above" people's 4.5% error (None: never measured)."""
+        if self.error is None:
+            return None
+        return "below" if self.error < HUMAN_ERROR else "level with" if self.error == HUMAN_ERROR else "above"
+
 
 def card_lake_settings(card: Mapping[str, Any] | None) -> dict[str, float]:
     """The test-time settings a card's Lake figure was measured with where not the checkpoint's own:

@@ -129,6 +129,9 @@ def test_best_card_score_is_the_lowest_card_error():
     tie = best_card_score({"x": {"lake_runs": {"error": 0.1}}, "y": {"lake_runs": {"error": 0.1}}})
     assert tie.name == "x"
     assert best_card_score({"b": None, "d": {}}) is None and best_card_score({}) is None
+    assert best.against_people == "below"
+    sides = [LakeScore("m", e, None, "x").against_people for e in (HUMAN_ERROR, 0.05, None)]
+    assert sides == ["level with", "above", None]
 
 
 def test_error_percent_keeps_the_quarter_points_of_lakes_400_drawings():
