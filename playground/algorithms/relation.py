@@ -86,12 +86,11 @@ class RelationNet(MetaLearner):
         if unpadded_blocks not in (0, 1, 2):
             raise ValueError(f"unpadded_blocks must be 0, 1 or 2 (the pooling blocks), got {unpadded_blocks!r}")
         self.hidden, self.relation_hidden, self.unpadded_blocks = hidden, relation_hidden, unpadded_blocks
-        pads = [0 if i < unpadded_blocks else 1 for i in range(4)]
         self.encoder = nn.Sequential(
-            block(1, hidden, pool=True, padding=pads[0]),  # 28 -> 14 (unpadded: 26 -> 13)
-            block(hidden, hidden, pool=True, padding=pads[1]),  # 14 -> 7 (unpadded: 11 -> 5)
-            block(hidden, hidden, pool=False, padding=pads[2]),
-            block(hidden, hidden, pool=False, padding=pads[3]),
+            block(1, hidden, pool=True, padding=int(unpadded_blocks < 1)),  # 28 -> 14 (unpadded: 26 -> 13)
+            block(hidden, hidden, pool=True, padding=int(unpadded_blocks < 2)),  # 14 -> 7 (unpadded: 11 -> 5)
+            block(hidden, hidden, pool=False),
+            block(hidden, hidden, pool=False),
         )
         self.relation = nn.Sequential(
             block(2 * hidden, hidden, pool=True),  # 7 -> 3 (5 -> 2)
