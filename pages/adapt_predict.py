@@ -14,10 +14,12 @@ from ui import (
     Query,
     class_key,
     current_device,
+    flash,
     fresh_key,
     guarded,
     load_models,
     option_widget,
+    plain,
     reset_inputs,
     show_flash,
     state,
@@ -32,7 +34,7 @@ show_flash()
 
 problems = task.problems()
 if problems:
-    st.warning("Finish the task first:\n" + "\n".join(f"- {p}" for p in problems))
+    st.warning("Finish the task first:\n" + "\n".join(f"- {plain(p)}" for p in problems))
     st.page_link("pages/build_task.py", label="Go to Build a task", icon="✏️")
     st.stop()
 
@@ -85,7 +87,10 @@ with upload_tab:
         persist_state="session",
     )
     if st.button("Add uploaded queries", disabled=not files, key="add_q_uploads"):
-        for f in files or []:
+        room = MAX_QUERIES - len(ss.queries)
+        if len(files) > room:  # decode no more files than there is room for
+            flash("error", f"At most {MAX_QUERIES} queries: {len(files) - room} file(s) were not added.")
+        for f in files[:room]:
             guarded(lambda f=f: add_query(preprocess_image(f.getvalue(), f.name), up_label, f.name), f"'{f.name}'")
         reset_inputs()
         st.rerun()
@@ -185,7 +190,7 @@ st.dataframe(
 st.caption(f"Times measured on {current_device()} for this task.")
 for r in res["results"]:
     if r.error:
-        st.error(f"{r.model}: {r.error}")
+        st.error(f"{r.model}: {plain(r.error)}")
 
 ok = [r for r in res["results"] if not r.error]
 for i, q in enumerate(ss.queries):
@@ -194,12 +199,12 @@ for i, q in enumerate(ss.queries):
         with cols[0]:
             st.image(thumbnail(q.image), width=84, caption=f"Q{i + 1}")
             if q.label is not None:
-                st.caption(f"true: **{names[q.label]}**")
+                st.caption(f"true: **{plain(names[q.label])}**")
         for col, r in zip(cols[1:], ok):
             pred = r.predicted[i]
             mark = "" if q.label is None else (" ✅" if pred == q.label else " ❌")
             with col:
-                st.markdown(f"**{r.model}** → **{names[pred]}**{mark}")
+                st.markdown(f"**{r.model}** → **{plain(names[pred])}**{mark}")
                 st.plotly_chart(
                     probability_bars(r.proba[i].tolist(), names, pred),
                     key=f"bars-{r.model}-{i}",

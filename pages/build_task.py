@@ -6,20 +6,18 @@ import streamlit as st
 
 from playground.imaging import preprocess_image
 from playground.sample_tasks import sample_user_task
-from playground.task_io import export_task_zip, import_task_zip
+from playground.task_io import MAX_EXAMPLES_PER_CLASS, export_task_zip, import_task_zip
 
 from canvas import drawing_canvas, has_ink
 from ui import (
-    MAX_SHOTS,
     Query,
-    add_class,
-    add_example,
     class_key,
     flash,
     fresh_key,
     guarded,
     load_omniglot_cached,
     omniglot_present,
+    plain,
     reset_inputs,
     show_flash,
     state,
@@ -37,7 +35,7 @@ show_flash()
 
 problems = task.problems()
 if problems:
-    st.warning("The task is not ready yet:\n" + "\n".join(f"- {p}" for p in problems))
+    st.warning("The task is not ready yet:\n" + "\n".join(f"- {plain(p)}" for p in problems))
 else:
     st.success(f"Task ready: {task.n_way} classes, {sum(task.shots)} examples. Go to **Adapt and predict**.")
 
@@ -65,9 +63,9 @@ with add_tab:
             def _add_drawing() -> None:
                 if not has_ink(drawing):
                     raise ValueError("the drawing is blank: draw a glyph first")
-                add_example(task, target, preprocess_image(drawing, "the drawing"))
+                task.add_example(target, preprocess_image(drawing, "the drawing"))
                 reset_inputs()
-                flash("success", f"Added a drawing to '{task.class_names[target]}'.")
+                flash("success", f"Added a drawing to '{plain(task.class_names[target])}'.")
 
             guarded(_add_drawing, "Adding the drawing")
             st.rerun()
@@ -88,15 +86,22 @@ with upload_tab:
     )
     if st.button("Add uploaded images", disabled=not files, key="add_uploads"):
         added: list[str] = []
-        for f in files or []:
+        room = task.room(target_up)
+        if len(files) > room:  # decode no more files than the class can take
+            flash(
+                "error",
+                f"'{plain(task.class_names[target_up])}' can take {room} more example(s) (at most "
+                f"{MAX_EXAMPLES_PER_CLASS} examples a class); {len(files) - room} file(s) were not added.",
+            )
+        for f in files[:room]:
 
             def _add_file(f=f) -> None:
-                add_example(task, target_up, preprocess_image(f.getvalue(), f.name))
+                task.add_example(target_up, preprocess_image(f.getvalue(), f.name))
                 added.append(f.name)
 
             guarded(_add_file, f"'{f.name}'")
         if added:
-            flash("success", f"Added {len(added)} image(s) to '{task.class_names[target_up]}'.")
+            flash("success", f"Added {len(added)} image(s) to '{plain(task.class_names[target_up])}'.")
         reset_inputs()
         st.rerun()
 
@@ -109,7 +114,9 @@ with sample_tab:
         c1, c2, c3, c4 = st.columns(4)
         alphabet = c1.selectbox("Alphabet", alphabets, key="sample_alphabet", persist_state="session")
         n_way = c2.number_input("Classes (N)", 2, 20, 5, key="sample_n", persist_state="session")
-        k_shot = c3.number_input("Examples per class (K)", 1, MAX_SHOTS, 1, key="sample_k", persist_state="session")
+        k_shot = c3.number_input(
+            "Examples per class (K)", 1, MAX_EXAMPLES_PER_CLASS, 1, key="sample_k", persist_state="session"
+        )
         n_query = c4.number_input("Queries per class", 1, 5, 2, key="sample_q", persist_state="session")
         st.caption("Replaces the current task and queries with characters the models never saw in training.")
         if st.button("Surprise me", icon=":material/casino:", key="sample_button"):
@@ -146,9 +153,9 @@ with file_tab:
             def _import() -> None:
                 ss.task = import_task_zip(zf.getvalue(), zf.name)
                 ss.queries, ss.results = [], None
-                flash("success", f"Imported '{zf.name}': {ss.task.n_way} classes.")
+                flash("success", f"Imported '{plain(zf.name)}': {ss.task.n_way} classes.")
 
-            guarded(_import, "Importing the task")
+            guarded(_import, f"Importing {zf.name}")
             reset_inputs()
             st.rerun()
 
@@ -160,7 +167,7 @@ for i in range(task.n_way):
         new_name = head.text_input("Class name", task.class_names[i], key=f"name-{i}-{ss.nonce}", max_chars=100)
         if new_name != task.class_names[i]:
             task.class_names[i] = new_name
-        count.metric("examples", f"{len(task.examples[i])} / {MAX_SHOTS}")
+        count.metric("examples", f"{len(task.examples[i])} / {MAX_EXAMPLES_PER_CLASS}")
         if remove.button("Remove class", key=f"rmclass-{i}", disabled=task.n_way <= 2):
             del task.class_names[i], task.examples[i]
             ss.queries = [q for q in ss.queries if q.label != i]
@@ -170,13 +177,13 @@ for i in range(task.n_way):
             ss.results = None
             reset_inputs()
             st.rerun()
-        cols = st.columns(MAX_SHOTS)
+        cols = st.columns(MAX_EXAMPLES_PER_CLASS)
         for j, img in enumerate(task.examples[i]):
-            with cols[j]:
+            with cols[j % len(cols)]:  # the task's own limit keeps this one row; a longer list wraps
                 st.image(thumbnail(img), width=56)
                 if st.button("✕", key=f"rm-{i}-{j}", help="remove this example"):
                     del task.examples[i][j]
                     st.rerun()
 if st.button("Add a class", icon=":material/add:", key="add_class"):
-    guarded(lambda: add_class(task), "Adding a class")
+    guarded(task.add_class, "Adding a class")
     st.rerun()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,11 +13,8 @@ import torch
 
 from playground.algorithms import AdaptOption
 from playground.data.omniglot import omniglot_available
-from playground.imaging import InputError
-from playground.task_io import MAX_CLASSES, UserTask
+from playground.task_io import UserTask
 from playground.zoo import ModelEntry, default_selection, shipped_models
-
-MAX_SHOTS = 5  # the app's limit: 1 to 5 examples per class
 
 
 @dataclass
@@ -38,6 +36,26 @@ def state() -> st.session_state.__class__:
     return ss
 
 
+_MARKDOWN_SPECIAL = {c: "\\" + c for c in r"""!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~"""}
+_MARKDOWN_SPECIAL.update({"\n": " ", "\r": " "})
+WORD_JOINER = "\u2060"
+_AUTOLINK = re.compile(r"(?i)(?:https?:|www\.|@)")
+
+
+def plain(text: object) -> str:
+    """``text`` as literal text inside Streamlit markdown (alerts, captions, st.markdown).
+
+    Class and file names come from visitors and from shared task files: rendered as markdown, a name
+    like ``![t](http://host/x.png)`` would make the browser fetch from that host, and ``:red[..]`` or
+    ``$x$`` would restyle the page. A backslash before every ASCII punctuation mark is CommonMark's
+    own way to say "this character, literally"; newlines become spaces so a name stays one line.
+    GitHub-flavoured markdown also links bare addresses (``http://``, ``www.``, ``a@b.c``) after the
+    escapes are read, so an invisible word joiner breaks those patterns without changing what is seen.
+    """
+    text = _AUTOLINK.sub(lambda m: m.group(0)[:-1] + WORD_JOINER + m.group(0)[-1], str(text))
+    return text.translate(str.maketrans(_MARKDOWN_SPECIAL))
+
+
 def fresh_key(name: str) -> str:
     return f"{name}-{st.session_state.nonce}"
 
@@ -56,7 +74,7 @@ def reset_inputs() -> None:
 
 
 def flash(kind: str, text: str) -> None:
-    """A message shown at the top of the page on the next run."""
+    """A message shown at the top of the page on the next run: markdown, so pass names through plain()."""
     st.session_state.flash.append((kind, text))
 
 
@@ -71,32 +89,17 @@ def guarded(action: Callable[[], None], what: str) -> None:
     try:
         action()
     except ValueError as exc:  # InputError included: our own clear messages
-        flash("error", f"{what}: {exc}")
+        flash("error", f"{plain(what)}: {plain(exc)}")
     except Exception as exc:  # a bug must not lose the user's task either
         traceback.print_exc()
-        flash("error", f"{what} failed unexpectedly ({type(exc).__name__}: {exc}). Your task is unchanged.")
+        flash(
+            "error", f"{plain(what)} failed unexpectedly ({type(exc).__name__}: {plain(exc)}). Your task is unchanged."
+        )
 
 
 def thumbnail(arr: np.ndarray) -> np.ndarray:
     """Dark ink on white, the way people draw; the model sees ink = 1."""
     return 255 - arr
-
-
-def add_example(task: UserTask, cls: int, image: np.ndarray) -> None:
-    if len(task.examples[cls]) >= MAX_SHOTS:
-        raise InputError(f"'{task.class_names[cls]}' already has {MAX_SHOTS} examples, the most a class can have")
-    task.examples[cls].append(image)
-
-
-def add_class(task: UserTask) -> None:
-    if task.n_way >= MAX_CLASSES:
-        raise InputError(f"a task can have at most {MAX_CLASSES} classes")
-    used = {n.strip().casefold() for n in task.class_names}
-    name = next(
-        c for c in (chr(65 + i) if i < 26 else f"class {i + 1}" for i in range(100)) if c.casefold() not in used
-    )
-    task.class_names.append(name)
-    task.examples.append([])
 
 
 @st.cache_resource(show_spinner="Loading a pretrained model…")
@@ -179,7 +182,7 @@ def require_task() -> tuple[torch.Tensor, torch.Tensor, list[str], torch.Tensor,
     ss = state()
     problems = ss.task.problems()
     if problems:
-        st.warning("Finish the task first:\n" + "\n".join(f"- {p}" for p in problems))
+        st.warning("Finish the task first:\n" + "\n".join(f"- {plain(p)}" for p in problems))
         st.page_link("pages/build_task.py", label="Go to Build a task", icon="✏️")
         st.stop()
     support_x, support_y, names = ss.task.support()
@@ -223,8 +226,8 @@ def attempt(compute: Callable[[], object], what: str):
     try:
         return compute()
     except ValueError as exc:
-        st.error(f"{what}: {exc}")
+        st.error(f"{plain(what)}: {plain(exc)}")
     except Exception as exc:  # a bug must not take the page down
         traceback.print_exc()
-        st.error(f"{what} failed unexpectedly ({type(exc).__name__}: {exc}).")
+        st.error(f"{plain(what)} failed unexpectedly ({type(exc).__name__}: {plain(exc)}).")
     return None

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from PIL import Image
 
 from playground.explain import AdaptationSteps, EmbeddingView
+from playground.figures import plot_text
 
 # Colour-blind-friendly qualitative palette (Okabe-Ito, then Tableau's), cycled beyond 17 classes.
 PALETTE = [
@@ -62,7 +63,7 @@ def embedding_figure(view: EmbeddingView, thumbnails: bool = False, title: str =
     """Points coloured by class; queries as diamonds, prototypes as stars, a dotted line from each
     query to its nearest prototype, wrong predictions ringed in red; optional glyph thumbnails."""
     fig = go.Figure()
-    names, xy = view.class_names, view.coords
+    names, xy = [plot_text(n) for n in view.class_names], view.coords
     protos = {view.label[i]: i for i in view.indices("prototype")}
     # Query -> nearest prototype lines first, so the points are drawn on top of them.
     lx, ly = [], []
@@ -167,6 +168,8 @@ def steps_animation(view: AdaptationSteps, class_names: list[str], title: str = 
     support = [i for i, k in enumerate(view.kind) if k == "support"]
     query = [i for i, k in enumerate(view.kind) if k == "query"]
 
+    class_names = [plot_text(n) for n in class_names]
+
     def traces(step: int) -> list[go.Scatter]:
         xy = view.coords[step]
         out = []
@@ -255,7 +258,7 @@ def probability_steps(view: AdaptationSteps, class_names: list[str], query: int)
     """One query's probability for each class after each inner step."""
     fig = go.Figure()
     true = view.label[[i for i, k in enumerate(view.kind) if k == "query"][query]]
-    for c, name in enumerate(class_names):
+    for c, name in enumerate(map(plot_text, class_names)):
         fig.add_trace(
             go.Scatter(
                 x=view.steps,
@@ -287,6 +290,7 @@ def decision_heatmap(
     """A [rows x columns] matrix as a heatmap, the glyphs drawn along the axes when given."""
     values = np.asarray(values, dtype=float)
     n_rows, n_cols = values.shape
+    row_labels, col_labels = [plot_text(r) for r in row_labels], [plot_text(c) for c in col_labels]
     show_text = n_rows * n_cols <= 400
     fmt = ".0%" if unit in ("probability", "attention") else ".3g"
     fig = go.Figure(
@@ -342,8 +346,8 @@ def confusion_figure(counts: np.ndarray, class_names: Sequence[str]) -> go.Figur
     fig = go.Figure(
         go.Heatmap(
             z=counts,
-            x=list(class_names),
-            y=list(class_names),
+            x=[plot_text(n) for n in class_names],
+            y=[plot_text(n) for n in class_names],
             colorscale="Blues",
             texttemplate="%{z}",
             hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>",

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import html
+
 import plotly.graph_objects as go
 
 from playground.algorithms import StepRecord
+
+
+def plot_text(text: object) -> str:
+    """``text`` as literal text in a Plotly label, legend, tick or hover.
+
+    Plotly reads labels as a subset of HTML (``<a href>``, ``<b>``, ``<span style>``), and class
+    names come from visitors and from shared task files: escaped, a name is only ever shown.
+    """
+    return html.escape(str(text), quote=False)
 
 
 def probability_bars(proba: list[float], class_names: list[str], predicted: int, title: str = "") -> go.Figure:
@@ -13,7 +24,7 @@ def probability_bars(proba: list[float], class_names: list[str], predicted: int,
     fig = go.Figure(
         go.Bar(
             x=[100 * p for p in proba],
-            y=class_names,
+            y=[plot_text(n) for n in class_names],
             orientation="h",
             marker_color=colors,
             hovertemplate="%{y}: %{x:.1f}%<extra></extra>",

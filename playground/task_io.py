@@ -9,7 +9,8 @@ The zip holds ``task.json`` and one PNG per example, 28x28, dark ink on white li
 
 Import never writes to disk: entries are read in memory, after checking their names (no ``..``,
 absolute paths, backslashes, drive letters, links) and sizes (entry count, total and per-entry
-uncompressed size, compression ratio). Every problem is an InputError saying what is wrong.
+uncompressed size, compression ratio, pixels decoded in all). Every problem is an InputError
+saying what is wrong.
 28x28 PNGs are taken as they are (exact round trip); other sizes go through preprocess_image, so
 a hand-made zip of Omniglot-style 105x105 drawings imports too.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 
@@ -41,12 +43,18 @@ VERSION = 1
 MANIFEST = "task.json"
 
 MAX_CLASSES = 20
-MAX_EXAMPLES_PER_CLASS = 20
+# One limit for every way examples arrive (drawing, upload, sampling, import) and for display:
+# the app is about learning from one to five examples.
+MAX_EXAMPLES_PER_CLASS = 5
 MAX_NAME_LENGTH = 100
 MAX_ZIP_BYTES = 20 * 1024 * 1024  # the zip file itself
 MAX_TOTAL_UNCOMPRESSED = 20 * 1024 * 1024  # all entries together, as declared and as read
 MAX_ENTRIES = 2000
 MAX_MANIFEST_BYTES = 1024 * 1024
+# The decoding work of one whole import, not just of each image: 400 tiny PNGs of 40 megapixels
+# each would otherwise cost tens of seconds of server CPU. A task of 100 Omniglot-sized drawings
+# decodes about 1 megapixel.
+MAX_IMPORT_PIXELS = 50_000_000
 MAX_COMPRESSION_RATIO = 100  # for entries over RATIO_CHECK_BYTES; real PNGs barely compress
 RATIO_CHECK_BYTES = 64 * 1024
 
@@ -123,6 +131,34 @@ class UserTask:
         x = to_tensor([arr for examples in self.examples for arr in examples])
         y = torch.tensor([i for i, examples in enumerate(self.examples) for _ in examples], dtype=torch.long)
         return x, y, list(self.class_names)
+
+    def add_example(self, cls: int, image: np.ndarray) -> None:
+        """Add one example to class ``cls``; InputError when the class is full or the image is wrong."""
+        if not 0 <= cls < self.n_way:
+            raise InputError(f"there is no class {cls + 1}: the task has {self.n_way}")
+        problem = _example_problem(image)
+        if problem:
+            raise InputError(f"the new example {problem}")
+        if len(self.examples[cls]) >= MAX_EXAMPLES_PER_CLASS:
+            raise InputError(
+                f"{self._label(cls)} already has {MAX_EXAMPLES_PER_CLASS} examples, the most a class can have"
+            )
+        self.examples[cls].append(image)
+
+    def room(self, cls: int) -> int:
+        """How many more examples class ``cls`` can take."""
+        return max(0, MAX_EXAMPLES_PER_CLASS - len(self.examples[cls]))
+
+    def add_class(self) -> str:
+        """Add an empty class with the first free letter as its name; returns the name."""
+        if self.n_way >= MAX_CLASSES:
+            raise InputError(f"a task can have at most {MAX_CLASSES} classes")
+        used = {n.strip().casefold() for n in self.class_names}
+        candidates = (chr(65 + i) if i < 26 else f"class {i + 1}" for i in range(MAX_CLASSES + 26))
+        name = next(c for c in candidates if c.casefold() not in used)
+        self.class_names.append(name)
+        self.examples.append([])
+        return name
 
     def _label(self, i: int) -> str:
         name = self.class_names[i] if i < len(self.class_names) else None
@@ -280,6 +316,18 @@ def _parse_manifest(raw: bytes, where: str) -> list[tuple[str, list[str]]]:
     return out
 
 
+def _header_pixels(data: bytes) -> int:
+    """Width x height from the image's header, without decoding it (0 when unreadable: decoding
+    then says what is wrong)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            width, height = Image.open(io.BytesIO(data)).size
+    except Exception:
+        return 0
+    return width * height
+
+
 def _example_from_png(data: bytes, path: str) -> np.ndarray:
     img = decode_image(data, path)
     if img.size != (IMAGE_SIZE, IMAGE_SIZE):
@@ -322,6 +370,7 @@ def import_task_zip(data: bytes, name: str = "the task file") -> UserTask:
         classes = _parse_manifest(_read_entry(zf, entries[manifest], MAX_MANIFEST_BYTES, name), manifest)
         task = UserTask()
         listed: set[str] = set()
+        pixels = 0
         for cname, files in classes:
             examples = []
             for f in files:
@@ -335,7 +384,15 @@ def import_task_zip(data: bytes, name: str = "the task file") -> UserTask:
                 info = entries.get(path)
                 if info is None or info.is_dir():
                     raise InputError(f"{manifest} lists {f} (class '{cname}') but the zip does not contain it: missing")
-                examples.append(_example_from_png(_read_entry(zf, info, MAX_FILE_BYTES, name), path))
+                raw = _read_entry(zf, info, MAX_FILE_BYTES, name)
+                pixels += _header_pixels(raw)
+                if pixels > MAX_IMPORT_PIXELS:
+                    raise InputError(
+                        f"{name} holds images of more than {MAX_IMPORT_PIXELS / 1e6:g} megapixels in all (reached at "
+                        f"{path}); a task's images must be smaller: export the task again, or save the images "
+                        "smaller"
+                    )
+                examples.append(_example_from_png(raw, path))
             task.class_names.append(cname)
             task.examples.append(examples)
     return task

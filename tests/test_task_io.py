@@ -19,6 +19,7 @@ from playground.task_io import (
     MAX_CLASSES,
     MAX_ENTRIES,
     MAX_EXAMPLES_PER_CLASS,
+    MAX_IMPORT_PIXELS,
     MAX_MANIFEST_BYTES,
     MAX_NAME_LENGTH,
     MAX_ZIP_BYTES,
@@ -225,7 +226,7 @@ BAD_ZIPS = {
     ),
     "too many examples": (
         build_zip(TWO_FILES, manifest_for(("a", [f"x{i}.png" for i in range(MAX_EXAMPLES_PER_CLASS + 1)]))),
-        "21 examples",
+        f"{MAX_EXAMPLES_PER_CLASS + 1} examples",
     ),
     "missing file": (build_zip(TWO_FILES[:1], TWO_CLASSES), "b/0.png.*missing"),
     "listed twice": (build_zip(TWO_FILES, manifest_for(("a", ["a/0.png"]), ("b", ["a/0.png"]))), "twice"),
@@ -307,6 +308,54 @@ def test_wrong_type_refused():
 def test_one_class_imports_but_is_not_ready():
     task = import_task_zip(build_zip(TWO_FILES[:1], manifest_for(("a", ["a/0.png"]))))
     assert task.n_way == 1 and any("at least 2 classes" in p for p in task.problems())
+
+
+def test_one_limit_on_examples_for_adding_and_importing():
+    """Drawing and uploading (add_example) and import all stop at the same number a class."""
+    glyph = 255 - np.asarray(Image.open(io.BytesIO(GLYPH_PNG)), dtype=np.uint8)
+    task = UserTask(["a", "b"], [[], []])
+    for _ in range(MAX_EXAMPLES_PER_CLASS):
+        task.add_example(0, glyph)
+    assert task.room(0) == 0 and task.room(1) == MAX_EXAMPLES_PER_CLASS
+    with pytest.raises(InputError, match=f"already has {MAX_EXAMPLES_PER_CLASS} examples"):
+        task.add_example(0, glyph)
+    assert task.shots == [MAX_EXAMPLES_PER_CLASS, 0]
+    too_many = [f"a/{i}.png" for i in range(MAX_EXAMPLES_PER_CLASS + 1)]
+    data = build_zip(
+        [(f, GLYPH_PNG) for f in too_many] + TWO_FILES[1:], manifest_for(("a", too_many), ("b", ["b/0.png"]))
+    )
+    with pytest.raises(InputError, match=f"at most {MAX_EXAMPLES_PER_CLASS} are allowed"):
+        import_task_zip(data)
+    assert MAX_EXAMPLES_PER_CLASS == 5  # what the app promises: one to five examples a class
+
+
+def test_add_class_picks_a_free_name_and_stops_at_the_limit():
+    task = UserTask(["A", "c"], [[], []])
+    assert task.add_class() == "B" and task.add_class() == "D"
+    while task.n_way < MAX_CLASSES:
+        task.add_class()
+    with pytest.raises(InputError, match=f"at most {MAX_CLASSES} classes"):
+        task.add_class()
+
+
+def test_import_bounds_the_pixels_decoded_in_all(monkeypatch):
+    """Tiny PNGs of huge blank images: each under the per-image limit, together far over the budget."""
+    side = 6000  # 36 megapixels, a few kilobytes as a one-bit PNG
+    big = Image.new("1", (side, side), 1)
+    ImageDraw.Draw(big).rectangle([side // 2 - 200, 500, side // 2 + 200, side - 500], fill=0)
+    buf = io.BytesIO()
+    big.save(buf, "PNG")
+    assert side * side < MAX_IMPORT_PIXELS < 2 * side * side
+    files = [(f"c{i}/0.png", buf.getvalue()) for i in range(4)]
+    data = build_zip(files, manifest_for(*[(f"c{i}", [f"c{i}/0.png"]) for i in range(4)]))
+    import playground.task_io as task_io
+
+    decoded = []
+    real = task_io.decode_image
+    monkeypatch.setattr(task_io, "decode_image", lambda raw, name: decoded.append(name) or real(raw, name))
+    with pytest.raises(InputError, match=f"more than {MAX_IMPORT_PIXELS / 1e6:g} megapixels in all"):
+        import_task_zip(data, "plus.zip")
+    assert decoded == ["c0/0.png"]  # refused from the second image's header, before decoding it
 
 
 # --------------------------------------------------------------------------- fuzz
