@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from playground.algorithms import MetaLearner, create_learner
+from playground.algorithms import HOW_TO_LOAD, MetaLearner, available, create_learner
 
 FORMAT = "meta-learning-playground/checkpoint"
 VERSION = 1
@@ -124,6 +124,11 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
 
 
 def learner_from_checkpoint(ckpt: Checkpoint, device: torch.device | str = "cpu") -> MetaLearner:
+    if ckpt.algorithm not in available():
+        # Most often a plugin's checkpoint opened without its plugin: say how to load it, not that the config is off.
+        raise CheckpointError(
+            f"the checkpoint was made by algorithm {ckpt.algorithm!r}, which is not loaded; {HOW_TO_LOAD}"
+        )
     try:
         learner = create_learner(ckpt.algorithm, **ckpt.config)
     except (TypeError, ValueError) as exc:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from playground import distributed
 from playground.algorithms import available, learner_class
+from playground.algorithms.plugins import PluginError, add_plugin_flag, load_plugins, plugin_flags
 from playground.allocator import keep_freed_memory
 from playground.checkpoints import (
     CheckpointError,
@@ -83,6 +84,7 @@ def add_malloc_flag(p: argparse.ArgumentParser, default: str = "keep") -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m playground", description="Meta-learning on Omniglot.")
+    add_plugin_flag(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="meta-train an algorithm")
@@ -849,6 +851,11 @@ def cmd_sinusoid(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        load_plugins(plugin_flags(sys.argv[1:] if argv is None else argv))  # before the parser takes its choices
+    except PluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in model cards
     args.memory_kept = getattr(args, "malloc", "default") == "keep" and keep_freed_memory()

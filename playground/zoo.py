@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,9 @@ from playground.algorithms import MetaLearner
 from playground.checkpoints import load_learner, read_card
 
 CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "assets" / "checkpoints"
+# Folders of a person's own checkpoints (os.pathsep-separated) served beside the shipped ones, so that a model
+# of their own, a plugin algorithm's included, appears in the app without being copied into the project.
+EXTRA_DIRS_ENV = "PLAYGROUND_CHECKPOINTS"
 
 
 @dataclass
@@ -87,6 +91,27 @@ def default_selection(names: list[str]) -> list[str]:
     return chosen or names[:3]
 
 
-def shipped_models(directory: str | Path = CHECKPOINT_DIR) -> list[ModelEntry]:
-    directory = Path(directory)
-    return [ModelEntry(p.stem, p, read_card(p)) for p in sorted(directory.glob("*.pt"))]
+def model_dirs() -> list[Path]:
+    """assets/checkpoints, then the folders named in ``PLAYGROUND_CHECKPOINTS``, in order."""
+    extra = [Path(d).expanduser() for d in os.environ.get(EXTRA_DIRS_ENV, "").split(os.pathsep) if d.strip()]
+    for d in extra:
+        if not d.is_dir():
+            raise ValueError(f"{EXTRA_DIRS_ENV} names {d}, which is not a folder")
+    return [CHECKPOINT_DIR, *extra]
+
+
+def shipped_models(directory: str | Path | None = None) -> list[ModelEntry]:
+    """The checkpoints in ``directory``; by default those of `model_dirs` (the app's catalogue).
+
+    A name (file stem) must be unique across the folders: the app knows a model by it.
+    """
+    entries: dict[str, ModelEntry] = {}
+    for d in model_dirs() if directory is None else [Path(directory)]:
+        for p in sorted(d.glob("*.pt")):
+            if p.stem in entries:
+                raise ValueError(
+                    f"two models are named {p.stem!r}: {entries[p.stem].path} and {p}; rename one "
+                    "(`python -m playground ship SOURCE TARGET` copies a checkpoint under a new name)"
+                )
+            entries[p.stem] = ModelEntry(p.stem, p, read_card(p))
+    return list(entries.values())

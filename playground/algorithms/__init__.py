@@ -1,4 +1,5 @@
-"""The algorithm registry: every module in this package that defines a @register'ed learner."""
+"""The algorithm registry: every module in this package that defines a @register'ed learner, and the
+plugin modules named outside it (`playground.algorithms.plugins`)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from playground.algorithms.base import (
     StepStats,
     register,
 )
+from playground.algorithms.plugins import HOW_TO_LOAD, PluginError, load_plugins
 
-_SKIP = {"base"}
+_SKIP = {"base", "plugins"}
 
 
 def _discover() -> None:
@@ -25,6 +27,8 @@ def _discover() -> None:
     for info in pkgutil.iter_modules(__path__):
         if info.name not in _SKIP and not info.name.startswith("_"):
             importlib.import_module(f"{__name__}.{info.name}")
+    # After the house algorithms, so that a plugin may subclass one of them.
+    load_plugins()
 
 
 def available() -> list[str]:
@@ -37,7 +41,9 @@ def learner_class(algorithm: str) -> type[MetaLearner]:
     try:
         return REGISTRY.algorithms[algorithm]
     except KeyError:
-        raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(available())}") from None
+        raise ValueError(
+            f"unknown algorithm {algorithm!r}; choose one of {', '.join(available())} ({HOW_TO_LOAD})"
+        ) from None
 
 
 def create_learner(algorithm: str, **config: Any) -> MetaLearner:
@@ -50,12 +56,15 @@ def create_learner(algorithm: str, **config: Any) -> MetaLearner:
 __all__ = [
     "AdaptOption",
     "DecisionMatrix",
+    "HOW_TO_LOAD",
     "MetaLearner",
+    "PluginError",
     "Predictor",
     "StepRecord",
     "StepStats",
     "available",
     "create_learner",
     "learner_class",
+    "load_plugins",
     "register",
 ]
