@@ -11,17 +11,21 @@ from playground.task_io import MAX_EXAMPLES_PER_CLASS, export_task_zip, import_t
 from canvas import drawing_canvas, has_ink
 from ui import (
     Query,
-    class_key,
+    class_picker,
     flash,
+    forget_class,
     fresh_key,
     guarded,
     load_omniglot_cached,
     omniglot_present,
     plain,
+    rename_class,
+    replace_task,
     reset_inputs,
     show_flash,
     state,
     thumbnail,
+    undo_replace,
 )
 
 ss = state()
@@ -39,20 +43,25 @@ if problems:
 else:
     st.success(f"Task ready: {task.n_way} classes, {sum(task.shots)} examples. Go to **Adapt and predict**.")
 
+if ss.get("undo"):
+    old = ss.undo[0]
+    st.button(
+        f"Undo: bring back your task ({old.n_way} classes, {sum(old.shots)} examples)",
+        icon=":material/undo:",
+        key="undo_replace",
+        on_click=undo_replace,
+    )
+
+# Keyed and tracked, the open tab is kept by the server: a rerun (a file chosen, a message shown
+# above) no longer sends the person back to the first tab with their file hidden in another.
 add_tab, upload_tab, sample_tab, file_tab = st.tabs(
-    ["Draw", "Upload images", "Surprise me (Omniglot)", "Import / export"]
+    ["Draw", "Upload images", "Surprise me (Omniglot)", "Import / export"], key="build_way", on_change="rerun"
 )
 
 with add_tab:
     left, right = st.columns([3, 2])
     with right:
-        target = st.selectbox(
-            "Add to class",
-            range(task.n_way),
-            format_func=lambda i: task.class_names[i],
-            key=class_key("draw_target"),
-            persist_state="session",
-        )
+        target = class_picker("Add to class", "draw_target")
         stroke = st.slider("Stroke width", 4, 30, 14, key="stroke_width", persist_state="session")
         st.caption("Hover over the canvas for its toolbar (undo, redo, clear). Each drawing is one example.")
     with left:
@@ -71,13 +80,7 @@ with add_tab:
             st.rerun()
 
 with upload_tab:
-    target_up = st.selectbox(
-        "Add to class",
-        range(task.n_way),
-        format_func=lambda i: task.class_names[i],
-        key=class_key("upload_target"),
-        persist_state="session",
-    )
+    target_up = class_picker("Add to class", "upload_target")
     files = st.file_uploader(
         "Images of one class (PNG, JPEG, WebP)",
         type=["png", "jpg", "jpeg", "webp"],
@@ -125,9 +128,7 @@ with sample_tab:
                 s = sample_user_task(
                     data, int(n_way), int(k_shot), int(n_query), None if alphabet == alphabets[0] else alphabet
                 )
-                ss.task = s.task
-                ss.queries = [Query(img, lab, "Omniglot") for img, lab in zip(s.queries, s.query_labels)]
-                ss.results = None
+                replace_task(s.task, [Query(img, lab, "Omniglot") for img, lab in zip(s.queries, s.query_labels)])
                 reset_inputs()
                 flash("success", f"Sampled a {s.task.n_way}-way {k_shot}-shot task with {len(s.queries)} queries.")
 
@@ -151,8 +152,7 @@ with file_tab:
         if st.button("Import", disabled=zf is None, key="import_button"):
 
             def _import() -> None:
-                ss.task = import_task_zip(zf.getvalue(), zf.name)
-                ss.queries, ss.results = [], None
+                replace_task(import_task_zip(zf.getvalue(), zf.name), [])
                 flash("success", f"Imported '{plain(zf.name)}': {ss.task.n_way} classes.")
 
             guarded(_import, f"Importing {zf.name}")
@@ -164,17 +164,13 @@ st.caption("Thumbnails show what the model sees: the 28x28 input after preproces
 for i in range(task.n_way):
     with st.container(border=True):
         head, count, remove = st.columns([4, 2, 1])
-        new_name = head.text_input("Class name", task.class_names[i], key=f"name-{i}-{ss.nonce}", max_chars=100)
-        if new_name != task.class_names[i]:
-            task.class_names[i] = new_name
+        name_key = f"name-{i}-{ss.nonce}"
+        head.text_input(
+            "Class name", task.class_names[i], key=name_key, max_chars=100, on_change=rename_class, args=(i, name_key)
+        )
         count.metric("examples", f"{len(task.examples[i])} / {MAX_EXAMPLES_PER_CLASS}")
         if remove.button("Remove class", key=f"rmclass-{i}", disabled=task.n_way <= 2):
-            del task.class_names[i], task.examples[i]
-            ss.queries = [q for q in ss.queries if q.label != i]
-            for q in ss.queries:
-                if q.label is not None and q.label > i:
-                    q.label -= 1
-            ss.results = None
+            forget_class(i)
             reset_inputs()
             st.rerun()
         cols = st.columns(MAX_EXAMPLES_PER_CLASS)

@@ -69,6 +69,56 @@ def class_key(name: str) -> str:
     return f"{name}-{hashlib.sha1(names.encode()).hexdigest()[:10]}"
 
 
+def class_picker(label: str, which: str) -> int:
+    """An "Add to class" box that keeps the class a person picked, by position, through renames.
+
+    Its key changes with the class names so the options are never stale, and each new box starts
+    from the class remembered here rather than from the first one: an example must never land in
+    a class the person did not pick.
+    """
+    ss = st.session_state
+    targets = ss.setdefault("targets", {})
+    names = ss.task.class_names
+    current = min(targets.get(which, 0), len(names) - 1)
+    choice = st.selectbox(label, range(len(names)), index=current, format_func=lambda i: names[i], key=class_key(which))
+    targets[which] = choice
+    return choice
+
+
+def rename_class(i: int, key: str) -> None:
+    """on_change of a class-name box: renamed before the page runs, so every widget shows the new name."""
+    st.session_state.task.class_names[i] = st.session_state[key]
+
+
+def forget_class(i: int) -> None:
+    """Remove class ``i`` and keep the queries' labels and the picked targets pointing where they did."""
+    ss = st.session_state
+    del ss.task.class_names[i], ss.task.examples[i]
+    ss.queries = [q for q in ss.queries if q.label != i]
+    for q in ss.queries:
+        if q.label is not None and q.label > i:
+            q.label -= 1
+    ss.targets = {w: t - 1 if t > i else t for w, t in ss.get("targets", {}).items()}
+    ss.results = None
+
+
+def replace_task(task: UserTask, queries: list[Query]) -> None:
+    """Make ``task`` the current one; a task with examples that it replaces can be brought back."""
+    ss = st.session_state
+    if sum(ss.task.shots):
+        ss.undo = (ss.task, ss.queries)
+    ss.task, ss.queries, ss.results = task, queries, None
+    ss.targets = {}
+
+
+def undo_replace() -> None:
+    ss = st.session_state
+    if ss.get("undo"):
+        ss.task, ss.queries = ss.undo
+        ss.undo, ss.results, ss.targets = None, None, {}
+        reset_inputs()
+
+
 def reset_inputs() -> None:
     st.session_state.nonce += 1
 

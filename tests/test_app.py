@@ -350,3 +350,58 @@ def test_inner_steps_and_rate_start_from_the_card_for_the_task_size(omniglot):
             (result,) = at.session_state["results"]["results"]
             assert len(result.trace) == expected + 1
             assert result.accuracy >= 0.5, result.accuracy  # chance is 5%
+
+
+def test_a_rename_shows_at_once_and_the_picked_class_stays_picked():
+    """Renaming used to lag one run, and the stale pick then switched the target to another class."""
+    at = new_app()
+    upload(at, 0, [("bar.png", glyph(0), "image/png")])
+    widget(at.selectbox, "upload_target-").set_value(2)
+    widget(at.selectbox, "draw_target-").set_value(1)
+    at.run()
+    nonce = at.session_state["nonce"]
+    at.text_input(key=f"name-2-{nonce}").input("Cs").run()
+    assert not at.exception
+    picker = widget(at.selectbox, "upload_target-")
+    assert picker.options == ["A", "B", "Cs"] and picker.value == 2
+    assert widget(at.selectbox, "draw_target-").value == 1
+    assert "class 'Cs' has no examples" in messages(at) and "'C'" not in messages(at)
+    at.file_uploader(key=f"uploader-{at.session_state['nonce']}").set_value(("ring.png", glyph(2), "image/png"))
+    at.run()
+    at.button(key="add_uploads").click().run()
+    assert task_of(at).shots == [1, 0, 1]  # the ring went where it was sent
+    assert "Added 1 image(s) to 'Cs'" in messages(at)
+
+
+def test_removing_a_class_keeps_the_picked_class():
+    at = new_app()
+    widget(at.selectbox, "upload_target-").set_value(2)
+    at.run()
+    at.button(key="rmclass-0").click().run()
+    picker = widget(at.selectbox, "upload_target-")
+    assert picker.options == ["B", "C"] and picker.value == 1
+
+
+@pytest.mark.omniglot
+def test_surprise_me_and_import_can_be_undone(omniglot):
+    at = new_app()
+    upload(at, 0, [("bar.png", glyph(0), "image/png")])
+    upload(at, 1, [("cross.png", glyph(1), "image/png")])
+    mine = task_of(at)
+    assert not [b for b in at.button if b.key == "undo_replace"]  # nothing to undo yet
+    at.button(key="sample_button").click().run()
+    assert task_of(at).n_way == 5 and not at.exception
+    (undo,) = [b for b in at.button if b.key == "undo_replace"]
+    assert "2 examples" in undo.label
+    undo.click().run()
+    assert task_of(at) is mine and task_of(at).shots == [1, 1, 0]
+    assert not [b for b in at.button if b.key == "undo_replace"]
+    nonce = at.session_state["nonce"]
+    at.file_uploader(key=f"import-{nonce}").set_value(
+        ("t.zip", export_task_zip(UserTask(["x", "y"], [[], []])), "application/zip")
+    )
+    at.run()
+    at.button(key="import_button").click().run()
+    assert task_of(at).class_names == ["x", "y"]
+    at.button(key="undo_replace").click().run()
+    assert task_of(at) is mine

@@ -249,3 +249,44 @@ def test_sampled_task_in_the_explorer_and_compare_pages(omniglot):
         assert "inner step" in text
         assert not page_exceptions(driver)
         screenshot(driver, "e2e-sine")
+
+
+def selected_tab(driver) -> str:
+    (tab,) = [t for t in driver.find_elements("xpath", "//*[@role='tab'][@aria-selected='true']") if t.is_displayed()]
+    return tab.text.strip()
+
+
+def test_the_way_of_adding_examples_stays_open_across_reruns(tmp_path):
+    """Choosing a file, adding it or importing reruns the page; the tab in use must stay open."""
+    require_chromium()
+    from PIL import Image
+
+    from playground.task_io import UserTask, export_task_zip
+
+    glyph = tmp_path / "bar.png"
+    img = Image.new("L", (64, 64), 255)
+    img.paste(0, (28, 8, 36, 56))
+    img.save(glyph)
+    task = tmp_path / "task.zip"
+    task.write_bytes(export_task_zip(UserTask(["x", "y"], [[], []])))
+    with streamlit_server("app.py") as url, browser() as driver:
+        open_app(driver, url)
+        for tab, path, button, done in (
+            ("Upload images", glyph, "Add uploaded images", "Added 1 image(s)"),
+            ("Import / export", task, "Import", "Imported"),
+        ):
+            click_tab(driver, tab)
+            (chooser,) = [
+                e
+                for e in driver.find_elements("css selector", "input[type=file]")
+                if e.is_enabled() and (("zip" in e.get_attribute("accept")) == (path.suffix == ".zip"))
+            ]
+            chooser.send_keys(str(path))
+            wait_until_idle(driver)
+            assert selected_tab(driver) == tab, "choosing a file switched the tab"
+            click_button(driver, button)
+            wait_for_text(driver, done)
+            wait_until_idle(driver)
+            assert selected_tab(driver) == tab, f"{button!r} switched the tab"
+        screenshot(driver, "build-tab-kept")
+        assert not page_exceptions(driver)
