@@ -44,9 +44,9 @@ else:
     st.success(f"Task ready: {task.n_way} classes, {sum(task.shots)} examples. Go to **Adapt and predict**.")
 
 if ss.get("undo"):
-    old = ss.undo[0]
+    old, n = ss.undo[0], sum(ss.undo[0].shots)
     st.button(
-        f"Undo: bring back your task ({old.n_way} classes, {sum(old.shots)} examples)",
+        f"Undo: bring back your task ({old.n_way} classes, {n} example{'' if n == 1 else 's'})",
         icon=":material/undo:",
         key="undo_replace",
         on_click=undo_replace,
