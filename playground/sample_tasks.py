@@ -10,6 +10,12 @@ from playground.data.omniglot import Omniglot
 from playground.task_io import UserTask
 
 
+def character_name(data: Omniglot, c: int) -> str:
+    """A character's name as people write it: "Old Church Slavonic (Cyrillic) 37"."""
+    number = data.characters[c].removeprefix("character").lstrip("0") or "0"
+    return f"{data.alphabets[c].replace('_', ' ')} {number}"
+
+
 @dataclass
 class SampledTask:
     task: UserTask
@@ -42,7 +48,7 @@ def sample_user_task(
     names, examples, queries, labels = [], [], [], []
     for label, c in enumerate(chosen):
         order = rng.permutation(drawings)
-        names.append(f"{data.alphabets[c]} {data.characters[c].replace('character', '#')}")
+        names.append(character_name(data, c))
         examples.append([data.images[c, d].copy() for d in order[:k_shot]])
         for d in order[k_shot : k_shot + n_query]:
             queries.append(data.images[c, d].copy())
@@ -54,7 +60,7 @@ def sample_user_task(
 def sample_distractors(data: Omniglot, n: int, seed: int = 0, exclude: set[str] | None = None) -> list[np.ndarray]:
     """One drawing each of ``n`` random evaluation characters (not those named in ``exclude``), for context."""
     idx = data.indices("images_evaluation", None)
-    names = [f"{data.alphabets[c]} {data.characters[c].replace('character', '#')}" for c in idx]
+    names = [character_name(data, c) for c in idx]
     pool = [c for c, name in zip(idx, names) if name not in (exclude or set())]
     if not 0 <= n <= len(pool):
         raise ValueError(f"distractors must be between 0 and {len(pool)} (got {n})")
