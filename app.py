@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(__file__).parent / "pages"))  # the pages' shared mo
 
 from playground.allocator import keep_freed_memory  # noqa: E402
 from playground.checkpoints import weights_fingerprint  # noqa: E402
+from playground.zoo import picker_labels  # noqa: E402
 
 from ui import catalogue, chosen_models, current_device, device_choices, load_models, state  # noqa: E402
 
@@ -27,30 +28,35 @@ pages = [
     st.Page("pages/sinusoid.py", title="Sine regression", icon=":material/ssid_chart:"),
 ]
 nav = st.navigation(pages)
+# The Omniglot models matter on the pages that adapt them; the sine page has models of its own.
+uses_models = nav.url_path != "sinusoid"
 
 with st.sidebar:
-    st.radio("Device", device_choices(), key="device_choice", horizontal=True)
     device = current_device()
-    st.caption(f"Running on **{device}**")
     names = list(catalogue())
-    if not names:
-        st.warning("No models in assets/checkpoints/. Train one with `python -m playground train`.")
-    # The choice lives in its own state key: a widget's value is dropped by Streamlit on a run
-    # where the widget is not drawn, and the choice must survive every page.
-    st.multiselect(
-        "Models to compare",
-        names,
-        default=chosen_models(),
-        key="model_choice_widget",
-        on_change=lambda: st.session_state.update(model_choice=st.session_state.model_choice_widget),
-        format_func=lambda n: f"{n} ({catalogue()[n].headline(5, 1) or 'not measured'})",
-        help="Each is loaded on first use and shared by every visitor. The figure in brackets is its "
-        "5-way 1-shot accuracy on the evaluation alphabets, from its model card.",
-    )
+    if uses_models:
+        if not names:
+            st.warning("No models in assets/checkpoints/. Train one with `python -m playground train`.")
+        labels = picker_labels(list(catalogue().values()))
+        # The choice lives in its own state key: a widget's value is dropped by Streamlit on a run
+        # where the widget is not drawn, and the choice must survive every page.
+        st.multiselect(
+            "Models to compare",
+            names,
+            default=chosen_models(),
+            key="model_choice_widget",
+            on_change=lambda: st.session_state.update(model_choice=st.session_state.model_choice_widget),
+            format_func=labels.get,
+            help="Each is loaded on first use and shared by every visitor. The figure is its 5-way 1-shot "
+            "accuracy on the evaluation alphabets, from its model card.",
+        )
     loaded = load_models(device)  # load the chosen ones now, so the first click pays nothing
-    with st.expander("Loaded models", icon=":material/fingerprint:"):
+    with st.expander("Advanced", icon=":material/tune:"):
+        st.radio("Device", device_choices(), key="device_choice", horizontal=True)
+        st.caption(f"Running on **{device}**.")
         st.caption(
-            "Shared by every visitor and never changed by adapting. The fingerprint hashes the weights, bit for bit."
+            "Loaded models are shared by every visitor and never changed by adapting. Each fingerprint hashes "
+            "the weights, bit for bit."
         )
         for name, (_, learner) in loaded.items():
             st.markdown(f"`{name}` weights `{weights_fingerprint(learner)}`")

@@ -142,7 +142,10 @@ if options:
                 for col, o in zip(cols[1:], opts)
             }
 
-if st.button("Adapt and predict", icon=":material/rocket_launch:", type="primary", key="adapt"):
+# "Try a sample task" lands here with its queries: predictions come without a second click.
+if st.button("Adapt and predict", icon=":material/rocket_launch:", type="primary", key="adapt") or ss.pop(
+    "autorun", False
+):
 
     def _run() -> None:
         support_x, support_y, _ = task.support()

@@ -12,6 +12,7 @@ from canvas import drawing_canvas, has_ink
 from ui import (
     Query,
     class_picker,
+    demo_task,
     flash,
     forget_class,
     fresh_key,
@@ -31,17 +32,53 @@ from ui import (
 ss = state()
 task = ss.task
 st.title("✏️ Build a task")
-st.caption(
-    "A few-shot task is a handful of classes with one to five examples each. Draw them, upload "
-    "them, or let Omniglot surprise you; then adapt the models on the next page."
-)
 show_flash()
 
-problems = task.problems()
-if problems:
-    st.warning("The task is not ready yet:\n" + "\n".join(f"- {plain(p)}" for p in problems))
+
+def try_sample_task() -> None:
+    """The one-click path: a small sampled task with queries, adapted at once on the next page."""
+    s = sample_user_task(load_omniglot_cached(), 5, 1, 2)
+    replace_task(s.task, [Query(img, lab, "Omniglot") for img, lab in zip(s.queries, s.query_labels)])
+    reset_inputs()
+    ss.autorun = True
+
+
+if sum(task.shots) == 0:  # nothing built yet: show what the playground does, not what is missing
+    st.markdown("#### Show a model one drawing of each new character: it learns them in milliseconds.")
+    demo = demo_task() if omniglot_present() else None
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        st.markdown("**1. A few examples**")
+        if demo:
+            st.image([thumbnail(e[0]) for e in demo.task.examples], width=44)
+        st.caption("Characters the models never saw in training, one drawing each (or your own glyphs).")
+    with c2:
+        st.markdown("**2. The models adapt**")
+        st.caption(
+            "ProtoNet, MAML and twelve more meta-learners adapt to this brand-new task from those few "
+            "examples, each in its own way."
+        )
+    with c3:
+        st.markdown("**3. They predict, and show why**")
+        if demo:
+            st.image([thumbnail(q) for q in demo.queries], width=44)
+        st.caption("New drawings recognised; prototypes, attention and adaptation step by step.")
+    if demo:
+        if st.button("Try a sample task", icon=":material/play_arrow:", type="primary", key="try_sample"):
+            guarded(try_sample_task, "Sampling a task")
+            if ss.get("autorun"):
+                st.switch_page("pages/adapt_predict.py")
+            st.rerun()
+        st.caption("Or make your own task below: draw, upload or import one to five examples of each class.")
+    else:
+        st.caption("Make your own task below: draw or upload one to five examples of each class.")
 else:
-    st.success(f"Task ready: {task.n_way} classes, {sum(task.shots)} examples. Go to **Adapt and predict**.")
+    problems = task.problems()
+    if problems:
+        st.warning("The task is not ready yet:\n" + "\n".join(f"- {plain(p)}" for p in problems))
+    else:
+        st.success(f"Task ready: {task.n_way} classes, {sum(task.shots)} examples. Go to **Adapt and predict**.")
+        st.page_link("pages/adapt_predict.py", label="Adapt and predict", icon="⚡")
 
 if ss.get("undo"):
     old, n = ss.undo[0], sum(ss.undo[0].shots)

@@ -185,6 +185,14 @@ def load_omniglot_cached():
     return load_omniglot()
 
 
+@st.cache_resource
+def demo_task():
+    """The glyphs the first screen shows: one fixed sample, the same for everyone."""
+    from playground.sample_tasks import sample_user_task
+
+    return sample_user_task(load_omniglot_cached(), 5, 1, 1, seed=4)
+
+
 def omniglot_present() -> bool:
     return omniglot_available()
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from playground.algorithms import MetaLearner
+from playground.algorithms import MetaLearner, learner_class
 from playground.checkpoints import load_learner, read_card
 
 CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "assets" / "checkpoints"
@@ -29,6 +29,14 @@ class ModelEntry:
     @property
     def algorithm(self) -> str:
         return (self.card or {}).get("algorithm", self.name.split("_")[0])
+
+    @property
+    def title(self) -> str:
+        """The short name people know the algorithm by ("ProtoNet"); the file's name when it has none."""
+        try:
+            return learner_class(self.algorithm).title or self.name
+        except ValueError:  # a plugin's model whose module is not loaded: its file name still says what it is
+            return self.name
 
     def headline(self, n_way: int = 5, k_shot: int = 1) -> str | None:
         """The card's measured accuracy for n_way/k_shot, e.g. "97.9 ± 0.5 %" (None if absent)."""
@@ -89,6 +97,25 @@ def default_selection(names: list[str]) -> list[str]:
     """The default models among ``names``; the first three names when none of them is shipped."""
     chosen = [n for n in DEFAULT_SELECTION if n in names]
     return chosen or names[:3]
+
+
+def picker_labels(entries: list[ModelEntry]) -> dict[str, str]:
+    """What the app's model picker shows for each model: "ProtoNet · 98.3%", its card's 5-way 1-shot
+    figure beside the algorithm's short name, and the file's name too where two models share a title."""
+    titles = [e.title for e in entries]
+    labels = {}
+    for e in entries:
+        title = e.title if titles.count(e.title) == 1 else f"{e.title} ({e.name})"
+        figure = next(
+            (
+                r["accuracy"]
+                for r in (e.card or {}).get("evaluation", {}).get("results", [])
+                if (r.get("n_way"), r.get("k_shot")) == (5, 1)
+            ),
+            None,
+        )
+        labels[e.name] = title if figure is None else f"{title} · {100 * figure:.1f}%"
+    return labels
 
 
 def model_dirs() -> list[Path]:

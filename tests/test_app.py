@@ -85,11 +85,29 @@ def messages(at: AppTest) -> str:
     return " ".join(seen(e.value) for e in list(at.error) + list(at.warning) + list(at.success))
 
 
-def test_build_page_starts_with_an_incomplete_task_and_says_so():
+def test_first_screen_shows_before_it_tells():
+    """No warning before the person has done anything; the not-ready list comes once they start."""
     at = new_app()
     assert not at.exception
     assert at.title[0].value.endswith("Build a task")
+    assert not at.warning and not at.error
+    upload(at, 0, [("bar.png", glyph(0), "image/png")])
     assert "has no examples" in messages(at)
+
+
+@pytest.mark.omniglot
+def test_try_a_sample_task_lands_on_the_predictions(omniglot):
+    at = new_app()
+    (button,) = [b for b in at.button if b.key == "try_sample"]
+    assert button.proto.type == "primary"
+    button.click().run()
+    assert not at.exception
+    assert at.title[0].value.endswith("Adapt and predict")
+    task, results = task_of(at), at.session_state["results"]
+    assert task.n_way == 5 and task.shots == [1] * 5 and len(at.session_state["queries"]) == 10
+    assert results is not None and all(r.error is None for r in results["results"])
+    accuracy = [r.accuracy for r in results["results"] if r.algorithm == "protonet"]
+    assert accuracy and accuracy[0] >= 0.5  # ProtoNet reaches 98% here: far above chance (20%)
 
 
 def test_upload_images_builds_the_task():

@@ -12,7 +12,7 @@ Checked for every session and every run:
 - the predictions shown are the ones the library computes for *that* session's task;
 - no run ever shows another session's class names, and every image it shows is one of the
   session's own (fetched from the server and matched against every session's images);
-- the shared models' weight fingerprints (sidebar, "Loaded models") equal the shipped
+- the shared models' weight fingerprints (sidebar, "Advanced") equal the shipped
   checkpoints' before the load and after it, bit for bit;
 - no exception is shown and the server logs no traceback.
 The server's resident memory is sampled throughout; its peak must stay under

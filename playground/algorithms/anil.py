@@ -28,6 +28,7 @@ def _head_loss(head: Params, features: torch.Tensor, y: torch.Tensor):
 @register
 class ANIL(MAML):
     name = "anil"
+    title = "ANIL"
 
     def __init__(self, *, inner_lr: float = 0.4, inner_steps: int = 5, test_inner_steps: int = 10, **base):
         super().__init__(inner_lr=inner_lr, inner_steps=inner_steps, test_inner_steps=test_inner_steps, **base)

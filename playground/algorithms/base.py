@@ -107,6 +107,7 @@ class MetaLearner(nn.Module, ABC):
     """
 
     name: ClassVar[str] = ""
+    title: ClassVar[str] = ""  # the short name people know it by, for the app: "ProtoNet"
     # Why a share of a meta-batch would not reproduce one process (torchrun refuses it); "" when it would.
     not_distributable: ClassVar[str] = ""
     # Why `playground.training.train` cannot meta-train it (it is assembled otherwise); "" when it can.

@@ -100,6 +100,7 @@ class EnsemblePredictor(Predictor):
 @register
 class Ensemble(MetaLearner):
     name = "ensemble"
+    title = "Ensemble"
     not_distributable = "an ensemble is assembled from trained checkpoints, not meta-trained"
     not_trainable = (
         "an ensemble is assembled from trained checkpoints, not meta-trained: train its members, "

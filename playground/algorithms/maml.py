@@ -92,6 +92,7 @@ class FunctionalPredictor(Predictor):
 @register
 class MAML(MetaLearner):
     name = "maml"
+    title = "MAML"
 
     def __init__(
         self,

@@ -226,6 +226,7 @@ class MANN(MetaLearner):
     )
 
     name = "mann"
+    title = "MANN"
 
     def __init__(
         self,

@@ -87,6 +87,7 @@ class MatchingPredictor(Predictor):
 @register
 class MatchingNet(MetaLearner):
     name = "matching"
+    title = "Matching Nets"
 
     def __init__(
         self,

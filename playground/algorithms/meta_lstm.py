@@ -89,6 +89,7 @@ def _logit(p: float) -> float:
 @register
 class MetaLSTM(MAML):
     name = "meta-lstm"
+    title = "Meta-LSTM"
 
     def __init__(
         self,

@@ -39,6 +39,7 @@ def _rate_name(weight: str) -> str:
 @register
 class MetaSGD(MAML):
     name = "metasgd"
+    title = "Meta-SGD"
 
     def __init__(
         self,

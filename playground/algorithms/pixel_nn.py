@@ -30,6 +30,7 @@ class PixelPredictor(Predictor):
 @register
 class PixelNearestNeighbour(MetaLearner):
     name = "pixel-nn"
+    title = "Pixel neighbour"
 
     def __init__(self, *, metric: str = "euclidean", temperature: float = 0.1, **base):
         super().__init__(**base)

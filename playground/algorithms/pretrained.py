@@ -91,6 +91,7 @@ class PretrainedPredictor(Predictor):
 @register
 class Pretrained(MetaLearner):
     name = "pretrained"
+    title = "Pretrained"
 
     def __init__(
         self,

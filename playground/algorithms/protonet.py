@@ -67,6 +67,7 @@ class ProtoPredictor(Predictor):
 @register
 class ProtoNet(MetaLearner):
     name = "protonet"
+    title = "ProtoNet"
 
     def __init__(self, *, metric: str = "euclidean", hidden: int = 64, model: nn.Module | None = None, **base):
         super().__init__(**base)

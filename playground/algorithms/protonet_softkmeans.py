@@ -81,6 +81,7 @@ class SoftKMeansPredictor(ProtoPredictor):
 @register
 class ProtoNetSoftKMeans(ProtoNet):
     name = "protonet-softkmeans"
+    title = "Soft k-means"
 
     def __init__(
         self,

@@ -80,6 +80,7 @@ class RelationPredictor(Predictor):
 @register
 class RelationNet(MetaLearner):
     name = "relation"
+    title = "Relation Net"
 
     def __init__(self, *, hidden: int = 64, relation_hidden: int = 8, unpadded_blocks: int = 0, **base):
         super().__init__(**base)

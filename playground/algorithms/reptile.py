@@ -44,6 +44,7 @@ ADAM_EPS = 1e-8
 @register
 class Reptile(MAML):
     name = "reptile"
+    title = "Reptile"
 
     def __init__(
         self,

@@ -56,6 +56,7 @@ class ScratchPredictor(Predictor):
 @register
 class Scratch(MetaLearner):
     name = "scratch"
+    title = "Scratch"
 
     def __init__(
         self,

@@ -77,6 +77,7 @@ class SiamesePredictor(Predictor):
 @register
 class SiameseNet(MetaLearner):
     name = "siamese"
+    title = "Siamese"
 
     def __init__(self, *, hidden: int = 64, **base):
         super().__init__(**base)
