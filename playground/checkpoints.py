@@ -39,6 +39,17 @@ class Checkpoint:
         """The split it was trained on; checkpoints older than the record were all `lake`."""
         return self.extra.get("train_config", {}).get("protocol", "lake")
 
+    @property
+    def trained_protocols(self) -> list[str]:
+        """Its own protocol, then those of the models it was fine-tuned from (``--init-from``), as recorded:
+        the splits whose training classes its weights have seen."""
+        protocols, base = [self.protocol], self.training.get("base")
+        while base:
+            if "protocol" in base:  # bases recorded before their protocol was are not known
+                protocols.append(base["protocol"])
+            base = base.get("base")
+        return list(dict.fromkeys(protocols))
+
 
 def save_checkpoint(path: str | Path, learner: MetaLearner, training: dict | None = None, **extra: Any) -> Path:
     """Write atomically (temp file, then rename): a crash never leaves a half-written file."""
@@ -93,6 +104,10 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    if _is_model_card(path):
+        beside = path.with_suffix(".pt")
+        there = "" if beside.is_file() else " (there is none)"
+        raise CheckpointError(f"{path} is a model card, not a checkpoint: its checkpoint is {beside}{there}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -121,6 +136,17 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         payload.get("optimizer"),
         extra,
     )
+
+
+def _is_model_card(path: Path) -> bool:
+    """Whether ``path`` is JSON text holding an object (a card, as `write_card` writes it); a checkpoint is a zip."""
+    with path.open("rb") as f:
+        if f.read(1) != b"{":
+            return False
+    try:
+        return isinstance(json.loads(path.read_text(encoding="utf-8")), dict)
+    except (ValueError, UnicodeDecodeError):
+        return False
 
 
 def learner_from_checkpoint(ckpt: Checkpoint, device: torch.device | str = "cpu") -> MetaLearner:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import shlex
+import signal
 import sys
 from pathlib import Path
+
+import torch
 
 from playground import distributed
 from playground.algorithms import available, learner_class
@@ -25,6 +27,8 @@ from playground.data.omniglot import DataError, default_data_dir, download_omnig
 from playground.device import DEVICES, resolve_device
 from playground.evaluation import STANDARD_QUERIES
 from playground.precision import PRECISIONS
+from playground.threads import AUTO as AUTO_THREADS
+from playground.threads import set_threads
 from playground.training import RESUME_SETTINGS, TrainConfig, as_flag, hardware_description, make_card, train
 
 # CLI flag -> learner hyperparameter, for flags that configure the algorithm itself.
@@ -82,6 +86,25 @@ def add_malloc_flag(p: argparse.ArgumentParser, default: str = "keep") -> None:
     )
 
 
+def _thread_count(text: str) -> int | str:
+    if text == AUTO_THREADS:
+        return text
+    return positive("--threads")(text)
+
+
+def add_threads_flag(p: argparse.ArgumentParser) -> None:
+    """``--threads``, for the commands that compute on a CPU."""
+    p.add_argument(
+        "--threads",
+        type=_thread_count,
+        default=AUTO_THREADS,
+        metavar="N|auto",
+        help="torch CPU threads; auto: the CPUs this process may use less the load of other processes (1-minute "
+        "average), at least 1, or OMP_NUM_THREADS where it is set: torch's own default, a thread per core, "
+        "runs several times slower on a busy machine (default: %(default)s)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m playground", description="Meta-learning on Omniglot.")
     add_plugin_flag(parser)
@@ -105,6 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--meta-batch", type=positive("--meta-batch"), default=32)
     t.add_argument("--iterations", type=positive("--iterations"), default=10000)
     t.add_argument("--val-every", type=positive("--val-every"), default=500)
+    t.add_argument(
+        "--save-every",
+        type=non_negative("--save-every"),
+        default=TrainConfig.save_every,
+        help="also write last.pt every N iterations, so a run killed outright loses at most N (0: at validation "
+        "only); Ctrl-C or SIGTERM stops after the iteration in progress, with it in last.pt "
+        "(default: %(default)s)",
+    )
     t.add_argument("--val-episodes", type=positive("--val-episodes"), default=200)
     t.add_argument("--no-rotations", action="store_true", help="no 90-degree rotations as extra training classes")
     t.add_argument(
@@ -166,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--init-from", default=None, help="start from this checkpoint's weights (same architecture), e.g. to fine-tune"
     )
     add_malloc_flag(t)
+    add_threads_flag(t)
 
     e = sub.add_parser("evaluate", help="accuracy of a checkpoint with its 95%% CI")
     e.add_argument("checkpoint")
@@ -196,7 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto", choices=DEVICES)
     e.add_argument("--data-dir", default=None)
     e.add_argument("--card", action="store_true", help="write the results into the model card beside the checkpoint")
+    e.add_argument(
+        "--allow-training-classes",
+        action="store_true",
+        help="evaluate even on a split holding characters the checkpoint was trained on (another --protocol's): "
+        "the figures are marked contaminated, and never written into a card",
+    )
     add_malloc_flag(e)
+    add_threads_flag(e)
 
     r = sub.add_parser("lake-runs", help="error on Lake's 20 one-shot runs, beside people's 4.5%%")
     r.add_argument("checkpoints", nargs="+")
@@ -235,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     add_malloc_flag(r)
+    add_threads_flag(r)
 
     c = sub.add_parser(
         "calibrate-steps", help="choose a gradient-based checkpoint's test-time inner steps on meta-validation"
@@ -262,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate --inner-steps",
     )
     add_malloc_flag(c)
+    add_threads_flag(c)
 
     rp = sub.add_parser("report", help="the README's results table, from the model cards (no computation)")
     rp.add_argument("--dir", default=None, help="checkpoint folder (default assets/checkpoints)")
@@ -361,7 +402,8 @@ def _learner_options(args: argparse.Namespace) -> dict:
 
 
 # The flags a resume takes; every other setting is the saved run's own.
-RESUME_FLAGS = {"--resume", "--malloc", *map(as_flag, RESUME_SETTINGS)}  # --malloc: the process, not the run
+# --malloc and --threads: the process, not the run.
+RESUME_FLAGS = {"--resume", "--malloc", "--threads", *map(as_flag, RESUME_SETTINGS)}
 
 
 def typed_flags(argv: list[str]) -> list[str]:
@@ -372,20 +414,21 @@ def typed_flags(argv: list[str]) -> list[str]:
 
 def cmd_train(args: argparse.Namespace) -> None:
     command = shlex.join(["python", "-m", "playground", *args.argv])
-    if getattr(args, "memory_kept", False) and os.environ.get("RANK", "0") == "0":
-        # In the training log on stderr (torchrun's rank 0 only): it changes speed, never results,
-        # so it is not part of the run's config or its model card.
-        print("malloc: freed memory is kept for reuse (--malloc default for glibc's own settings)", file=sys.stderr)
     if args.resume:
         # Not validated against --algorithm's default: the algorithm and its settings are the checkpoint's.
         typed = typed_flags(args.argv)
         # Without --iterations the saved run's own count stands (train keeps the larger of the two).
         iterations = args.iterations if "--iterations" in typed else 0
         cfg = TrainConfig(
-            iterations=iterations, device=args.device, out=args.out, data_dir=args.data_dir, command=command
+            iterations=iterations,
+            device=args.device,
+            out=args.out,
+            data_dir=args.data_dir,
+            save_every=args.save_every,
+            command=command,
         )
         ignored = [f for f in typed if f not in RESUME_FLAGS]
-        _run_training(cfg, args.resume, ignored)
+        _run_training(cfg, args.resume, ignored, args)
         return
     cfg = TrainConfig(
         algorithm=args.algorithm,
@@ -398,6 +441,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         meta_batch=args.meta_batch,
         iterations=args.iterations,
         val_every=args.val_every,
+        save_every=args.save_every,
         val_episodes=args.val_episodes,
         rotations=not args.no_rotations,
         augment_shift=args.augment_shift,
@@ -411,12 +455,18 @@ def cmd_train(args: argparse.Namespace) -> None:
         init_from=args.init_from,
         command=command,
     )
-    _run_training(cfg, None, [])
+    _run_training(cfg, None, [], args)
 
 
-def _run_training(cfg: TrainConfig, resume: str | None, ignored: list[str]) -> None:
+def _run_training(cfg: TrainConfig, resume: str | None, ignored: list[str], args: argparse.Namespace) -> None:
+    def started() -> None:
+        # Said once training runs (not on a refused command): it changes speed, never results, so it
+        # is on stderr, in no config and no model card.
+        if getattr(args, "memory_kept", False):
+            print("malloc: freed memory is kept for reuse (--malloc default for glibc's own settings)", file=sys.stderr)
+
     try:
-        best = train(cfg, resume=resume, ignored=ignored)
+        best = train(cfg, resume=resume, ignored=ignored, on_start=started)
         if distributed.is_main() and best is not None:
             print(f"best checkpoint: {best}")
     finally:
@@ -424,14 +474,18 @@ def _run_training(cfg: TrainConfig, resume: str | None, ignored: list[str]) -> N
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from playground.data.protocols import load_splits
-
     device = resolve_device(args.device)
     ckpt = read_checkpoint(args.checkpoint)  # read once: the learner and its protocol both come from it
     learner = learner_from_checkpoint(ckpt, device)
     _check_adapt_flags(learner, learner.name, n_steps=args.inner_steps, inner_lr=args.inner_lr)
     protocol = args.protocol or ckpt.protocol
-    splits = load_splits(protocol, args.data_dir, rotations=False)
+    splits_of = _splits_loader(args.data_dir)
+    overlap = _refuse_seen_classes(ckpt, protocol, args.split, splits_of, allow=args.allow_training_classes)
+    if overlap is not None and args.card:
+        raise ValueError(f"--card: {overlap.describe()}; a contaminated figure is never written into a card")
+    if overlap is not None:
+        print(f"WARNING: {overlap.describe()}: the figures below are contaminated", file=sys.stderr)
+    splits = splits_of(protocol)
     dataset = (splits.test if args.split == "test" else splits.val).to(device)
     results = []
     for ways in args.ways:
@@ -457,9 +511,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 inner_lr=args.inner_lr,
             )
             queries = "" if args.query == STANDARD_QUERIES else f" of {_queries(res.n_query)}"
+            seen = "" if overlap is None else f" (CONTAMINATED: {len(overlap.seen)} characters seen in training)"
             print(
                 f"{learner.name} {protocol}/{args.split} {ways}-way {shots}-shot, "
-                f"{res.episodes} episodes{queries}: {res.format()}",
+                f"{res.episodes} episodes{queries}: {res.format()}{seen}",
                 flush=True,
             )
             result = {**res.as_dict(), "protocol": protocol, "split": args.split, "seed": args.seed}
@@ -475,6 +530,35 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 path = _card_with(args.checkpoint, results, device, "other_queries" if other else "results")
     if args.card:
         print(f"model card: {path}")
+
+
+def _splits_loader(data_dir: str | None):
+    """``protocol -> Splits`` (unrotated where the protocol allows), each built once."""
+    from playground.data import protocols
+
+    built: dict[str, protocols.Splits] = {}
+
+    def splits_of(protocol: str) -> protocols.Splits:
+        if protocol not in built:
+            built[protocol] = protocols.load_splits(protocol, data_dir, rotations=False)
+        return built[protocol]
+
+    return splits_of
+
+
+def _refuse_seen_classes(ckpt, protocol: str, split: str, splits_of, allow: bool = False):
+    """Refuse to measure a checkpoint on a split holding characters it was trained or chosen on (another
+    protocol's split); with ``allow``, return what overlaps (None when nothing does) for the caller to mark."""
+    from playground.evaluation import training_overlap
+
+    overlap = training_overlap(ckpt.trained_protocols, protocol, split, splits_of)
+    if overlap is not None and not allow:
+        raise ValueError(
+            f"{overlap.describe()}: its accuracy there would not measure learning new classes. Evaluate on "
+            f"--protocol {ckpt.protocol}, or pass --allow-training-classes to measure it anyway (marked "
+            "contaminated, never written into a card)"
+        )
+    return overlap
 
 
 def _evaluate_with_bar(
@@ -559,10 +643,10 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
         )
     checkpoints = [(path, read_checkpoint(path)) for path in args.checkpoints]  # read once, checked before any data
     for path, ckpt in checkpoints:
-        protocol = ckpt.protocol
-        if protocol != "lake":
-            # The vinyals split trains on characters of every alphabet, Lake's runs' and the
-            # meta-validation ones included.
+        # Its own protocol or, fine-tuned, a base's: the vinyals split trains on characters of every
+        # alphabet, Lake's runs' and the meta-validation ones included.
+        protocol = next((p for p in ckpt.trained_protocols if p != "lake"), None)
+        if protocol is not None:
             raise ValueError(
                 f"{path} was trained on the {protocol} split, which includes characters of these runs' "
                 "alphabets: its error on them would not be a test. Use a lake-protocol checkpoint."
@@ -603,7 +687,6 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
 
 def cmd_calibrate_steps(args: argparse.Namespace) -> None:
     from playground.checkpoints import save_checkpoint
-    from playground.data.protocols import load_splits
 
     device = resolve_device(args.device)
     ckpt = read_checkpoint(args.checkpoint)  # read once: the learner and its protocol both come from it
@@ -622,7 +705,10 @@ def cmd_calibrate_steps(args: argparse.Namespace) -> None:
             "evaluate --inner-steps N --inner-lr LR"
         )
     protocol = ckpt.protocol
-    val = load_splits(protocol, args.data_dir, rotations=False).val.to(device)
+    splits_of = _splits_loader(args.data_dir)
+    # Its own validation split holds no training class, unless it was fine-tuned from another protocol's model.
+    _refuse_seen_classes(ckpt, protocol, "val", splits_of)
+    val = splits_of(protocol).val.to(device)
     rates = args.inner_lrs or [None]
     scores: dict[tuple[int, float | None], float] = {}
     for lr in rates:
@@ -859,6 +945,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in model cards
     args.memory_kept = getattr(args, "malloc", "default") == "keep" and keep_freed_memory()
+    threads_before = torch.get_num_threads()  # put back on return: tests call main in-process
+    if hasattr(args, "threads"):
+        said = set_threads(args.threads).describe()
+        if said and distributed.is_main():
+            print(said, file=sys.stderr)
     try:
         {
             "train": cmd_train,
@@ -872,11 +963,16 @@ def main(argv: list[str] | None = None) -> int:
             "sinusoid": cmd_sinusoid,
         }[args.command](args)
     except (ValueError, DataError, CheckpointError, FloatingPointError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if distributed.is_main():  # under torchrun every rank fails alike: one copy of the message
+            print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; the last checkpoint written is intact", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        # Training's own interruption says what its checkpoints hold; anything else claims nothing.
+        if distributed.is_main():
+            print(f"interrupted: {exc}" if str(exc) else "interrupted", file=sys.stderr)
+        return 128 + getattr(exc, "signum", signal.SIGINT)
+    finally:
+        torch.set_num_threads(threads_before)
     return 0
 
 

@@ -39,7 +39,10 @@ def launched() -> bool:
 
 
 def rank() -> int:
-    return dist.get_rank() if dist.is_initialized() else 0
+    """This process's rank: the process group's, or before it is joined (or after it is left), torchrun's."""
+    if dist.is_initialized():
+        return dist.get_rank()
+    return int(os.environ.get("RANK", "0")) if launched() else 0
 
 
 def world() -> int:
@@ -92,6 +95,15 @@ def check(algorithm: str, meta_batch: int) -> None:
             f"--meta-batch {meta_batch} does not divide among {world()} processes; "
             "use a multiple of the process count, so every rank gets the same number of tasks"
         )
+
+
+def any_rank(flag: bool) -> bool:
+    """Whether ``flag`` holds on any rank (a stop signal may reach the ranks at different iterations)."""
+    if world() == 1:
+        return flag
+    agreed = torch.tensor([int(flag)], dtype=torch.int32, device=_collective_device())
+    dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
+    return bool(agreed.item())
 
 
 def shard(tasks: TaskBatch) -> TaskBatch:

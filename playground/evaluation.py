@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from playground.algorithms.base import MetaLearner
-from playground.data.protocols import ClassDataset
+from playground.data.protocols import ClassDataset, Splits
 from playground.episodes import TaskSampler
 
 # Queries per class in the episodes of every model card's figures (`evaluate --query`'s default).
@@ -96,3 +96,50 @@ def evaluate_few_shot(
     finally:
         learner.train(was_training)
     return EvalResult(accs, n_way, k_shot, n_query)
+
+
+@dataclass
+class Overlap:
+    """Characters of an evaluation split that a model's training already showed it."""
+
+    evaluated: str  # e.g. "vinyals/test"
+    trained_on: list[str]  # the protocols whose classes the model saw
+    seen: list[str]  # the evaluated split's characters among them
+    characters: int  # all the evaluated split's characters
+
+    def describe(self) -> str:
+        examples = ", ".join(self.seen[:3]) + (", ..." if len(self.seen) > 3 else "")
+        return (
+            f"{len(self.seen)} of the {self.characters} characters of the {self.evaluated} split ({examples}) are "
+            f"classes the model was trained or chosen on ({' and '.join(self.trained_on)} protocol)"
+        )
+
+
+def _character(class_name: str) -> str:
+    # protocols.make_class_dataset names a rotated class "<alphabet>/<character> rot<degrees>"; the
+    # drawings are the character's own, so a rotation of a seen character is seen.
+    return class_name.partition(" rot")[0]
+
+
+def training_overlap(
+    trained_on: Sequence[str], protocol: str, split: str, splits_of: Callable[[str], Splits]
+) -> Overlap | None:
+    """The characters of ``protocol``'s ``split`` ("test" or "val") that a model trained on the protocols
+    ``trained_on`` has seen, or None when it has seen none of them.
+
+    Seen: each training protocol's meta-train classes, and its meta-validation classes, which chose
+    the checkpoint, unless they are the very split evaluated (a protocol's own validation split is
+    for choosing settings on). ``splits_of(protocol)`` gives a protocol's `Splits`.
+    """
+    evaluated = getattr(splits_of(protocol), split)
+    characters = {_character(name) for name in evaluated.names}
+    seen_classes: set[str] = set()
+    for trained in trained_on:
+        splits = splits_of(trained)
+        own_validation = trained == protocol and split == "val"
+        for dataset in (splits.train,) if own_validation else (splits.train, splits.val):
+            seen_classes |= {_character(name) for name in dataset.names}
+    seen = sorted(characters & seen_classes)
+    if not seen:
+        return None
+    return Overlap(f"{protocol}/{split}", list(trained_on), seen, len(characters))

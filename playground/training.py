@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import platform
+import signal
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +49,9 @@ class TrainConfig:
     meta_batch: int = 32
     iterations: int = 10000
     val_every: int = 500
+    # last.pt every this many iterations besides validation's (0: only at validation and on a stop
+    # signal), so a run killed outright (SIGKILL, a crash, the power) loses at most these.
+    save_every: int = 100
     val_episodes: int = 200
     test_episodes: int = 600
     rotations: bool = True
@@ -64,8 +70,6 @@ class TrainConfig:
 def hardware_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
-    import os
-
     cpu = platform.processor() or platform.machine()
     return f"CPU {cpu}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads)"
 
@@ -79,6 +83,7 @@ def validate_config(cfg: TrainConfig, splits: Splits | None = None) -> None:
         (cfg.meta_batch >= 1, f"--meta-batch must be at least 1 (got {cfg.meta_batch})"),
         (cfg.iterations >= 1, f"--iterations must be at least 1 (got {cfg.iterations})"),
         (cfg.val_every >= 1, f"--val-every must be at least 1 (got {cfg.val_every})"),
+        (cfg.save_every >= 0, f"--save-every must be 0 or more (got {cfg.save_every})"),
         (cfg.train_ways is None or cfg.train_ways >= 2, f"--train-ways must be at least 2 (got {cfg.train_ways})"),
         (cfg.train_shots is None or cfg.train_shots >= 1, f"--train-shots must be at least 1 (got {cfg.train_shots})"),
         (0 <= cfg.augment_shift <= 8, f"--augment-shift must be between 0 and 8 pixels (got {cfg.augment_shift})"),
@@ -143,7 +148,51 @@ def progress_bar(total: int, initial: int = 0, desc: str | None = None):
 
 
 # The settings a resume takes from its caller (as --flags on the command line); every other one is the saved run's.
-RESUME_SETTINGS = ("iterations", "device", "out", "data_dir")
+RESUME_SETTINGS = ("iterations", "device", "out", "data_dir", "save_every")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """A signal stopped training; the message says which checkpoint holds the work and how to go on."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = signum
+
+
+class _StopSignals:
+    """While active, SIGINT and SIGTERM ask training to stop after the iteration in progress, once
+    last.pt holds it, instead of killing it mid-step with nothing saved. A second SIGINT (Ctrl-C
+    pressed again) stops at once. Signals reach Python's handlers only in the main thread: elsewhere
+    (training started from another thread) nothing changes."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        # Only a second Ctrl-C stops at once: torchrun's agent follows a Ctrl-C with its own SIGTERM to
+        # every worker, which must not cut short the save the first signal asked for.
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.signum is None:
+            self.signum = signum
+            if distributed.is_main():
+                # os.write, not print: the handler may run in the middle of the progress bar's own write.
+                os.write(
+                    2,
+                    f"\n{signal.Signals(signum).name}: stopping after this iteration, once last.pt holds it "
+                    "(Ctrl-C again stops at once, losing the iterations since the last checkpoint)\n".encode(),
+                )
 
 
 def as_flag(setting: str) -> str:
@@ -157,14 +206,23 @@ def continued_seed(seed: int, iteration: int) -> int:
     return int.from_bytes(digest[:6], "big")
 
 
-def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignored: Sequence[str] = ()) -> Path | None:
+def train(
+    cfg: TrainConfig,
+    resume: str | Path | None = None,
+    echo: Callable[..., None] = print,
+    ignored: Sequence[str] = (),
+    on_start: Callable[[], None] | None = None,
+) -> Path | None:
     """Meta-train; returns the path of the best checkpoint (by meta-validation accuracy), or None when a
     run resumed into a new folder never beat the best it resumed with (that one stays where it was written).
 
     A resume keeps the saved run's config except ``RESUME_SETTINGS`` (``data_dir`` only when
-    given); ``ignored`` names the caller's flags that it therefore did not apply.
+    given); ``ignored`` names the caller's flags that it therefore did not apply. ``on_start`` is
+    called once every setting has been checked and the data loaded, as the iterations begin (rank 0).
     Under torchrun every process runs this: each takes its share of every meta-batch
     (`playground.distributed`), and only rank 0 validates, prints and writes files.
+    SIGINT or SIGTERM stops it after the iteration in progress, with that iteration in last.pt,
+    raising `TrainingInterrupted`; last.pt is also written every ``cfg.save_every`` iterations.
     """
     device = distributed.setup(resolve_device(cfg.device))
     main = distributed.is_main()
@@ -182,9 +240,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignore
         cfg = TrainConfig(
             **{
                 **saved,
+                **{setting: getattr(cfg, setting) for setting in RESUME_SETTINGS},
                 "iterations": max(iterations, saved["iterations"]),
-                "device": cfg.device,
-                "out": cfg.out,
                 "data_dir": cfg.data_dir or saved.get("data_dir"),  # the data may be elsewhere on this machine
                 "command": command,
             }
@@ -260,6 +317,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignore
         out.mkdir(parents=True, exist_ok=True)
         autocast = "; bfloat16 autocast" if cfg.precision == "bf16" else ""
         echo(f"{cfg.algorithm} on {splits.describe()}; device {device}{processes}{autocast}; output {out}")
+        if on_start is not None:
+            on_start()
 
     def save(path: Path) -> None:
         save_checkpoint(
@@ -276,51 +335,88 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, echo=print, ignore
 
     bar = progress_bar(cfg.iterations, state["iteration"])
     start = time.perf_counter() - state["train_seconds"]
-    loss_avg = acc_avg = None
-    while state["iteration"] < cfg.iterations:
-        # Every rank samples the whole batch (the same stream as one process) and trains on its share.
-        batch = shift_tasks(sampler.sample_batch(cfg.meta_batch), cfg.augment_shift, shifts)
-        with training_autocast(device, cfg.precision):
-            stats = distributed.meta_train_step(learner, batch)
-        scheduler.step()
-        state["iteration"] += 1
-        loss_avg = stats.loss if loss_avg is None else 0.95 * loss_avg + 0.05 * stats.loss
-        acc_avg = stats.accuracy if acc_avg is None else 0.95 * acc_avg + 0.05 * stats.accuracy
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_avg:.3f}", acc=f"{100 * acc_avg:.1f}%", refresh=False)
-        if not torch.isfinite(torch.tensor(stats.loss)):
-            raise FloatingPointError(
-                f"meta-training diverged at iteration {state['iteration']} (loss {stats.loss}); "
-                "lower --outer-lr or --inner-lr. The last good checkpoint is in "
-                f"{out / 'last.pt'}"
-            )
-        it = state["iteration"]
-        if main and (it % cfg.val_every == 0 or it == cfg.iterations):
-            state["train_seconds"] = time.perf_counter() - start
-            val = evaluate_few_shot(
-                learner, val_set, cfg.ways, cfg.shots, cfg.query, cfg.val_episodes, seed=cfg.seed + 1
-            )
-            improved = val.mean > state["best_val"]
-            if improved:
-                state["best_val"] = val.mean
-                state["best_iteration"] = it
-            log.write(
-                iteration=it,
-                loss=loss_avg,
-                train_acc=acc_avg,
-                val_acc=val.mean,
-                val_ci95=val.ci95,
-                seconds=state["train_seconds"],
-                lr=scheduler.get_last_lr()[0],
-            )
-            bar.write(
-                f"iter {it}: loss {loss_avg:.3f} train {100 * acc_avg:.1f}% | "
-                f"val {val.format()}{' (best)' if improved else ''}"
-            )
-            if improved:
-                save(out / "best.pt")
-            save(out / "last.pt")
-    bar.close()
+    # The smoothed loss and accuracy of the log go on from a resume as they would have without a stop.
+    loss_avg, acc_avg = state.get("loss_avg"), state.get("acc_avg")
+    last_saved = None  # the iteration last.pt holds, once this run has written it
+
+    def save_last() -> None:
+        nonlocal last_saved
+        state["train_seconds"] = time.perf_counter() - start
+        save(out / "last.pt")
+        last_saved = state["iteration"]
+
+    try:
+        with _StopSignals() as stop:
+            while state["iteration"] < cfg.iterations:
+                # Every rank samples the whole batch (the same stream as one process) and trains on its share.
+                batch = shift_tasks(sampler.sample_batch(cfg.meta_batch), cfg.augment_shift, shifts)
+                with training_autocast(device, cfg.precision):
+                    stats = distributed.meta_train_step(learner, batch)
+                scheduler.step()
+                state["iteration"] += 1
+                loss_avg = stats.loss if loss_avg is None else 0.95 * loss_avg + 0.05 * stats.loss
+                acc_avg = stats.accuracy if acc_avg is None else 0.95 * acc_avg + 0.05 * stats.accuracy
+                state["loss_avg"], state["acc_avg"] = loss_avg, acc_avg
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_avg:.3f}", acc=f"{100 * acc_avg:.1f}%", refresh=False)
+                if not torch.isfinite(torch.tensor(stats.loss)):
+                    raise FloatingPointError(
+                        f"meta-training diverged at iteration {state['iteration']} (loss {stats.loss}); "
+                        "lower --outer-lr or --inner-lr. The last good checkpoint is in "
+                        f"{out / 'last.pt'}"
+                    )
+                it = state["iteration"]
+                if main and (it % cfg.val_every == 0 or it == cfg.iterations):
+                    state["train_seconds"] = time.perf_counter() - start
+                    val = evaluate_few_shot(
+                        learner, val_set, cfg.ways, cfg.shots, cfg.query, cfg.val_episodes, seed=cfg.seed + 1
+                    )
+                    improved = val.mean > state["best_val"]
+                    if improved:
+                        state["best_val"] = val.mean
+                        state["best_iteration"] = it
+                    log.write(
+                        iteration=it,
+                        loss=loss_avg,
+                        train_acc=acc_avg,
+                        val_acc=val.mean,
+                        val_ci95=val.ci95,
+                        seconds=state["train_seconds"],
+                        lr=scheduler.get_last_lr()[0],
+                    )
+                    bar.write(
+                        f"iter {it}: loss {loss_avg:.3f} train {100 * acc_avg:.1f}% | "
+                        f"val {val.format()}{' (best)' if improved else ''}"
+                    )
+                    if improved:
+                        save(out / "best.pt")
+                    save_last()
+                # Every rank stops at the same iteration, whichever of them the signal reached first.
+                stopping = distributed.any_rank(stop.signum is not None) and it < cfg.iterations
+                due = cfg.save_every and it % cfg.save_every == 0
+                if main and last_saved != it and (stopping or due):
+                    save_last()  # at an iteration's end: weights, optimizer, RNG and sampler agree
+                if stopping:
+                    raise TrainingInterrupted(
+                        f"stopped at iteration {it} of {cfg.iterations}; {out / 'last.pt'} holds it: "
+                        f"continue with --resume {out / 'last.pt'}",
+                        stop.signum or signal.SIGINT,
+                    )
+    except TrainingInterrupted:
+        raise
+    except KeyboardInterrupt as exc:
+        # Stopped at once: say what the files hold, never more.
+        if last_saved is not None:
+            held = f"{out / 'last.pt'} holds iteration {last_saved}: continue with --resume {out / 'last.pt'}"
+        elif resume is not None:
+            held = f"this run wrote no checkpoint; {resume} still holds iteration {ckpt.training.get('iteration', 0)}"
+        else:
+            every = f" every {cfg.save_every} iterations," if cfg.save_every else ""
+            held = f"no checkpoint was written yet (last.pt is written{every} at each validation and on a stop)"
+        done = f"{state['iteration']} of {cfg.iterations} iterations done"
+        raise TrainingInterrupted(f"stopped at once with {done}; {held}") from exc
+    finally:
+        bar.close()
     best = out / "best.pt"
     if best.exists():
         return best
@@ -356,6 +452,8 @@ def init_weights(learner: MetaLearner, checkpoint: str | Path) -> dict[str, Any]
     return {
         "checkpoint": str(checkpoint),
         "algorithm": source.algorithm,
+        # The classes it saw: a split that holds them is no test of the fine-tuned model either.
+        "protocol": source.protocol,
         "iterations": source.training.get("iteration", 0) + earlier.get("iterations", 0),
         # Not rounded: a fast machine trains a tiny base in well under 0.05 s, and rounding is the report's job.
         "seconds": source.training.get("train_seconds", 0.0) + earlier.get("seconds", 0.0),
@@ -404,4 +502,12 @@ def make_card(checkpoint_path: Path, results: list[dict], device: torch.device, 
     }
 
 
-__all__ = ["TrainConfig", "train", "validate_config", "make_card", "write_card", "hardware_description"]
+__all__ = [
+    "TrainConfig",
+    "TrainingInterrupted",
+    "train",
+    "validate_config",
+    "make_card",
+    "write_card",
+    "hardware_description",
+]

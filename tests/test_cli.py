@@ -418,7 +418,9 @@ def test_evaluate_card_keeps_other_query_counts_beside_the_standard_figures(glyp
     path = tmp_path / "m.pt"
     torch.manual_seed(0)
     save_checkpoint(path, create_learner("maml", hidden=8, inner_steps=1), train_config={"protocol": "vinyals"})
-    splits = Splits("vinyals", glyphs_test, glyphs_test, glyphs_test)
+    # The test split's characters are none of the training split's: the figures are a test.
+    split = [_named(glyphs_test, [f"{name}/character{i:02d}" for i in range(24)]) for name in ("train", "val", "test")]
+    splits = Splits("vinyals", *split)
     monkeypatch.setattr("playground.data.protocols.load_splits", lambda *a, **k: splits)
 
     def evaluate(*flags):
@@ -442,3 +444,159 @@ def test_the_papers_queries_per_class_are_those_their_code_tests_on():
     assert PUBLISHED["reptile"].queries_for(5, 1) == PUBLISHED["reptile"].queries_for(20, 5) == 1
     assert PUBLISHED["maml"].queries_for(5, 5) == 5 and PUBLISHED["maml"].queries_for(20, 1) == 1
     assert PUBLISHED["protonet"].queries_for(5, 1) is None  # not read: no figure is set beside it
+
+
+def test_auto_threads_take_the_usable_cpus_less_other_processes_load():
+    from playground.threads import auto_threads
+
+    assert auto_threads(cpus=8, load=0.0) == 8
+    assert auto_threads(cpus=8, load=3.2) == 5
+    assert auto_threads(cpus=8, load=2.5) == 6  # halves round up: a half-busy CPU is still worth a thread
+    assert auto_threads(cpus=2, load=1.3) == 1
+    assert auto_threads(cpus=2, load=11.0) == 1  # never none
+    assert auto_threads(cpus=4, load=-1.0) == 4  # never more than the CPUs
+
+
+def test_threads_auto_follows_the_load_and_omp_num_threads(monkeypatch):
+    import playground.threads as threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "usable_cpus", lambda: 4)
+    monkeypatch.setattr(threads, "load_average", lambda: 2.7)
+    busy = threads.choose_threads("auto")
+    assert (
+        busy.threads == 1 and busy.describe() == "torch threads: 1 (of 4 CPUs, with a load of 2.7 from other processes)"
+    )
+    monkeypatch.setattr(threads, "load_average", lambda: 0.2)
+    idle = threads.choose_threads("auto")
+    assert idle.threads == 4 and idle.describe() == ""  # every CPU: nothing worth saying
+    assert threads.choose_threads(3).threads == 3  # as asked, load or not
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # a person's or torchrun's choice stands
+    assert threads.choose_threads("auto").threads == torch.get_num_threads()
+
+
+@pytest.mark.parametrize(
+    "command", [["train"], ["evaluate", "m.pt"], ["lake-runs", "m.pt"], ["calibrate-steps", "m.pt"]]
+)
+def test_computing_commands_take_threads_and_set_them_for_the_command_only(command, monkeypatch, capsys):
+    import playground.cli as cli
+
+    parser = cli.build_parser()
+    assert parser.parse_args(command).threads == "auto"
+    assert parser.parse_args([*command, "--threads", "3"]).threads == 3
+    with pytest.raises(SystemExit):
+        parser.parse_args([*command, "--threads", "0"])
+    assert "--threads must be at least 1" in capsys.readouterr().err
+    seen = []
+    name = "cmd_" + command[0].replace("-", "_")
+    monkeypatch.setattr(cli, name, lambda args: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    wanted = 2 if before != 2 else 3
+    assert main([*command, "--threads", str(wanted), "--malloc", "default"]) == 0
+    assert seen == [wanted] and torch.get_num_threads() == before
+
+
+@pytest.mark.omniglot
+def test_each_protocol_s_test_split_holds_training_characters_of_the_other(omniglot):
+    from playground.data.protocols import load_splits
+    from playground.evaluation import training_overlap
+
+    built = {}
+
+    def splits_of(protocol):
+        return built.setdefault(protocol, load_splits(protocol, data=omniglot, rotations=False))
+
+    for protocol in ("lake", "vinyals"):  # a protocol's own test and validation splits are unseen
+        assert training_overlap([protocol], protocol, "test", splits_of) is None
+        assert training_overlap([protocol], protocol, "val", splits_of) is None
+    # vinyals/test draws its 423 characters from all 50 alphabets: 250 are of lake's 30 background ones.
+    lake_on_vinyals = training_overlap(["lake"], "vinyals", "test", splits_of)
+    assert (len(lake_on_vinyals.seen), lake_on_vinyals.characters) == (250, 423)
+    vinyals_on_lake = training_overlap(["vinyals"], "lake", "test", splits_of)
+    assert (len(vinyals_on_lake.seen), vinyals_on_lake.characters) == (486, 659)
+
+
+def _named(dataset, names):
+    from playground.data.protocols import ClassDataset
+
+    return ClassDataset(dataset.images[: len(names)], names)
+
+
+def test_evaluating_on_a_split_with_training_characters_is_refused_or_marked_and_never_carded(
+    glyphs_train, tmp_path, monkeypatch, capsys
+):
+    from playground.algorithms import create_learner
+    from playground.checkpoints import read_card, save_checkpoint
+    from playground.data.protocols import Splits
+
+    def names(prefix, n):
+        return [f"{prefix}/character{i:02d}" for i in range(n)]
+
+    # As on Omniglot: vinyals' test split holds characters (and rotations of them) of lake's training split.
+    lake = Splits("lake", *(_named(glyphs_train, names(split, 12)) for split in ("train", "val", "test")))
+    vinyals_test = names("train", 3) + [f"{n} rot90" for n in names("train", 3)] + names("fresh", 6)
+    vinyals = Splits(
+        "vinyals", _named(glyphs_train, names("test", 12)), _named(glyphs_train, names("val", 12)),
+        _named(glyphs_train, vinyals_test),
+    )  # fmt: skip
+    monkeypatch.setattr(
+        "playground.data.protocols.load_splits", lambda protocol, *a, **k: {"lake": lake, "vinyals": vinyals}[protocol]
+    )
+    path = save_checkpoint(tmp_path / "m.pt", create_learner("protonet", hidden=8), train_config={"protocol": "lake"})
+    flags = ["--episodes", "2", "--device", "cpu", "--malloc", "default", "--threads", "1"]
+
+    assert main(["evaluate", str(path), "--protocol", "vinyals", *flags]) == 2
+    err = capsys.readouterr().err
+    assert "3 of the 9 characters of the vinyals/test split (train/character00," in err, err
+    assert "trained or chosen on (lake protocol)" in err and "--allow-training-classes" in err
+    for more in (["--card"], ["--card", "--allow-training-classes"]):
+        assert main(["evaluate", str(path), "--protocol", "vinyals", *flags, *more]) == 2
+        assert "never written into a card" in capsys.readouterr().err
+    assert read_card(path) is None
+    assert main(["evaluate", str(path), "--protocol", "vinyals", *flags, "--allow-training-classes"]) == 0
+    out, err = capsys.readouterr()
+    assert "vinyals/test 5-way 1-shot" in out and "(CONTAMINATED: 3 characters seen in training)" in out
+    assert "WARNING: 3 of the 9 characters" in err
+    assert main(["evaluate", str(path), *flags, "--card"]) == 0  # its own protocol: a test
+    assert read_card(path)["evaluation"]["results"][0]["protocol"] == "lake"
+
+    # Fine-tuned on lake from a vinyals model: lake's test split holds characters the base trained on.
+    base = {"algorithm": "maml", "protocol": "vinyals", "iterations": 1, "seconds": 1.0}
+    tuned = save_checkpoint(
+        tmp_path / "t.pt", create_learner("maml", hidden=8), {"base": base}, train_config={"protocol": "lake"}
+    )
+    assert main(["evaluate", str(tuned), *flags]) == 2
+    assert "of the 12 characters of the lake/test split" in capsys.readouterr().err
+    assert main(["calibrate-steps", str(tuned), "--candidates", "0", "1", *flags[:2], "--no-write"]) == 2
+    assert "of the 12 characters of the lake/val split" in capsys.readouterr().err
+    assert main(["lake-runs", str(tuned)]) == 2
+    assert "trained on the vinyals split" in capsys.readouterr().err
+
+
+def test_the_malloc_line_comes_with_a_training_run_only(glyphs_train, glyphs_test, tmp_path, monkeypatch, capsys):
+    from playground.data.protocols import Splits
+
+    monkeypatch.setattr("playground.cli.keep_freed_memory", lambda: True)  # as glibc does, without changing pytest's
+    assert main(["train", "--algorithm", "protonet", "--inner-lr", "0.1"]) == 2  # refused: no run, no line
+    assert "malloc:" not in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "none.pt")]) == 2
+    assert "malloc:" not in capsys.readouterr().err
+    splits = Splits("lake", glyphs_train, glyphs_test, glyphs_test)
+    monkeypatch.setattr("playground.training.load_splits", lambda *a, **k: splits)
+    flags = "--set hidden=8 --query 2 --meta-batch 1 --iterations 1 --val-episodes 2 --device cpu --threads 1"
+    assert main(["train", *flags.split(), "--out", str(tmp_path / "run")]) == 0
+    assert capsys.readouterr().err.count("malloc: freed memory is kept for reuse") == 1
+
+
+def test_a_model_card_given_as_the_checkpoint_is_named_so_with_its_checkpoint(tmp_path, capsys):
+    from playground.algorithms import create_learner
+    from playground.checkpoints import save_checkpoint, write_card
+
+    path = save_checkpoint(tmp_path / "m.pt", create_learner("protonet", hidden=8), train_config={"protocol": "lake"})
+    card = write_card(path, {"algorithm": "protonet", "evaluation": {"results": []}})
+    assert main(["evaluate", str(card)]) == 2
+    err = capsys.readouterr().err
+    assert f"{card} is a model card, not a checkpoint: its checkpoint is {path}\n" in err, err
+    path.unlink()
+    assert main(["calibrate-steps", str(card)]) == 2
+    assert f"its checkpoint is {path} (there is none)" in capsys.readouterr().err

@@ -188,3 +188,15 @@ def test_torchrun_trains_and_resumes_like_one_process(tmp_path, monkeypatch):
             assert torch.equal(got.state_dict[name], value), name
     for one, two in zip(*logs):
         assert one["loss"] == pytest.approx(two["loss"], rel=1e-5) and one["val_acc"] == two["val_acc"]
+
+
+def test_under_torchrun_an_error_is_printed_by_rank_0_alone(monkeypatch, capsys):
+    from playground.cli import main
+
+    refused = ["train", "--algorithm", "protonet", "--inner-lr", "0.1", "--malloc", "default"]
+    monkeypatch.setenv("WORLD_SIZE", str(WORLD))
+    for rank in range(WORLD):
+        monkeypatch.setenv("RANK", str(rank))
+        assert main(refused) == 2  # every rank fails alike
+        err = capsys.readouterr().err
+        assert ("--inner-lr does not apply to --algorithm protonet" in err) == (rank == 0), (rank, err)

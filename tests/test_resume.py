@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from test_distributed import _fake_omniglot
 
@@ -111,3 +112,86 @@ def test_a_shipped_model_trains_on_where_its_schedule_left_off(tmp_path):
     output = again.communicate(timeout=300)[0]
     assert again.returncode == 0 and "ignored" not in output, output
     assert read_checkpoint(tmp_path / "from_last" / "last.pt").training["iteration"] == 8
+
+
+# Flags of the signal tests: validations at 4, 8 and 12; last.pt otherwise only on a stop (--save-every 0).
+SIGNAL_FLAGS = "--algorithm protonet --set hidden=8 --query 2 --meta-batch 2 --iterations 12 --val-every 4"
+SIGNAL_FLAGS += " --val-episodes 2 --save-every 0 --device cpu --malloc default --threads 1"
+
+
+def _signal_in(monkeypatch, function: str, call: int, *signums: int) -> None:
+    """Send ``signums`` to this process during the ``call``-th call of training's ``function``."""
+    import playground.training as training
+
+    original, calls = getattr(training, function), []
+
+    def wrapped(*args, **kwargs):
+        calls.append(None)
+        if len(calls) == call:
+            for signum in signums:
+                os.kill(os.getpid(), signum)
+                time.sleep(0.01)  # its handler runs before the next one is sent
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training, function, wrapped)
+
+
+def _log(folder: Path) -> list[dict]:
+    # Everything but the wall-clock seconds.
+    entries = [json.loads(x) for x in (folder / "log.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in e.items() if k != "seconds"} for e in entries]
+
+
+@pytest.mark.parametrize(
+    "signum, function, call, stopped_at",
+    [
+        # mid-step: the step ends, then last.pt holds iteration 7
+        pytest.param(signal.SIGINT, "shift_tasks", 7, 7, id="SIGINT-mid-step"),
+        # mid-validation (iteration 8's): it ends, last.pt holds 8
+        pytest.param(signal.SIGTERM, "evaluate_few_shot", 2, 8, id="SIGTERM-mid-validation"),
+    ],
+)
+def test_a_signal_stops_training_with_its_work_in_last_pt_and_resume_ends_as_if_uninterrupted(
+    glyphs_train, glyphs_test, tmp_path, monkeypatch, capfd, signum, function, call, stopped_at
+):
+    from playground.cli import main
+    from playground.data.protocols import Splits
+
+    splits = Splits("lake", glyphs_train, glyphs_test, glyphs_test)
+    monkeypatch.setattr("playground.training.load_splits", lambda *a, **k: splits)
+    flags = SIGNAL_FLAGS.split()
+    assert main(["train", *flags, "--out", str(tmp_path / "whole")]) == 0
+    cut = tmp_path / "cut"
+    with monkeypatch.context() as m:
+        _signal_in(m, function, call, signum)
+        assert main(["train", *flags, "--out", str(cut)]) == 128 + signum
+    err = capfd.readouterr().err
+    assert f"{signal.Signals(signum).name}: stopping after this iteration" in err
+    assert f"interrupted: stopped at iteration {stopped_at} of 12; {cut / 'last.pt'} holds it" in err
+    assert read_checkpoint(cut / "last.pt").training["iteration"] == stopped_at
+    assert [e["iteration"] for e in _log(cut)] == [4, 8][: stopped_at // 4]
+
+    assert main(["train", "--resume", str(cut / "last.pt"), "--out", str(cut), "--threads", "1"]) == 0
+    want, got = (read_checkpoint(d / "last.pt") for d in (tmp_path / "whole", cut))
+    assert got.training["iteration"] == want.training["iteration"] == 12
+    for name, value in want.state_dict.items():
+        assert torch.equal(got.state_dict[name], value), name
+    # The same validations, losses and learning rates: the episodes, shifts and smoothing went on as before.
+    assert _log(cut) == _log(tmp_path / "whole")
+
+
+def test_a_second_ctrl_c_stops_at_once_and_claims_no_checkpoint_that_was_never_written(
+    glyphs_train, glyphs_test, tmp_path, monkeypatch, capfd
+):
+    from playground.cli import main
+    from playground.data.protocols import Splits
+
+    splits = Splits("lake", glyphs_train, glyphs_test, glyphs_test)
+    monkeypatch.setattr("playground.training.load_splits", lambda *a, **k: splits)
+    _signal_in(monkeypatch, "shift_tasks", 3, signal.SIGINT, signal.SIGINT)
+    assert main(["train", *SIGNAL_FLAGS.split(), "--out", str(tmp_path)]) == 130
+    err = capfd.readouterr().err
+    assert "interrupted: stopped at once with 2 of 12 iterations done; no checkpoint was written yet" in err, err
+    assert not (tmp_path / "last.pt").exists()
+    # Signals are back as they were: Ctrl-C outside training interrupts at once.
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

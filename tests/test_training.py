@@ -116,3 +116,30 @@ def test_a_resume_that_never_beats_its_best_names_no_missing_best_checkpoint(
     message = next(s for s in said if "no validation of this run beat" in s)
     assert "the best it resumed with (200.00% at iteration 2)" in message
     assert f"that checkpoint is {best}," in message and str(tmp_path / "second" / "last.pt") in message
+
+
+def test_save_every_writes_last_pt_between_validations(glyphs_train, glyphs_test, tmp_path, monkeypatch):
+    """last.pt is written every --save-every iterations as well as at each validation (once when both fall
+    together), so a run killed outright loses at most that many iterations."""
+    import playground.training as training
+    from playground.data.protocols import Splits
+    from playground.training import TrainConfig, train
+
+    splits = Splits("lake", glyphs_train, glyphs_test, glyphs_test)
+    monkeypatch.setattr(training, "load_splits", lambda *a, **k: splits)
+    written, save = [], training.save_checkpoint
+    monkeypatch.setattr(
+        training,
+        "save_checkpoint",
+        lambda path, *a, **kw: written.append((path.name, kw["training"]["iteration"])) or save(path, *a, **kw),
+    )
+    cfg = TrainConfig(
+        algorithm="protonet", query=2, meta_batch=1, iterations=5, val_every=4, save_every=2, val_episodes=2,
+        device="cpu", out=str(tmp_path), learner={"hidden": 8},
+    )  # fmt: skip
+    train(cfg, echo=lambda *_: None)
+    assert [it for name, it in written if name == "last.pt"] == [2, 4, 5]
+    written.clear()
+    cfg.save_every, cfg.out = 0, str(tmp_path / "validation-only")
+    train(cfg, echo=lambda *_: None)
+    assert [it for name, it in written if name == "last.pt"] == [4, 5]
