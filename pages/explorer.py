@@ -89,11 +89,16 @@ with embedding_tab:
     if view is not None:
         st.plotly_chart(embedding_figure(view, thumbnails), key="explore_embedding", width="stretch")
         wrong = len(view.misclassified)
+        shapes = (
+            "Each image is drawn where the model places it, in its class's colour; queries sit in a dashed frame"
+            if thumbnails
+            else "Circles are the support images, diamonds the queries"
+        )
         st.caption(
-            f"Circles are the support images, diamonds the queries, stars the prototypes (the point per "
-            f"class that a query is compared with), each line joins a query to its nearest prototype. "
-            f"{'A red ring marks a wrong prediction. ' if wrong else ''}{view.note}. Distances in 2-D are "
-            "only roughly those the model uses: t-SNE keeps neighbours, PCA the largest differences."
+            f"{shapes}, stars are the prototypes (the point per class that a query is compared with), each "
+            f"line joins a query to its nearest prototype. {'A red ring marks a wrong prediction. ' if wrong else ''}"
+            f"{view.note}. Distances in 2-D are only roughly those the model uses: t-SNE keeps neighbours, "
+            "PCA the largest differences."
         )
 
 with steps_tab:
@@ -128,9 +133,21 @@ with steps_tab:
         )
         if run is not None:
             st.plotly_chart(
-                steps_animation(run, labels, f"{name}: features after each inner step (press play)"),
+                steps_animation(run, labels, f"{name}: adapting step by step (press ▶ play)"),
                 key="explore_animation",
                 width="stretch",
+            )
+            moved = run.motion()
+            still = (
+                f" The points hardly move (at most {moved:.0%} of the plot): adapting changes how the "
+                "model's last layers read these features far more than the features themselves."
+                if moved < 0.05
+                else ""
+            )
+            st.caption(
+                "Each point is filled with the class the model gives it after that step (grey: no "
+                "preference yet), with a red ring where that is not its class; the bars are each "
+                f"{'query' if len(query_x) else 'support image'}'s class probabilities.{still}"
             )
             trace = [StepRecord(s, loss, acc) for s, loss, acc in zip(run.steps, run.trace_loss, run.support_accuracy)]
             st.plotly_chart(adaptation_curve(trace, f"{name}: the support set while adapting"), key="explore_curve")

@@ -249,10 +249,19 @@ def require_task() -> tuple[torch.Tensor, torch.Tensor, list[str], torch.Tensor,
 
 
 def short_names(names: list[str], width: int = 18) -> list[str]:
-    """Class names cut to fit a chart's axis, kept distinct."""
+    """Class names cut to fit a chart's axis, kept distinct.
+
+    A long name keeps its start, "…" and its last words: the end is what tells similar names apart
+    ("Old Church Slavonic (Cyrillic) 37" and "... 5"), so it is not the part cut off.
+    """
     out = []
     for i, n in enumerate(names):
-        s = n if len(n) <= width else n[: width - 1] + "…"
+        s = n
+        if len(n) > width:
+            # The longest tail that starts at a word break and fits half the width; else the last characters.
+            breaks = (n[m.start() :] for m in re.finditer(r"[\s_]", n) if len(n) - m.start() <= width // 2)
+            tail = next(breaks, "") or n[-(width // 3) :]
+            s = n[: width - 1 - len(tail)].rstrip() + "…" + tail
         out.append(s if s not in out else f"{s} ({i + 1})")
     return out
 

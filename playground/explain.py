@@ -119,17 +119,50 @@ def steps_option(learner: MetaLearner) -> int | None:
 
 @dataclass
 class AdaptationSteps:
-    """A gradient-based learner's view of a task after each inner step 0..S."""
+    """A gradient-based learner's view of a task after each inner step 0..S.
+
+    Points are in the order support, query; ``kind`` says which is which.
+    """
 
     steps: list[int]
     coords: np.ndarray  # [S + 1, n_support + n_query, 2], one projection shared by every step
     query_proba: np.ndarray  # [S + 1, n_query, n_way]
+    support_proba: np.ndarray  # [S + 1, n_support, n_way]: what the model says about its own examples
     support_accuracy: list[float]
     kind: list[str]  # "support" / "query" per point
     label: list[int | None]
     images: list[np.ndarray]
     note: str
     trace_loss: list[float] = field(default_factory=list)
+
+    def proba(self, step: int) -> np.ndarray:
+        """Every point's class probabilities after ``step`` inner steps: [n_support + n_query, n_way]."""
+        return np.concatenate([self.support_proba[step], self.query_proba[step]])
+
+    def predicted(self, step: int, tie: float = 0.01) -> list[int | None]:
+        """Each point's class after ``step`` inner steps; None where its two likeliest classes are
+        within ``tie`` of each other. Before adapting, a MAML head gives every class the same
+        probability, and which class argmax picks among equals is an accident of order, not a
+        prediction worth colouring."""
+        proba = self.proba(step)
+        if proba.shape[-1] < 2:
+            return [int(p.argmax()) for p in proba]
+        top2 = np.sort(proba, axis=-1)[:, -2:]
+        return [None if b - a < tie else int(p.argmax()) for p, (a, b) in zip(proba, top2)]
+
+    def wrong(self, step: int) -> list[int]:
+        """Indices of the labelled points not (yet) predicted as their class after ``step`` inner steps."""
+        return [i for i, (y, p) in enumerate(zip(self.label, self.predicted(step))) if y is not None and p != y]
+
+    def motion(self) -> float:
+        """The farthest any point moves from where it starts, as a fraction of the plot's larger side.
+
+        Near 0 when adapting changes how the last layer reads the features, not the features.
+        """
+        span = float(np.ptp(self.coords.reshape(-1, 2), axis=0).max()) if self.coords.size else 0.0
+        if span == 0:
+            return 0.0
+        return float(np.linalg.norm(self.coords - self.coords[:1], axis=-1).max() / span)
 
 
 def adaptation_steps(
@@ -164,12 +197,13 @@ def adaptation_steps(
     # `adapt_steps` is exactly what a person sees after choosing k steps on the predict page, for
     # every k at once (gradient-based learners run their inner loop once for all of them).
     predictors = learner.adapt_steps(sx, sy, max_steps, checked.get("inner_lr"))
-    features, probas, support_acc, losses = [], [], [], []
+    features, probas, support_probas, support_acc, losses = [], [], [], [], []
     with torch.no_grad():
         for predictor in predictors:
             z = [_embed(predictor, sx, learner.name)] + ([_embed(predictor, qx, learner.name)] if len(qx) else [])
             features.append(torch.cat(z))
             probas.append(predictor.predict_proba(qx).cpu().numpy() if len(qx) else np.zeros((0, predictor.n_way)))
+            support_probas.append(predictor.predict_proba(sx).cpu().numpy())
             support_acc.append(predictor.trace[-1].accuracy)
             losses.append(predictor.trace[-1].loss)
     stacked = torch.stack(features)  # [S + 1, n, d]
@@ -180,6 +214,7 @@ def adaptation_steps(
         steps=list(range(max_steps + 1)),
         coords=projection.coords.reshape(max_steps + 1, n, 2),
         query_proba=np.stack(probas),
+        support_proba=np.stack(support_probas),
         support_accuracy=support_acc,
         kind=["support"] * len(sx) + ["query"] * len(qx),
         label=sy.cpu().tolist() + labels,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
+from plotly.subplots import make_subplots
 
 from playground.explain import AdaptationSteps, EmbeddingView
 from playground.figures import plot_text
@@ -61,7 +62,12 @@ def _span(coords: np.ndarray) -> float:
 
 def embedding_figure(view: EmbeddingView, thumbnails: bool = False, title: str = "") -> go.Figure:
     """Points coloured by class; queries as diamonds, prototypes as stars, a dotted line from each
-    query to its nearest prototype, wrong predictions ringed in red; optional glyph thumbnails."""
+    query to its nearest prototype, wrong predictions ringed in red.
+
+    With ``thumbnails`` each image is drawn in place of its marker (in its class's colour, queries
+    in a dashed frame, wrong ones in a red circle): a marker at the centre would hide the middle
+    strokes of the glyph it stands for. The markers stay, transparent, for their hover text.
+    """
     fig = go.Figure()
     names, xy = [plot_text(n) for n in view.class_names], view.coords
     protos = {view.label[i]: i for i in view.indices("prototype")}
@@ -87,6 +93,7 @@ def embedding_figure(view: EmbeddingView, thumbnails: bool = False, title: str =
     shown: set[int | None] = set()
     for kind in ("distractor", "support", "prototype", "query"):
         of_kind = view.indices(kind)
+        hidden = thumbnails and kind != "prototype"  # prototypes have no image: their stars stay
         for c in sorted({view.label[i] for i in of_kind}, key=lambda v: -1 if v is None else v):
             idx = [i for i in of_kind if view.label[i] == c]
             fig.add_trace(
@@ -96,11 +103,12 @@ def embedding_figure(view: EmbeddingView, thumbnails: bool = False, title: str =
                     mode="markers",
                     name="distractors (other characters)" if c is None else names[c],
                     legendgroup=f"class-{c}",
-                    showlegend=c not in shown,
+                    showlegend=not hidden and c not in shown,
                     marker=dict(
                         symbol=SYMBOL[kind],
                         size=SIZE[kind],
                         color=class_colour(c),
+                        opacity=0 if hidden else (0.75 if thumbnails else 1),
                         line=dict(
                             color=[WRONG if i in wrong else "white" for i in idx],
                             width=[3 if i in wrong else 1 for i in idx],
@@ -110,18 +118,33 @@ def embedding_figure(view: EmbeddingView, thumbnails: bool = False, title: str =
                     hoverinfo="text",
                 )
             )
-            shown.add(c)
+            if not hidden:
+                shown.add(c)
+    if None in {view.label[i] for i in view.indices("distractor")} - shown:  # their markers are hidden
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name="distractors (other characters)",
+                legendgroup="class-None",
+                marker=dict(symbol=SYMBOL["distractor"], size=10, color=class_colour(None)),
+            )
+        )
+    # With the glyphs drawn, support images and queries are told apart by the frame, not a shape.
+    key = {"support": "its glyph", "query": "glyph in a dashed frame", "distractor": "grey glyph"} if thumbnails else {}
     for kind in ("support", "query", "prototype", "distractor"):
         if view.indices(kind):
+            symbol = "square-open" if kind == "query" and thumbnails else SYMBOL[kind]
             fig.add_trace(
                 go.Scatter(
                     x=[None],
                     y=[None],
                     mode="markers",
-                    name=kind,
+                    name=f"{kind}: {key[kind]}" if kind in key else kind,
                     legendgroup="shapes",
                     legendgrouptitle_text="shapes",
-                    marker=dict(symbol=SYMBOL[kind], size=10, color="#666"),
+                    marker=dict(symbol=symbol, size=10, color="#666"),
                 )
             )
     if thumbnails:
@@ -138,9 +161,30 @@ def embedding_figure(view: EmbeddingView, thumbnails: bool = False, title: str =
                     sizey=size,
                     xanchor="center",
                     yanchor="middle",
-                    opacity=0.9,
                     layer="above",
                 )
+        # Shapes in data units, so they stay around their glyph when zooming, as the glyphs do.
+        half = 0.55 * size
+        for i in view.indices("query"):
+            fig.add_shape(
+                type="rect",
+                x0=xy[i, 0] - half,
+                x1=xy[i, 0] + half,
+                y0=xy[i, 1] - half,
+                y1=xy[i, 1] + half,
+                line=dict(color=class_colour(view.label[i]), width=1, dash="dash"),
+                layer="above",
+            )
+        for i in wrong:
+            fig.add_shape(
+                type="circle",
+                x0=xy[i, 0] - 1.5 * half,
+                x1=xy[i, 0] + 1.5 * half,
+                y0=xy[i, 1] - 1.5 * half,
+                y1=xy[i, 1] + 1.5 * half,
+                line=dict(color=WRONG, width=3),
+                layer="above",
+            )
     n_wrong = len(wrong)
     subtitle = (
         f"{view.note}; {n_wrong} wrong prediction{'s' if n_wrong != 1 else ''} ringed in red" if wrong else view.note
@@ -163,57 +207,146 @@ def _padded_range(values: np.ndarray) -> list[float]:
     return [lo - pad, hi + pad]
 
 
+def _steps_status(view: AdaptationSteps, step: int) -> str:
+    """What is right after ``step`` inner steps, in words (the subtitle of that frame)."""
+    wrong, predicted = set(view.wrong(step)), view.predicted(step)
+    parts = []
+    for kind, noun in (("query", "queries"), ("support", "support images")):
+        labelled = [i for i, (k, y) in enumerate(zip(view.kind, view.label)) if k == kind and y is not None]
+        if labelled:
+            parts.append(f"{len(labelled) - len(wrong.intersection(labelled))} of {len(labelled)} {noun} right")
+    undecided = sum(p is None for p in predicted)
+    if undecided:
+        parts.append(f"{undecided} with no preference yet")
+    return f"after inner step {step}: " + ", ".join(parts)
+
+
+MAX_BARS = 40  # rows of probability bars; beyond this they are too thin to read
+
+
 def steps_animation(view: AdaptationSteps, class_names: list[str], title: str = "") -> go.Figure:
-    """The task's support and query features after each inner step, as plotly frames with a slider."""
+    """The task after each inner step, as plotly frames with a slider and a play button.
+
+    Left, the support and query features (one projection for every step). Adapting often changes
+    how a model's last layer reads its features far more than the features themselves, so the
+    points may hardly move: what changes visibly is each point's fill, the class the model gives it
+    after that step (grey while it prefers none), and a red ring where that is not its class.
+    Right, each query's class probabilities as one stacked bar (the support images' when there
+    are no queries), going from an even split to one colour as the model makes up its mind.
+    """
+    names = [plot_text(n) for n in class_names]
+    n_way = view.query_proba.shape[-1]
     support = [i for i, k in enumerate(view.kind) if k == "support"]
     query = [i for i, k in enumerate(view.kind) if k == "query"]
+    tags = {i: f"S{n + 1}" for n, i in enumerate(support)} | {i: f"Q{n + 1}" for n, i in enumerate(query)}
+    rows = (query or support)[:MAX_BARS]
+    row_kind = "queries" if query else "support images"
+    more = f" (the first {MAX_BARS})" if len(query or support) > MAX_BARS else ""
 
-    class_names = [plot_text(n) for n in class_names]
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.6, 0.4],
+        horizontal_spacing=0.1,
+        subplot_titles=(
+            "each image, filled with the class it is given now",
+            f"class probabilities of the {row_kind}{more}",
+        ),
+    )
 
-    def traces(step: int) -> list[go.Scatter]:
-        xy = view.coords[step]
-        out = []
+    def frame_data(step: int) -> list[go.BaseTraceType]:
+        xy, predicted, wrong = view.coords[step], view.predicted(step), set(view.wrong(step))
+        proba = view.proba(step)
+        out: list[go.BaseTraceType] = []
         for kind, idx in (("support", support), ("query", query)):
-            pred = view.query_proba[step].argmax(-1) if kind == "query" else None
+            labelled = kind == "query" and len(idx) <= MAX_BARS  # name the queries so a bar finds its point
             out.append(
                 go.Scatter(
                     x=xy[idx, 0],
                     y=xy[idx, 1],
-                    mode="markers",
+                    mode="markers+text" if labelled else "markers",
+                    text=[tags[i] for i in idx] if labelled else None,
+                    textposition="top center",
+                    textfont=dict(size=10, color="#555"),
                     name=kind,
+                    showlegend=False,
                     marker=dict(
                         symbol=SYMBOL[kind],
-                        size=SIZE[kind],
-                        color=[class_colour(view.label[i]) for i in idx],
-                        line=dict(color="white", width=1),
+                        size=SIZE[kind] + 3,
+                        color=[class_colour(predicted[i]) for i in idx],
+                        line=dict(
+                            color=[WRONG if i in wrong else "white" for i in idx],
+                            width=[3 if i in wrong else 1 for i in idx],
+                        ),
                     ),
                     hovertext=[
-                        f"{kind} #{n + 1}"
-                        + ("" if view.label[i] is None else f"<br>class: {class_names[view.label[i]]}")
-                        + ("" if pred is None else f"<br>predicted: {class_names[int(pred[n])]}")
-                        for n, i in enumerate(idx)
+                        f"{tags[i]} ({kind})"
+                        + ("" if view.label[i] is None else f"<br>class: <b>{names[view.label[i]]}</b>")
+                        + (
+                            "<br>no preference yet: every class about as likely"
+                            if predicted[i] is None
+                            else f"<br>predicted now: <b>{names[predicted[i]]}</b> ({proba[i, predicted[i]]:.0%})"
+                            + ("" if view.label[i] is None else (" ✓" if i not in wrong else " ✗ wrong"))
+                        )
+                        for i in idx
                     ],
                     hoverinfo="text",
+                ),
+            )
+        true = [view.label[i] for i in rows]
+        for c in range(n_way):
+            out.append(
+                go.Bar(
+                    x=100 * proba[rows, c],
+                    y=[tags[i] for i in rows],
+                    orientation="h",
+                    name=names[c],
+                    legendgroup=f"class-{c}",
+                    marker=dict(color=class_colour(c), line=dict(color="white", width=0.5)),
+                    customdata=["" if t is None else f" (true: {names[t]})" for t in true],
+                    hovertemplate="%{y}%{customdata}<br>" + names[c] + ": %{x:.0f}%<extra></extra>",
+                    xaxis="x2",
+                    yaxis="y2",
                 )
             )
         return out
 
+    def frame_title(step: int) -> dict:
+        # A frame's title replaces the whole title object, the font Streamlit's theme gave it too:
+        # bold and left-aligned here, so every step looks like the first.
+        return dict(text=f"<b>{title}</b><br><sup>{_steps_status(view, step)}</sup>", x=0, xanchor="left")
+
     steps = view.steps
-    frames = [go.Frame(data=traces(s), name=str(s)) for s in steps]
-    fig = go.Figure(data=traces(steps[0]), frames=frames)
+    for trace in frame_data(steps[0]):
+        fig.add_trace(trace, row=1, col=1 if isinstance(trace, go.Scatter) else 2)
+    animated = list(range(len(fig.data)))
+    # A key to the shapes and the marks (legend only), after the class entries the bars give.
+    key = [
+        ("support", dict(symbol="circle-open", color="#444", size=10, line=dict(width=2))),
+        ("query", dict(symbol="diamond-open", color="#444", size=11, line=dict(width=2))),
+        ("no preference yet", dict(symbol="circle", color=class_colour(None), size=10)),
+        ("wrong (red ring)", dict(symbol="circle", color="white", size=10, line=dict(color=WRONG, width=3))),
+    ]
+    for label, marker in key:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=label, marker=marker), row=1, col=1)
+    fig.frames = [
+        go.Frame(data=frame_data(s), traces=animated, name=str(s), layout=dict(title=frame_title(s))) for s in steps
+    ]
     allxy = view.coords.reshape(-1, 2)
     fig.update_layout(
-        title=dict(text=f"{title}<br><sup>{view.note}; colours are the true classes</sup>"),
-        height=520,
-        margin=dict(l=10, r=10, t=70, b=10),
-        xaxis=dict(range=_padded_range(allxy[:, 0]), showticklabels=False, title="dimension 1", zeroline=False),
-        yaxis=dict(range=_padded_range(allxy[:, 1]), showticklabels=False, title="dimension 2", zeroline=False),
+        title=frame_title(steps[0]),
+        height=max(580, 22 * len(rows) + 260),
+        margin=dict(l=10, r=10, t=110, b=110),
+        barmode="stack",
+        bargap=0.25,
+        legend=dict(font=dict(size=11), itemsizing="constant"),
+        hovermode="closest",
         updatemenus=[
             dict(
                 type="buttons",
                 showactive=False,
                 x=0,
-                y=-0.08,
+                y=-0.16,
                 xanchor="left",
                 yanchor="top",
                 buttons=[
@@ -223,7 +356,7 @@ def steps_animation(view: AdaptationSteps, class_names: list[str], title: str = 
                         args=[
                             None,
                             dict(
-                                frame=dict(duration=700, redraw=True), fromcurrent=False, transition=dict(duration=300)
+                                frame=dict(duration=900, redraw=True), fromcurrent=False, transition=dict(duration=300)
                             ),
                         ],
                     )
@@ -234,9 +367,9 @@ def steps_animation(view: AdaptationSteps, class_names: list[str], title: str = 
             dict(
                 active=0,
                 currentvalue=dict(prefix="after inner step "),
-                x=0.12,
-                len=0.88,
-                y=-0.02,
+                x=0.1,
+                len=0.9,
+                y=-0.14,
                 steps=[
                     dict(
                         label=str(s),
@@ -251,6 +384,20 @@ def steps_animation(view: AdaptationSteps, class_names: list[str], title: str = 
             )
         ],
     )
+    fig.update_xaxes(
+        range=_padded_range(allxy[:, 0]),
+        showticklabels=False,
+        title=dict(text=plot_text(view.note), font=dict(size=11)),
+        zeroline=False,
+        row=1,
+        col=1,
+    )
+    fig.update_yaxes(
+        range=_padded_range(allxy[:, 1]), showticklabels=False, zeroline=False, scaleanchor=None, row=1, col=1
+    )
+    fig.update_xaxes(range=[0, 100], title=dict(text="probability (%)", font=dict(size=11)), row=1, col=2)
+    fig.update_annotations(font_size=13)  # the subplot titles, under the figure's own
+    fig.update_yaxes(autorange="reversed", row=1, col=2)
     return fig
 
 
@@ -292,6 +439,7 @@ def decision_heatmap(
     n_rows, n_cols = values.shape
     row_labels, col_labels = [plot_text(r) for r in row_labels], [plot_text(c) for c in col_labels]
     show_text = n_rows * n_cols <= 400
+    near = "distance" in unit
     fmt = ".0%" if unit in ("probability", "attention") else ".3g"
     fig = go.Figure(
         go.Heatmap(
@@ -299,7 +447,10 @@ def decision_heatmap(
             x=list(range(n_cols)),
             y=list(range(n_rows)),
             colorscale="Blues",
-            colorbar=dict(title=unit),
+            # Dark means "this is the one" in every matrix: the likeliest class, the most attended
+            # image, and so the smallest distance, which is what makes a class likely.
+            reversescale=near,
+            colorbar=dict(title=f"{unit}<br>(near = dark)" if near else unit),
             texttemplate=f"%{{z:{fmt}}}" if show_text else None,
             customdata=[[(r, c) for c in col_labels] for r in row_labels],
             hovertemplate="%{customdata[0]} → %{customdata[1]}<br>" + unit + ": %{z:" + fmt + "}<extra></extra>",

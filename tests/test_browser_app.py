@@ -214,8 +214,8 @@ def test_sampled_task_in_the_explorer_and_compare_pages(omniglot):
         choose(driver, "Model", "maml_lake")
         wait_until_idle(driver)
         click_tab(driver, "Adaptation step by step")
-        text = wait_for_plot_text(driver, "features after each inner step")
-        assert "after inner step" in text and "play" in text
+        text = wait_for_plot_text(driver, "adapting step by step")
+        assert "after inner step" in text and "queries right" in text and "play" in text
         driver.execute_script("window.scrollTo(0, 0)")
         screenshot(driver, "e2e-explorer-steps")
         click_tab(driver, "Decisions")

@@ -177,6 +177,8 @@ def test_maml_adaptation_steps_match_adapting_with_that_many_steps(trained, task
     for k in (0, 2, 4):
         expected = maml.adapt(sx, sy, n_steps=k).predict_proba(qx).numpy()
         np.testing.assert_allclose(view.query_proba[k], expected, atol=1e-5)
+        support = maml.adapt(sx, sy, n_steps=k).predict_proba(sx).numpy()
+        np.testing.assert_allclose(view.support_proba[k], support, atol=1e-5)
     assert view.support_accuracy[4] >= view.support_accuracy[0]
     assert all(torch.equal(a, b) for a, b in zip(before, maml.parameters()))  # the shared weights are untouched
 

@@ -107,6 +107,9 @@ def test_explorer_shows_embedding_steps_and_decisions(omniglot):
     anim = chart(at, "explore_animation")
     assert [f["name"] for f in anim["frames"]] == ["0", "1", "2", "3", "4"]
     assert len(anim["layout"]["sliders"][0]["steps"]) == 5
+    # Each frame fills the points with the class predicted then; the bars give a legend entry per class.
+    assert {t["name"] for t in anim["data"] if t.get("type") == "bar"} == set(at.session_state.task.class_names)
+    assert all(f["layout"]["title"]["text"].count("queries right") == 1 for f in anim["frames"])
     steps = chart(at, "explore_query_steps")
     assert len(steps["data"]) == 5 and len(steps["data"][0]["y"]) == 5
     # Matching: the attention matrix is queries x support images, each row a distribution.
@@ -124,6 +127,13 @@ def test_explorer_works_on_a_drawn_one_shot_task_without_queries():
     emb = chart(at, "explore_embedding")  # 3 support images and 3 prototypes: t-SNE with a clamped perplexity
     assert "clamped" in emb["layout"]["title"]["text"]
     assert "decisions are made about queries" in text(at)
+    # Drawn glyphs take the place of the support markers, and the caption says how to read them.
+    at.toggle(key="explore_thumbnails").set_value(True).run()
+    emb = chart(at, "explore_embedding")
+    assert len(emb["layout"]["images"]) == 3
+    support = [t for t in emb["data"] if t.get("marker", {}).get("symbol") == "circle" and t["x"][0] is not None]
+    assert support and all(t["marker"]["opacity"] == 0 for t in support)
+    assert "Each image is drawn where the model places it" in text(at)
 
 
 def test_compare_scores_the_task_by_leave_one_out_without_labelled_queries():
