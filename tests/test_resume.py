@@ -195,3 +195,20 @@ def test_a_second_ctrl_c_stops_at_once_and_claims_no_checkpoint_that_was_never_w
     assert not (tmp_path / "last.pt").exists()
     # Signals are back as they were: Ctrl-C outside training interrupts at once.
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_process_started_to_ignore_sigint_keeps_ignoring_it(glyphs_train, glyphs_test, tmp_path, monkeypatch):
+    """A shell's background job starts with SIGINT ignored: training does not take it up as a stop."""
+    from playground.cli import main
+    from playground.data.protocols import Splits
+
+    splits = Splits("lake", glyphs_train, glyphs_test, glyphs_test)
+    monkeypatch.setattr("playground.training.load_splits", lambda *a, **k: splits)
+    _signal_in(monkeypatch, "shift_tasks", 3, signal.SIGINT)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert main(["train", *SIGNAL_FLAGS.split(), "--out", str(tmp_path)]) == 0
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert read_checkpoint(tmp_path / "last.pt").training["iteration"] == 12
