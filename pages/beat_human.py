@@ -1,7 +1,8 @@
-"""Beat the human: the chosen models' error on Lake's 20 one-shot runs beside people's 4.5%, and a run to try."""
+"""Beat the human: a run of Lake's one-shot test to try, then the chosen models' error beside people's 4.5%."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -9,6 +10,8 @@ from playground.data.lake_runs import HUMAN_ERROR, RUNS, LakeRun, load_lake_runs
 from playground.data.omniglot import DataError
 from playground.lake_figures import lake_error_chart
 from playground.lake_game import (
+    DRAWING,
+    RIGHT_GLYPH,
     LakeScore,
     RunPicks,
     best_card_score,
@@ -20,6 +23,8 @@ from playground.lake_game import (
     measure_model,
     missing_runs_message,
     overview_scores,
+    pick_column,
+    run_glyph_uris,
     run_images,
     run_picks,
     score_attempt,
@@ -28,6 +33,22 @@ from playground.lake_game import (
 from ui import catalogue, chosen_models, current_device, guarded, load_model, show_flash, state, thumbnail
 
 GRID = 10  # training glyphs per row: two rows of ten
+GLYPH_PX = 56  # a training glyph's size on its button: twice the 28-pixel drawing, big enough to compare strokes
+ROW_PX = 44  # the item-by-item table's row height: its glyphs a little larger than the drawings
+GLYPH_COLUMN_PX = 56  # an image column of that table: the glyph and a margin, so that every column fits
+# A button's label may hold a Markdown image, but Streamlit draws it at the text's height, like an icon.
+# These rules draw the glyph at full size above its number, so the glyph itself is what a person clicks.
+GLYPH_BUTTON_CSS = f"""<style>
+div[class*="st-key-lake_pick_"] button {{padding: 4px 2px !important; min-width: 0;}}
+div[class*="st-key-lake_pick_"] button div, div[class*="st-key-lake_pick_"] button span {{width: 100%;}}
+div[class*="st-key-lake_pick_"] button p {{
+  display: flex; flex-direction: column; align-items: center; gap: 2px; width: 100%;
+}}
+div[class*="st-key-lake_pick_"] button img {{
+  width: 100% !important; max-width: {GLYPH_PX}px; height: auto !important; max-height: none !important;
+  aspect-ratio: 1;
+}}
+</style>"""
 
 ss = state()
 # This page's state, all prefixed lake_: plain keys (not widget keys), so a person's answers survive
@@ -55,12 +76,18 @@ def model_run_picks(name: str, run: int, device: str, settings: dict[str, float]
     return run_picks(load_model(name, device), lake_runs()[run], settings)
 
 
+@st.cache_data(show_spinner=False, max_entries=RUNS)
+def glyph_uris(run: int) -> tuple[list[str], list[str]]:
+    """One run's glyphs as data URIs, for the buttons and the item table (encoded once per run)."""
+    return run_glyph_uris(lake_runs()[run])
+
+
 st.title(":material/person: Beat the human")
 show_flash()
 st.write(
     "Lake et al. (2015) gave people 20 one-shot runs: each shows 20 characters from one alphabet, one drawing "
     f"each, and 20 new drawings to match to them. People got **{100 * HUMAN_ERROR:.1f}%** of the matches wrong. "
-    "Here are the models on the same runs, and a run for you to try."
+    "Try a run yourself, then see the models on the same runs."
 )
 
 device = current_device()
@@ -73,11 +100,13 @@ if problem is None:
     except DataError as exc:  # a damaged zip: say which, never a traceback
         problem = str(exc)
 
-# -- (a) the overview ----------------------------------------------------------------------
-st.subheader("The models against people")
-if not names:
-    st.warning("Choose at least one model in the sidebar.")
-else:
+
+def overview() -> None:
+    """The chosen models' error on all 20 runs, from their cards or measured now, against people's."""
+    st.subheader("The models against people")
+    if not names:
+        st.warning("Choose at least one model in the sidebar.")
+        return
     if st.button(
         "Measure now",
         icon=":material/speed:",
@@ -139,52 +168,48 @@ else:
         f"{device}."
     )
     if problem is not None:
-        st.caption("Measuring needs Lake's runs, which are not installed here (see below).")
-
-# -- (b) a run to try ----------------------------------------------------------------------
-st.subheader("Your turn")
-if problem is not None:
-    st.warning(problem)
-    st.stop()
-
-runs = lake_runs()
-st.selectbox(
-    "Run",
-    list(range(RUNS)),
-    index=ss.lake_run,
-    format_func=lambda r: f"Run {r + 1} of {RUNS}",
-    key="lake_run_widget",
-    on_change=lambda: ss.update(lake_run=ss.lake_run_widget),
-)
-r = ss.lake_run
-run = runs[r]
-train_imgs, test_imgs = run_images(run)
-n = len(test_imgs)
-answers: list[int | None] = ss.lake_answers.setdefault(r, [None] * n)
-cursor = ss.lake_cursor.get(r, 0)
-status = ss.lake_status.get(r)
+        st.caption("Measuring needs Lake's runs, which are not installed here (see above).")
 
 
-def pick(item: int, glyph: int | None) -> None:
-    """Record a pick (None clears it), then move to the next unanswered item, if any."""
-    answers[item] = glyph
-    if glyph is None:
-        return
-    later = [i for i in list(range(item + 1, n)) + list(range(item)) if answers[i] is None]
-    ss.lake_cursor[r] = later[0] if later else item
+def play() -> None:
+    """One run to try: pick a training glyph for each test drawing, then see the key and the models' picks."""
+    runs = lake_runs()
+    st.selectbox(
+        "Run",
+        list(range(RUNS)),
+        index=ss.lake_run,
+        format_func=lambda r: f"Run {r + 1} of {RUNS}",
+        key="lake_run_widget",
+        on_change=lambda: ss.update(lake_run=ss.lake_run_widget),
+    )
+    r = ss.lake_run
+    run = runs[r]
+    train_imgs, test_imgs = run_images(run)
+    n = len(test_imgs)
+    answers: list[int | None] = ss.lake_answers.setdefault(r, [None] * n)
+    if ss.lake_status.get(r) is None:
+        answer_run(r, train_imgs, test_imgs, answers)
+    else:
+        run_results(r, run, train_imgs, test_imgs, answers)
 
 
-def go(item: int) -> None:
-    ss.lake_cursor[r] = item % n
+def answer_run(r: int, train_imgs: np.ndarray, test_imgs: np.ndarray, answers: list[int | None]) -> None:
+    """The game itself: one test drawing at a time, the 20 training glyphs to click."""
+    n = len(test_imgs)
+    cursor = ss.lake_cursor.get(r, 0)
+    train_uris, _ = glyph_uris(r)
 
+    def pick(item: int, glyph: int | None) -> None:
+        """Record a pick (None clears it), then move to the next unanswered item, if any."""
+        answers[item] = glyph
+        if glyph is None:
+            return
+        later = [i for i in list(range(item + 1, n)) + list(range(item)) if answers[i] is None]
+        ss.lake_cursor[r] = later[0] if later else item
 
-def again() -> None:
-    ss.lake_answers[r] = [None] * n
-    ss.lake_cursor[r] = 0
-    ss.lake_status.pop(r, None)
+    def go(item: int) -> None:
+        ss.lake_cursor[r] = item % n
 
-
-if status is None:
     st.write(
         "Each test drawing below is the same character as exactly one of the 20 drawings on the right. "
         "Click the one you think it is. The answer key stays hidden until you submit."
@@ -202,6 +227,7 @@ if status is None:
         required=True,
         on_change=lambda: go(ss.lake_goto),
     )
+    st.html(GLYPH_BUTTON_CSS)
     left, right = st.columns([1, 4])
     with left:
         st.markdown(f"**Test item {cursor + 1} of {n}**")
@@ -218,19 +244,18 @@ if status is None:
             args=(cursor, None),
         )
     with right:
-        st.markdown("**Which of these is the same character?**")
+        st.markdown("**Which of these is the same character?** Click it.")
         for start in range(0, len(train_imgs), GRID):
             for j, col in zip(range(start, min(start + GRID, len(train_imgs))), st.columns(GRID)):
-                with col:
-                    st.image(thumbnail(train_imgs[j]), width=56, alt=f"training glyph {j + 1}")
-                    st.button(
-                        f"{j + 1}",
-                        key=f"lake_pick_{j}",
-                        type="primary" if answers[cursor] == j else "secondary",
-                        on_click=pick,
-                        args=(cursor, j),
-                        width="stretch",
-                    )
+                # The glyph is the button's label: its alt text and number name it to a screen reader.
+                col.button(
+                    f"![glyph]({train_uris[j]}) {j + 1}",
+                    key=f"lake_pick_{j}",
+                    type="primary" if answers[cursor] == j else "secondary",
+                    on_click=pick,
+                    args=(cursor, j),
+                    width="stretch",
+                )
     c1, c2 = st.columns(2)
     c1.button(
         "Submit my answers",
@@ -247,60 +272,97 @@ if status is None:
     )
     if answered < n:
         st.caption(f"{n - answered} unanswered: they are left out of your error, not counted wrong.")
-    st.stop()
 
-# -- the results of this run ---------------------------------------------------------------
-attempt = score_attempt(run, answers)
-models: dict[str, RunPicks] = {}
-for name in names:
 
-    def _picks(name: str = name) -> None:
-        models[name] = model_run_picks(name, r, device, card_lake_settings(entries[name].card))
+def run_results(r: int, run: LakeRun, train_imgs: np.ndarray, test_imgs: np.ndarray, answers: list[int | None]) -> None:
+    """A submitted or revealed run: your error, the models', and every item with its glyphs."""
+    n = len(test_imgs)
 
-    guarded(_picks, f"{name} on run {r + 1}")
-show_flash()
+    def again() -> None:
+        ss.lake_answers[r] = [None] * n
+        ss.lake_cursor[r] = 0
+        ss.lake_status.pop(r, None)
 
-if status == "revealed":
-    st.info("You revealed the answer key for this run.")
-m1, m2, m3 = st.columns(3)
-if attempt.error_rate is None:
-    m1.metric("Your error", "—", help="you answered no item of this run")
-else:
-    m1.metric(
-        "Your error",
-        f"{100 * attempt.error_rate:.1f}%",
-        help=f"{attempt.errors} wrong of {attempt.answered} answered",
+    attempt = score_attempt(run, answers)
+    models: dict[str, RunPicks] = {}
+    for name in names:
+
+        def _picks(name: str = name) -> None:
+            models[name] = model_run_picks(name, r, device, card_lake_settings(entries[name].card))
+
+        guarded(_picks, f"{name} on run {r + 1}")
+    show_flash()
+
+    if ss.lake_status.get(r) == "revealed":
+        st.info("You revealed the answer key for this run.")
+    m1, m2, m3 = st.columns(3)
+    if attempt.error_rate is None:
+        m1.metric("Your error", "—", help="you answered no item of this run")
+    else:
+        m1.metric(
+            "Your error",
+            f"{100 * attempt.error_rate:.1f}%",
+            help=f"{attempt.errors} wrong of {attempt.answered} answered",
+        )
+        m1.caption(f"{attempt.errors} wrong of {attempt.answered} answered ({attempt.unanswered} unanswered)")
+    m2.metric("People (Lake et al.)", f"{100 * HUMAN_ERROR:.1f}%", help="over all 20 runs")
+    if models:
+        best = min(models, key=lambda k: models[k].error)
+        m3.metric("Best model on this run", f"{100 * models[best].error:.1f}%", help=best)
+        m3.caption(best)
+
+    bars = [attempt.score()] if attempt.error_rate is not None else []
+    bars += [LakeScore(k, v.error, None, "this run", 1) for k, v in models.items()]
+    st.plotly_chart(
+        lake_error_chart(bars, title=f"Run {r + 1}: you and the models (line: people's error over all runs)"),
+        key="lake_run_chart",
     )
-    m1.caption(f"{attempt.errors} wrong of {attempt.answered} answered ({attempt.unanswered} unanswered)")
-m2.metric("People (Lake et al.)", f"{100 * HUMAN_ERROR:.1f}%", help="over all 20 runs")
-if models:
-    best = min(models, key=lambda k: models[k].error)
-    m3.metric("Best model on this run", f"{100 * models[best].error:.1f}%", help=best)
-    m3.caption(best)
-
-bars = [attempt.score()] if attempt.error_rate is not None else []
-bars += [LakeScore(k, v.error, None, "this run", 1) for k, v in models.items()]
-st.plotly_chart(
-    lake_error_chart(bars, title=f"Run {r + 1}: you and the models (line: people's error over all runs)"),
-    key="lake_run_chart",
-)
-if models and attempt.answered:
-    st.markdown("**You against each model**, on the items you answered")
+    if models and attempt.answered:
+        st.markdown("**You against each model**, on the items you answered")
+        st.dataframe(
+            pd.DataFrame([c.row() for c in compare(attempt, models)]),
+            hide_index=True,
+            width="stretch",
+        )
+    st.markdown(
+        "**Item by item**: the test drawings, the right glyphs, and every pick beside its number (models: with "
+        "confidence)"
+    )
+    # Each glyph sits just left of the number or mark it pictures, under no header of its own: the name over
+    # the number names both, and a header per glyph would not fit a 56-pixel column.
+    about = {RIGHT_GLYPH: "the right training glyph", pick_column("you"): "the glyph you picked"}
+    about |= {pick_column(m): f"the glyph {m} picked" for m in models}
+    images = {c: st.column_config.ImageColumn(" ", width=GLYPH_COLUMN_PX, help=about[c]) for c in about}
+    images[DRAWING] = st.column_config.ImageColumn(DRAWING, width=GLYPH_COLUMN_PX, help="the test drawing")
+    # Tall enough for all 20 rows: the table is the answer key, scrolling it would hide half of it.
     st.dataframe(
-        pd.DataFrame([c.row() for c in compare(attempt, models)]),
+        pd.DataFrame(item_rows(attempt, models, glyph_uris(r))),
         hide_index=True,
         width="stretch",
+        row_height=ROW_PX,
+        height=ROW_PX * n + 38,
+        column_config=images,
+        placeholder="—",  # an unanswered item's pick: the same dash as its mark
     )
-st.markdown("**Item by item**: the right training glyph, your pick and each model's (with its confidence)")
-# Tall enough for all 20 rows: the table is the answer key, scrolling it would hide half of it.
-st.dataframe(pd.DataFrame(item_rows(attempt, models)), hide_index=True, width="stretch", height=35 * (n + 1) + 3)
 
-wrong = [i for i, ok in enumerate(attempt.right) if ok is False]
-if wrong:
-    with st.expander(f"Your {len(wrong)} mistake{'s' if len(wrong) > 1 else ''}", expanded=True):
-        for i in wrong:
-            c = st.columns([1, 1, 1, 3])
-            c[0].image(thumbnail(test_imgs[i]), width=70, caption=f"item {i + 1}")
-            c[1].image(thumbnail(train_imgs[int(run.test_y[i])]), width=70, caption=f"answer: {int(run.test_y[i]) + 1}")
-            c[2].image(thumbnail(train_imgs[answers[i]]), width=70, caption=f"you: {answers[i] + 1}")
-st.button("Try this run again", key="lake_again", on_click=again, icon=":material/restart_alt:")
+    wrong = [i for i, ok in enumerate(attempt.right) if ok is False]
+    if wrong:
+        with st.expander(f"Your {len(wrong)} mistake{'s' if len(wrong) > 1 else ''}", expanded=True):
+            for i in wrong:
+                c = st.columns([1, 1, 1, 3])
+                c[0].image(thumbnail(test_imgs[i]), width=70, caption=f"item {i + 1}")
+                c[1].image(
+                    thumbnail(train_imgs[int(run.test_y[i])]), width=70, caption=f"answer: {int(run.test_y[i]) + 1}"
+                )
+                c[2].image(thumbnail(train_imgs[answers[i]]), width=70, caption=f"you: {answers[i] + 1}")
+    st.button("Try this run again", key="lake_again", on_click=again, icon=":material/restart_alt:")
+
+
+# The game comes first: a newcomer plays before reading how the models did, and the overview below
+# then answers the question the game raises.
+st.subheader("Your turn")
+if problem is not None:
+    st.warning(problem)
+else:
+    play()
+overview()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from playground.algorithms import MetaLearner
 from playground.data.lake_runs import HUMAN_ERROR, RUNS, LakeResult, LakeRun
 from playground.data.omniglot import default_data_dir
 from playground.evaluation import confidence_interval_95
+from playground.explorer_figures import image_uri
 from playground.imaging import from_tensor
 from playground.zoo import recorded_settings
 
@@ -53,6 +54,15 @@ def glyph_images(x: torch.Tensor) -> np.ndarray:
 def run_images(run: LakeRun) -> tuple[np.ndarray, np.ndarray]:
     """A run's 20 training glyphs (class i is row i) and its 20 test items, as uint8 ink = 255."""
     return glyph_images(run.train_x), glyph_images(run.test_x)
+
+
+def run_glyph_uris(run: LakeRun) -> tuple[list[str], list[str]]:
+    """A run's training glyphs and test items as PNG data URIs (dark ink on white), in `run_images`' order.
+
+    A data URI can go where only text can: a button's label, a table cell.
+    """
+    train, test = run_images(run)
+    return [image_uri(a) for a in train], [image_uri(a) for a in test]
 
 
 # -- the models' picks -----------------------------------------------------------------
@@ -335,16 +345,49 @@ def compare(attempt: HumanAttempt, models: Mapping[str, RunPicks]) -> list[Compa
     return rows
 
 
+DRAWING = "drawing"  # the item-by-item table's image columns: the test drawing, the right training glyph
+RIGHT_GLYPH = "right glyph"
+
+
+def pick_column(who: str) -> str:
+    """The item-by-item table's image column of one player's picks: "your pick", "pixel_nn's pick"."""
+    return "your pick" if who == "you" else f"{who}'s pick"
+
+
+def item_image_columns(models: Sequence[str]) -> list[str]:
+    """The columns of `item_rows` (given glyphs) that hold images, in the table's order."""
+    return [DRAWING, RIGHT_GLYPH, pick_column("you")] + [pick_column(m) for m in models]
+
+
 def _mark(pick: int | None, truth: int) -> str:
     return "—" if pick is None else f"{pick + 1} {'✅' if pick == truth else '❌'}"
 
 
-def item_rows(attempt: HumanAttempt, models: Mapping[str, RunPicks]) -> list[dict[str, Any]]:
-    """Per test item: the right glyph, the person's pick and each model's, numbered 1..20 with ✅/❌."""
+def item_rows(
+    attempt: HumanAttempt,
+    models: Mapping[str, RunPicks],
+    glyphs: tuple[Sequence[str], Sequence[str]] | None = None,
+) -> list[dict[str, Any]]:
+    """Per test item: the right glyph, the person's pick and each model's, numbered 1..20 with ✅/❌.
+
+    With ``glyphs`` (`run_glyph_uris`: training glyphs, test items) each number comes with its picture, in
+    the `item_image_columns`: the drawing, the right glyph, and each pick beside its mark (none unanswered).
+    Seeing the glyphs side by side shows *why* a pick went wrong: which look-alike it was taken for.
+    """
+    train, test = glyphs if glyphs is not None else (None, None)
     rows = []
     for i, truth in enumerate(attempt.truth):
-        row: dict[str, Any] = {"item": i + 1, "answer": truth + 1, "you": _mark(attempt.picks[i], truth)}
-        for name, mp in models.items():
-            row[name] = f"{_mark(mp.picks[i], truth)} ({100 * mp.confidence[i]:.0f}%)"
+        row: dict[str, Any] = {"item": i + 1}
+        if test is not None:
+            row[DRAWING] = test[i]
+            row[RIGHT_GLYPH] = train[truth]
+        row["answer"] = truth + 1
+        picks = {"you": attempt.picks[i]} | {name: mp.picks[i] for name, mp in models.items()}
+        for who, p in picks.items():
+            if train is not None:
+                row[pick_column(who)] = None if p is None else train[p]
+            row[who] = _mark(p, truth)
+            if who in models:
+                row[who] += f" ({100 * models[who].confidence[i]:.0f}%)"
         rows.append(row)
     return rows

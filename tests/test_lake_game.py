@@ -23,12 +23,15 @@ from playground.lake_game import (
     card_score,
     compare,
     error_percent,
+    item_image_columns,
     item_rows,
     lake_runs_available,
     lake_runs_file,
     measure_model,
     missing_runs_message,
     overview_scores,
+    pick_column,
+    run_glyph_uris,
     run_images,
     run_picks,
 )
@@ -101,6 +104,36 @@ def test_item_rows_number_from_one_and_mark_each_pick():
     assert [r["m"] for r in rows] == ["2 ❌ (51%)", "2 ✅ (90%)", "3 ✅ (99%)"]
 
 
+def test_item_rows_show_the_glyphs_beside_each_pick():
+    truth = [0, 1, 2]
+    train, test = ["train0", "train1", "train2"], ["test0", "test1", "test2"]
+    models = {"m": RunPicks([1, 1, 2], [0.51, 0.9, 0.994], truth)}
+    rows = item_rows(HumanAttempt([0, 2, None], truth), models, (train, test))
+    assert item_image_columns(["m"]) == ["drawing", "right glyph", "your pick", "m's pick"]
+    # Each picture sits just before its number or mark, so a row reads drawing, key, then each player.
+    assert list(rows[0]) == ["item", "drawing", "right glyph", "answer", "your pick", "you", "m's pick", "m"]
+    assert [r["drawing"] for r in rows] == test
+    assert [r["right glyph"] for r in rows] == train
+    assert [r[pick_column("you")] for r in rows] == ["train0", "train2", None]  # none where unanswered
+    assert [r[pick_column("m")] for r in rows] == ["train1", "train1", "train2"]
+    assert [r["you"] for r in rows] == ["1 ✅", "3 ❌", "—"]  # the marks are unchanged
+
+
+def test_run_glyph_uris_are_the_runs_glyphs_as_png(runs):
+    import base64
+    import io
+
+    from PIL import Image
+
+    train, test = run_glyph_uris(runs[0])
+    train_imgs, test_imgs = run_images(runs[0])
+    assert len(train) == len(test) == 20
+    for uri, img in ((train[3], train_imgs[3]), (test[7], test_imgs[7])):
+        assert uri.startswith("data:image/png;base64,")
+        png = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+        assert np.array_equal(np.asarray(png), 255 - img)  # dark ink on white, as a person draws
+
+
 # -- the overview ----------------------------------------------------------------------
 
 
@@ -146,7 +179,8 @@ def test_error_chart_has_a_bar_per_measured_model_and_the_people_line():
     assert len(bars.x) == 14 and "never_measured" not in bars.x
     assert list(bars.y) == sorted(bars.y)  # sorted, lowest error first
     assert bars.y[0] == pytest.approx(5.0) and list(bars.error_y.array) == pytest.approx([2.0] * 14)
-    assert bars.text[0] == "5.0%" and bars.text[1] == "9.0%"
+    labels = [a for a in fig.layout.annotations if a.name == "bar label"]
+    assert [a.text for a in labels[:2]] == ["5.0%", "9.0%"]
     lines = [s for s in fig.layout.shapes if s.y0 == s.y1]
     assert [s.y0 for s in lines] == [pytest.approx(100 * HUMAN_ERROR)]
     assert fig.layout.yaxis.title.text and fig.layout.xaxis.title.text
@@ -154,6 +188,37 @@ def test_error_chart_has_a_bar_per_measured_model_and_the_people_line():
     assert fig.layout.yaxis.range[1] > max(bars.y)
     # Without intervals no whiskers are drawn.
     assert not lake_error_chart([LakeScore("you", 0.1, None, "you")]).data[0].error_y.visible
+
+
+def label_px_in_axis_units(fig) -> float:
+    """A 20-pixel label's height in % error: the plot's height is the figure's, less its margins and
+    at least 60 pixels of x axis (so this errs on the tall side)."""
+    m = fig.layout.margin
+    return 20 / (fig.layout.height - m.t - m.b - 60) * (fig.layout.yaxis.range[1] - fig.layout.yaxis.range[0])
+
+
+@pytest.mark.parametrize(
+    "scores",
+    [
+        # The shipped models' card figures: maml_lake's 10.25% once sat on the line, protonet_lake's was hidden.
+        [("protonet_lake", 0.0625, 0.02), ("maml_lake", 0.1025, 0.031), ("pixel_nn", 0.79, 0.055)],
+        # Just under the line, level with it, just over it, and zero (a person's perfect run).
+        [("you", 0.0, None), ("a", 0.0425, 0.004), ("b", HUMAN_ERROR, None), ("c", 0.05, None)],
+        [(f"m{i}", 0.01 * i, 0.01) for i in range(14)],
+    ],
+)
+def test_every_bar_value_is_written_above_its_whisker_and_clear_of_the_people_line(scores):
+    fig = lake_error_chart([LakeScore(n, e, c, "model card") for n, e, c in scores])
+    (bars,) = fig.data
+    labels = {a.x: a for a in fig.layout.annotations if a.name == "bar label"}
+    assert sorted(labels) == sorted(n for n, _, _ in scores)  # every bar has its value written
+    line, height = 100 * HUMAN_ERROR, label_px_in_axis_units(fig)
+    whiskers = dict(zip(bars.x, [y + (c or 0) for y, c in zip(bars.y, bars.error_y.array or [0] * len(bars.y))]))
+    for name, a in labels.items():
+        assert a.text == f"{error_percent(dict((n, e) for n, e, _ in scores)[name])}%"
+        assert a.yanchor == "bottom" and a.y >= whiskers[name]  # above the bar and its interval
+        assert not (a.y < line < a.y + height), f"the people line runs through {name}'s {a.text}"
+        assert a.y + height <= fig.layout.yaxis.range[1]  # and inside the plot
 
 
 def test_missing_runs_are_reported_with_the_file_and_where_to_get_it(tmp_path):
@@ -206,8 +271,32 @@ def new_page(models: list[str] | None = None) -> AppTest:
     return at.run()
 
 
+def table_with(at: AppTest, column: str):
+    """The one table on the page with ``column`` (the overview has "source", the item table "drawing")."""
+    (table,) = [d for d in at.dataframe if column in d.value.columns]
+    return table
+
+
 def overview(at: AppTest):
-    return at.dataframe[0].value.set_index("model")
+    return table_with(at, "source").value.set_index("model")
+
+
+def element_order(at: AppTest) -> list:
+    """Every element of the page's main area, in the order it is drawn."""
+    out: list = []
+
+    def walk(node) -> None:
+        out.append(node)
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at.main)
+    return out
+
+
+def position(at: AppTest, key: str) -> int:
+    (i,) = [i for i, e in enumerate(element_order(at)) if getattr(e, "key", None) == key]
+    return i
 
 
 def test_page_without_the_runs_shows_the_cards_and_names_the_missing_file(tmp_path, monkeypatch):
@@ -271,7 +360,7 @@ def test_a_person_plays_a_run_and_is_compared_with_the_models(runs):
         at.button(key=f"lake_pick_{glyph}").click().run()
     assert not at.exception
     assert at.session_state["lake_answers"][1][:4] == [truth[0], (truth[1] + 1) % 20, truth[2], None]
-    assert not at.dataframe[1:]  # no answer key before submitting: only the overview table
+    assert len(at.dataframe) == 1  # no answer key before submitting: only the overview table
     # Answers survive switching to another run and back.
     at.selectbox(key="lake_run_widget").set_value(0).run()
     assert at.session_state["lake_answers"][0] == [None] * 20
@@ -280,7 +369,7 @@ def test_a_person_plays_a_run_and_is_compared_with_the_models(runs):
     at.button(key="lake_submit").click().run()
     assert not at.exception
     assert at.metric[0].value == "33.3%"  # 1 wrong of 3 answered
-    compare_table, items = at.dataframe[1].value, at.dataframe[2].value
+    compare_table, items = table_with(at, "agrees with you (%)").value, table_with(at, "drawing").value
     assert list(items["you"][:4]) == [f"{truth[0] + 1} ✅", f"{(truth[1] + 1) % 20 + 1} ❌", f"{truth[2] + 1} ✅", "—"]
     assert list(items["answer"]) == [t + 1 for t in truth]
     from playground.algorithms import create_learner
@@ -291,7 +380,7 @@ def test_a_person_plays_a_run_and_is_compared_with_the_models(runs):
     assert compare_table.loc[0, "agrees with you (%)"] == pytest.approx(round(100 * agree, 1))
     # Trying again clears this run's answers and hides the key again.
     at.button(key="lake_again").click().run()
-    assert at.session_state["lake_answers"][1] == [None] * 20 and not at.dataframe[1:]
+    assert at.session_state["lake_answers"][1] == [None] * 20 and len(at.dataframe) == 1
 
 
 @pytest.mark.omniglot
@@ -302,8 +391,55 @@ def test_revealing_shows_the_key_without_a_score(runs):
     assert not at.exception
     assert at.session_state["lake_status"][0] == "revealed"
     assert at.metric[0].value == "—"
-    items = at.dataframe[-1].value
+    items = table_with(at, "drawing").value
     assert list(items["answer"]) == [t + 1 for t in runs[0].test_y.tolist()] and set(items["you"]) == {"—"}
+
+
+@pytest.mark.omniglot
+def test_the_game_comes_before_the_models_chart(runs):
+    at = new_page(["pixel_nn"])
+    assert [h.value for h in at.subheader] == ["Your turn", "The models against people"]
+    first_glyph, chart = position(at, "lake_pick_0"), position(at, "lake_overview_chart")
+    assert position(at, "lake_run_widget") < first_glyph < chart
+    # And after submitting, the run's results come first too.
+    at.button(key="lake_reveal").click().run()
+    assert position(at, "lake_run_chart") < position(at, "lake_overview_chart")
+    assert element_order(at).index(table_with(at, "drawing")) < element_order(at).index(table_with(at, "source"))
+
+
+@pytest.mark.omniglot
+def test_each_training_glyph_is_its_own_button_and_a_click_on_it_records_the_answer(runs):
+    at = new_page(["pixel_nn"])
+    train, _ = run_glyph_uris(runs[0])
+    for j in range(20):
+        label = at.button(key=f"lake_pick_{j}").label
+        # The glyph is the button's face (a Markdown image), named "glyph" and numbered for a screen reader.
+        assert label == f"![glyph]({train[j]}) {j + 1}"
+    at.button(key="lake_pick_6").click().run()
+    assert not at.exception
+    assert at.session_state["lake_answers"][0][0] == 6
+    assert at.button(key="lake_pick_6").proto.type != "primary"  # on to item 2, which has no pick yet
+    at.button(key="lake_prev").click().run()
+    assert at.button(key="lake_pick_6").proto.type == "primary"  # back on item 1: its pick is marked
+
+
+@pytest.mark.omniglot
+def test_the_item_table_shows_the_glyphs_as_images(runs):
+    import json
+
+    at = new_page(["pixel_nn"])
+    at.button(key="lake_pick_2").click().run()
+    at.button(key="lake_submit").click().run()
+    assert not at.exception
+    table = table_with(at, "drawing")
+    config = json.loads(table.proto.columns)
+    images = item_image_columns(["pixel_nn"])
+    assert {c for c, v in config.items() if v.get("type_config", {}).get("type") == "image"} == set(images)
+    train, test = run_glyph_uris(runs[0])
+    items = table.value
+    assert list(items["drawing"]) == test
+    assert list(items["right glyph"]) == [train[t] for t in runs[0].test_y.tolist()]
+    assert items["your pick"][0] == train[2] and items["your pick"][1:].isna().all()
 
 
 def test_one_to_one_assignment_uses_each_training_drawing_once():
@@ -434,5 +570,31 @@ def test_page_adapts_with_the_steps_of_the_cards_lake_figure(runs):
     assert at.session_state["lake_measured"]["maml_lake"].error == pytest.approx(entry.card["lake_runs"]["error"])
     at.button(key="lake_reveal").click().run()
     assert not at.exception
-    items = at.dataframe[-1].value
+    items = table_with(at, "drawing").value
     assert [int(v.split()[0]) - 1 for v in items["maml_lake"]] == run_picks(maml, runs[0], settings).picks
+
+
+@pytest.mark.browser
+@pytest.mark.omniglot
+def test_in_a_browser_the_game_is_first_and_a_click_on_a_glyph_answers(runs):
+    """Clicking the glyph's picture (not a number beside it) answers the item; the game is above the chart."""
+    from browser import browser, open_app, require_chromium, streamlit_server, wait_for_text, wait_until_idle
+
+    require_chromium()
+    with streamlit_server("app.py") as url, browser(1400, 1000) as driver:
+        open_app(driver, url)
+        driver.find_element("xpath", "//a[contains(normalize-space(.), 'Beat the human')]").click()
+        wait_for_text(driver, "0 of 20 answered", timeout=120)
+        wait_until_idle(driver)
+        heading = driver.find_element("xpath", "//h3[contains(normalize-space(.), 'Your turn')]")
+        chart = driver.find_element("css selector", ".st-key-lake_overview_chart")
+        assert heading.location["y"] < chart.location["y"]
+        button = driver.find_element("css selector", ".st-key-lake_pick_2 button")
+        glyph = button.find_element("css selector", "img")
+        assert glyph.size["height"] >= 40 and glyph.size["width"] >= 40  # a glyph, not an icon-sized speck
+        assert button.accessible_name == "glyph 3"
+        glyph.click()
+        wait_for_text(driver, "1 of 20 answered")
+        wait_until_idle(driver)
+        driver.find_element("css selector", ".st-key-lake_prev button").click()
+        wait_for_text(driver, "your pick: 3")
