@@ -17,6 +17,7 @@ from playground.sinusoid.model import check_lr
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkpoint path is relative to the repository
 SAMPLED, PLACED = "Sampled from a sine task", "Placed by clicking"
+OWN_LR, ONE_LR = "Each method's own", "One for every method"
 MAX_K = 10
 MAX_STEPS = 100
 CLICK_KEY = "sine_click"
@@ -110,7 +111,7 @@ except CheckpointError as exc:
     )
     st.stop()
 
-controls, main = st.columns([1, 3], gap="large")
+controls, main = st.columns([1, 3], gap="medium")
 with controls:
     mode = st.radio("Support points", [SAMPLED, PLACED], key="sine_mode", persist_state="session")
     st.number_input(
@@ -132,18 +133,21 @@ with controls:
         persist_state="session",
         help="The paper uses 5 and 10. A larger K keeps the same wave.",
     )
-    steps = st.slider("Inner SGD steps", 0, MAX_STEPS, 10, key="sine_steps", persist_state="session")
     own = ", ".join(f"{method_label(m)} {regressors.lrs[m]:g}" for m in METHODS)
-    override = st.toggle(
-        "One step size for every method",
-        key="sine_lr_override",
+    # A radio, not a toggle: its options wrap in a narrow column, where a toggle's label is cut off.
+    lr_mode = st.radio(
+        "Inner step size",
+        [OWN_LR, ONE_LR],
+        key="sine_lr_mode",
         persist_state="session",
-        help=f"Off: each method adapts with its own step size ({own}), the setting its model card measures.",
+        captions=[own, ""],
+        help="Each method's own is the setting its model card measures.",
     )
+    override = lr_mode == ONE_LR
     lr_in = None
     if override:
         lr_in = st.number_input(
-            "Inner step size (lr)",
+            "Step size for every method (lr)",
             min_value=0.0,
             max_value=10.0,
             value=float(regressors.lrs["maml"]),
@@ -152,30 +156,35 @@ with controls:
             key="sine_lr",
             persist_state="session",
         )
-    else:
-        st.caption(f"Step sizes: {own}.")
-    methods = st.multiselect(
+    # Pills, not a multiselect: all three methods stay in view, chosen or not.
+    methods = st.pills(
         "Methods",
         list(METHODS),
+        selection_mode="multi",
         default=list(METHODS),
         format_func=method_label,
         key="sine_methods",
         persist_state="session",
+        wrap=True,  # directly in a column pills keep one row and scroll: "from scratch" was cut off
     )
+    methods = [m for m in METHODS if m in methods]  # the figure's and table's order, whatever the click order
 
 task = sampled_task(int(ss.sine_seed), k)
 if mode == PLACED:
     with main:  # the placing tools sit by the figure they act on
-        c1, c2, c3, c4 = st.columns([3, 2, 2, 3], vertical_alignment="center")
-        c1.checkbox(
-            "Snap onto the sampled wave",
-            key="sine_snap",
-            persist_state="session",
-            help="A click then chooses only x; y is the sampled wave's value there, so the true curve is known.",
-        )
-        c2.button("↩️ Remove last", key="sine_undo", on_click=undo, disabled=not ss.sine_points, width="stretch")
-        c3.button("🗑️ Clear", key="sine_clear", on_click=clear, disabled=not ss.sine_points, width="stretch")
-        c4.button(f"Copy the {k} sampled points", key="sine_copy", on_click=copy_sampled, args=(task,), width="stretch")
+        with st.container(horizontal=True, vertical_alignment="center"):
+            st.checkbox(
+                "Snap onto the sampled wave",
+                key="sine_snap",
+                persist_state="session",
+                help="A click then chooses only x; y is the sampled wave's value there, so the true curve is known.",
+            )
+            # Material icons, not emoji: a browser without an emoji font draws those as empty boxes.
+            st.button(
+                "Remove last", icon=":material/undo:", key="sine_undo", on_click=undo, disabled=not ss.sine_points
+            )
+            st.button("Clear", icon=":material/delete:", key="sine_clear", on_click=clear, disabled=not ss.sine_points)
+            st.button(f"Copy the {k} sampled points", key="sine_copy", on_click=copy_sampled, args=(task,))
 
 # The support points, and the wave they come from when there is one.
 if mode == SAMPLED:
@@ -203,6 +212,17 @@ if override:
         problem = (st.error, f"Step size: {exc}. Try 0.01 (MAML's) to 0.05; nothing is fitted until then.")
 
 with main:
+    # The one step control: the figure, its play button, the table and the losses all show this step.
+    # (Plain SGD is deterministic, so the fit after s of S steps is the fit after s steps.)
+    steps = st.slider(
+        "Inner SGD steps",
+        0,
+        MAX_STEPS,
+        10,
+        key="sine_steps",
+        persist_state="session",
+        help="Each method takes this many gradient steps on the points. ▶ play on the figure replays them from step 0.",
+    )
     if mode == PLACED:
         st.caption(
             f"**{len(points)} point{'s' if len(points) != 1 else ''} placed.** Click anywhere on the plot to add one."
@@ -230,20 +250,15 @@ with main:
             traceback.print_exc()
             st.error(f"The fit failed unexpectedly ({type(exc).__name__}: {exc}). Your points are kept.")
 
-    show = steps
-    if exploration is not None and steps > 0:
-        show = st.slider("Show the fit after step", 0, steps, steps, key=f"sine_show_{steps}")
-
     curves = exploration.curves() if exploration is not None else {}
     grid = sinusoid.x_grid() if exploration is None else exploration.grid
     true_curve = None if wave is None else task.true_curve(grid)
     sx, sy = support if support is not None else (grid[:0], grid[:0])
-    if mode == SAMPLED and curves:
-        # Client-side animation: play or drag through the steps without a rerun; it opens at the chosen step.
-        st.plotly_chart(fit_animation(grid, true_curve, sx, sy, curves, show), key="sine_animation")
-        st.caption("▶ play and the plot's own slider move the curves; the table follows the slider above.")
+    if mode == SAMPLED and curves and steps > 0:
+        # Client-side animation: play watches the fit move from step 0 to the chosen step, without a rerun.
+        st.plotly_chart(fit_animation(grid, true_curve, sx, sy, curves), key="sine_animation")
     else:
-        fig = fit_figure(grid, true_curve, sx, sy, curves, show if curves else None, clickable=mode == PLACED)
+        fig = fit_figure(grid, true_curve, sx, sy, curves, clickable=mode == PLACED)
         if mode == PLACED:
             ss.sine_click_curve = len(fig.data) - 1  # the placement layer; on_click reads it on the next run
             st.plotly_chart(fig, key=CLICK_KEY, on_select=on_click, selection_mode="points")
@@ -253,7 +268,7 @@ with main:
     if exploration is not None:
         card = card_at(path) if mode == SAMPLED else None  # the card's tasks are sampled ones
         rows = []
-        for r in exploration.table(show):
+        for r in exploration.table():
             row = {
                 "method": method_label(r["method"]),
                 "step size": r["lr"],
@@ -261,7 +276,7 @@ with main:
             }
             if wave is not None:
                 row["MSE vs true curve"] = r["true_mse"]
-            typical = card_mse(card, r["method"], k, show, r["lr"])
+            typical = card_mse(card, r["method"], k, steps, r["lr"])
             if typical is not None:
                 row["typical MSE vs true curve (600 test tasks)"] = typical
             rows.append(row)
@@ -273,7 +288,7 @@ with main:
             },
         )
         st.caption(
-            f"After {show} step{'s' if show != 1 else ''}. Support MSE: on the points the methods were fitted to. "
+            f"After {steps} step{'s' if steps != 1 else ''}. Support MSE: on the points the methods were fitted to. "
             + ("MSE vs true curve: over 100 evenly spaced x in [-5, 5], the model card's measure. " if wave else "")
         )
         for m, run in exploration.runs.items():
@@ -286,7 +301,6 @@ with main:
             loss_figure(
                 {m: r.support_mse for m, r in exploration.runs.items()},
                 {m: r.true_mse for m, r in exploration.runs.items()},
-                show,
             ),
             key="sine_losses",
         )

@@ -28,6 +28,7 @@ from playground.sinusoid.figures import (
     TRUE_NAME,
     fit_animation,
     fit_figure,
+    log_ticks,
     loss_figure,
     method_label,
     placement_grid,
@@ -36,6 +37,7 @@ from playground.sinusoid.figures import (
 
 PAGE = "../pages/sinusoid.py"
 SAMPLED, PLACED = "Sampled from a sine task", "Placed by clicking"
+OWN_LR, ONE_LR = "Each method's own", "One for every method"
 
 
 @pytest.fixture(scope="module")
@@ -87,15 +89,20 @@ def test_a_diverged_curve_becomes_gaps_not_broken_json():
 
 def test_fit_animation_has_one_frame_per_step_moving_only_the_fitted_curves():
     grid, curves = torch.linspace(-5, 5, 7), curves_for(steps=4)
-    fig = fit_animation(grid, torch.cos(grid), grid[:3], grid[:3], curves, step=1)
+    fig = fit_animation(grid, torch.cos(grid), grid[:3], grid[:3], curves)
     assert [f.name for f in fig.frames] == ["0", "1", "2", "3", "4"]
     for s, frame in enumerate(fig.frames):
         assert list(frame.traces) == [1, 2, 3]  # after the true curve: the three methods
         assert [list(d.y) for d in frame.data] == [[10.0 * i + s] * 7 for i in range(3)]
-    slider = fig.layout.sliders[0]
-    assert slider.active == 1 and [s.label for s in slider.steps] == ["0", "1", "2", "3", "4"]
-    assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["▶ play", "❚❚ pause"]
-    assert list(fig.data[1].y) == [1.0] * 7  # opens on the chosen step
+    assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["▶ play steps 0 to 4", "❚❚ pause"]
+    assert list(fig.data[1].y) == [4.0] * 7  # opens on the last step, where play also ends
+
+
+def test_fit_animation_has_no_step_slider_of_its_own():
+    """The page's step slider is the one step control: a second one on the plot could never move the table."""
+    grid, curves = torch.linspace(-5, 5, 7), curves_for(steps=4)
+    fig = fit_animation(grid, torch.cos(grid), grid[:3], grid[:3], curves)
+    assert not fig.layout.sliders
 
 
 def test_clickable_figure_ends_with_an_invisible_placement_grid_and_ignores_the_mouse_elsewhere():
@@ -115,6 +122,53 @@ def test_placement_grid_covers_the_whole_plot():
     assert {(-5.0, -5.5), (5.0, 5.5), (0.0, 0.0), (-5.0, 5.5)} <= pts
     with pytest.raises(ValueError):
         placement_grid(step=0)
+
+
+def is_125(v: float) -> bool:
+    """True for 1, 2 or 5 times a power of ten."""
+    mantissa = v / 10 ** math.floor(math.log10(v) + 1e-9)
+    return any(math.isclose(mantissa, m, rel_tol=1e-9) for m in (1, 2, 5))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [0.9, 0.31, 0.12],  # under a decade: Plotly labelled these "2, 1, 5, 2, 0.1"
+        [3.0, 0.5, 0.02, 0.004],
+        [5.6, 4.1, 0.0021],
+        [2.0, 2.0],
+        [1e-7, 3.0, 900.0],
+    ],
+)
+def test_log_ticks_are_1_2_5_or_decades_with_labels_written_out(values):
+    ticks, labels = log_ticks(values + [None, math.inf, 0.0, -1.0])  # gaps and non-positives are left out
+    assert len(ticks) >= 2 and ticks == sorted(set(ticks))
+    assert all(is_125(t) for t in ticks)
+    # Either every 1, 2 and 5 in a row, or whole decades (some skipped when there are many).
+    ratios = [b / a for a, b in zip(ticks, ticks[1:])]
+    assert all(math.isclose(r, 2) or math.isclose(r, 2.5) for r in ratios) or all(
+        math.isclose(math.log10(r), round(math.log10(r))) and round(math.log10(r)) >= 1 for r in ratios
+    )
+    assert ticks[0] <= min(values) and ticks[-1] >= max(values) and len(ticks) <= 8
+    assert len(set(labels)) == len(labels)  # no "2" twice
+    for t, label in zip(ticks, labels):
+        assert float(label) == pytest.approx(t)  # each label is the value itself, not just its digit
+        assert "e" not in label or not 1e-3 <= t < 1e5  # plain decimals near 1
+
+
+def test_log_ticks_choose_1_2_5_under_a_decade_and_decades_over_many():
+    assert log_ticks([0.9, 0.31, 0.12]) == ([0.1, 0.2, 0.5, 1.0], ["0.1", "0.2", "0.5", "1"])
+    assert log_ticks([3.0, 0.004]) == ([0.001, 0.01, 0.1, 1.0, 10.0], ["0.001", "0.01", "0.1", "1", "10"])
+    assert log_ticks([]) == ([], [])
+
+
+def test_loss_figure_ticks_its_log_axis_with_log_ticks():
+    support = {"maml": [0.9, 0.31, 0.12], "scratch": [0.8, 0.7, 0.6]}
+    fig = loss_figure(support, {"maml": [1.0, 0.5, 0.25]})
+    ticks, labels = log_ticks([0.9, 0.31, 0.12, 0.8, 0.7, 0.6, 1.0, 0.5, 0.25])
+    assert list(fig.layout.yaxis.tickvals) == ticks and list(fig.layout.yaxis.ticktext) == labels
+    low, high = fig.layout.yaxis.range  # in decades: every tick is inside the axis
+    assert low <= math.log10(ticks[0]) and math.log10(ticks[-1]) <= high
 
 
 def test_loss_figure_has_support_and_true_curve_lines():
@@ -294,7 +348,7 @@ def test_page_renders_the_sampled_task_its_fits_and_the_card_figures(regressors)
     assert len(json.loads(chart.proto.spec)["frames"]) == 11  # the animation: steps 0..10
 
 
-def test_changing_k_steps_and_the_shown_step_updates_the_table(regressors):
+def test_changing_k_and_steps_updates_the_table(regressors):
     at = new_page()
     at.slider(key="sine_k").set_value(10).run()
     rows = expected_rows(regressors, task_of(0, 10), 10)
@@ -303,11 +357,36 @@ def test_changing_k_steps_and_the_shown_step_updates_the_table(regressors):
     assert not at.exception
     rows = expected_rows(regressors, task_of(0, 10), 3)
     assert table(at)["support MSE (10 points)"].tolist() == same_floats([r["support_mse"] for r in rows])
-    at.slider(key="sine_show_3").set_value(0).run()
-    rows = expected_rows(regressors, task_of(0, 10), 3, step=0)
     assert table(at)["MSE vs true curve"].tolist() == same_floats([r["true_mse"] for r in rows])
-    at.slider(key="sine_steps").set_value(0).run()  # no steps: no step slider, the unadapted models
-    assert not at.exception and not [s for s in at.slider if s.key.startswith("sine_show")]
+    at.slider(key="sine_steps").set_value(0).run()  # no steps: the unadapted models, and nothing to play
+    assert not at.exception
+    rows = expected_rows(regressors, task_of(0, 10), 0)
+    assert table(at)["MSE vs true curve"].tolist() == same_floats([r["true_mse"] for r in rows])
+    assert not [c for c in at.get("plotly_chart") if json.loads(c.proto.spec).get("frames")]
+
+
+def test_one_step_control_sets_the_figure_the_table_and_the_losses(regressors):
+    at = new_page()
+    at.slider(key="sine_steps").set_value(4).run()
+    (step_sliders,) = [s for s in at.slider if "step" in s.label.lower()]  # and none on the plot
+    assert step_sliders.key == "sine_steps"
+    animation, losses = (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+    assert "sliders" not in animation["layout"]
+    assert [f["name"] for f in animation["frames"]] == ["0", "1", "2", "3", "4"]
+    assert animation["layout"]["title"]["text"] == "after 4 inner steps"  # the figure opens on that step
+    assert all(len(t["x"]) == 5 for t in losses["data"])  # the losses run to it
+    assert "After 4 steps." in " ".join(c.value for c in at.caption)
+
+
+def test_the_step_size_and_method_controls_show_every_choice():
+    at = new_page()
+    (lr,) = [r for r in at.radio if r.key == "sine_lr_mode"]
+    assert list(lr.options) == [OWN_LR, ONE_LR] and lr.value == OWN_LR
+    (methods,) = at.pills
+    assert methods.key == "sine_methods" and methods.options == [method_label(m) for m in METHODS]
+    assert methods.value == list(METHODS)  # all chosen, each one in view as a pill
+    methods.set_value(["scratch", "maml"]).run()
+    assert table(at)["method"].tolist() == ["MAML", "from scratch"]  # in the usual order, whatever the clicks
 
 
 def test_new_task_button_draws_another_wave(regressors):
@@ -375,7 +454,7 @@ def test_a_bad_step_size_gives_a_message_and_keeps_the_points():
     at = new_page()
     at.radio(key="sine_mode").set_value(PLACED).run()
     at.session_state["sine_points"] = [(0.0, 1.0), (1.0, 2.0)]
-    at.toggle(key="sine_lr_override").set_value(True).run()
+    at.radio(key="sine_lr_mode").set_value(ONE_LR).run()
     at.number_input(key="sine_lr").set_value(0.0).run()
     assert not at.exception
     assert "Step size: lr must be a positive finite number" in " ".join(e.value for e in at.error)
@@ -392,7 +471,7 @@ def test_a_bad_step_size_gives_a_message_and_keeps_the_points():
 
 def test_no_method_chosen_gives_a_warning():
     at = new_page()
-    at.multiselect(key="sine_methods").set_value([]).run()
+    at.pills(key="sine_methods").set_value([]).run()
     assert not at.exception
     assert "Choose at least one method" in messages(at)
     assert not at.dataframe
@@ -404,3 +483,54 @@ def test_a_missing_checkpoint_gives_an_error_not_a_traceback(tmp_path, monkeypat
     assert not at.exception
     (error,) = at.error
     assert "cannot be loaded" in error.value and "none.pt" in error.value
+
+
+# --- in a real browser -------------------------------------------------------------------------------------
+
+# Text a person cannot read in full: cut off with an ellipsis, or pushed out of a box that hides or
+# scrolls its overflow. Charts, tables and formulas (KaTeX) lay out their own text and are left out.
+CLIPPED_JS = """
+const out = [];
+for (const el of document.querySelector('[data-testid=stMain]').querySelectorAll('*')) {
+  if (!el.getClientRects().length || el.closest('.js-plotly-plot, [data-testid=stDataFrame], .katex')) continue;
+  const cs = getComputedStyle(el);
+  const clips = cs.textOverflow === 'ellipsis' || ['hidden', 'auto', 'scroll', 'clip'].includes(cs.overflowX);
+  if (clips && el.scrollWidth > el.clientWidth + 1 && el.innerText.trim()) out.push(el.innerText.trim());
+}
+return out;
+"""
+
+
+def wait_for_charts(driver, count: int, timeout: float = 120.0) -> list:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while len(charts := driver.find_elements("css selector", ".js-plotly-plot")) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} charts were drawn"
+        time.sleep(0.3)
+    return charts
+
+
+@pytest.mark.browser
+def test_in_a_browser_every_control_reads_in_full_and_the_log_axis_plainly():
+    from browser import browser, open_app, require_chromium, streamlit_server, wait_for_text, wait_until_idle
+
+    require_chromium()
+    with streamlit_server("app.py") as url, browser(1400, 1000) as driver:
+        open_app(driver, url)
+        driver.find_element("xpath", "//a[contains(normalize-space(.), 'Sine regression')]").click()
+        wait_for_text(driver, "Support points", timeout=120)
+        _, losses = wait_for_charts(driver, 2)
+        wait_until_idle(driver)
+        assert driver.execute_script(CLIPPED_JS) == []
+        for name in ("MAML", "pretrained", "from scratch"):
+            (pill,) = [b for b in driver.find_elements("css selector", ".st-key-sine_methods button") if b.text == name]
+            assert pill.is_displayed()
+        ticks = [t.text for t in losses.find_elements("css selector", ".ytick text")]
+        assert len(ticks) >= 2 and len(set(ticks)) == len(ticks)  # not "2, 1, 5, 2, 0.1"
+        assert [float(t) for t in ticks] == sorted(float(t) for t in ticks)
+        # The placing tools, above the figure, read in full too.
+        driver.find_element("xpath", "//label[contains(normalize-space(.), 'Placed by clicking')]").click()
+        wait_for_text(driver, "Snap onto the sampled wave")
+        wait_until_idle(driver)
+        assert driver.execute_script(CLIPPED_JS) == []

@@ -1,16 +1,17 @@
 """Plotly figures of sine fits (no Streamlit here), and reading a click on them back as a point.
 
 `fit_figure` draws the true curve, the K support points and each method's curve after one
-inner step; `fit_animation` is the same with a frame per step and a slider to play them;
-`loss_figure` plots the errors against the step. `placement_grid` is a layer of invisible
-markers that makes every spot of the plot clickable, and `point_from_selection` turns the
-selection event a click produces (Streamlit's ``on_select``) into an ``(x, y)`` pair.
+inner step; `fit_animation` is the same with a frame per step and a button to play them;
+`loss_figure` plots the errors against the step, on a log axis with `log_ticks`.
+`placement_grid` is a layer of invisible markers that makes every spot of the plot clickable,
+and `point_from_selection` turns the selection event a click produces (Streamlit's
+``on_select``) into an ``(x, y)`` pair.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import plotly.graph_objects as go
@@ -156,13 +157,17 @@ def fit_animation(
     support_x: torch.Tensor,
     support_y: torch.Tensor,
     curves: Mapping[str, torch.Tensor],
-    step: int | None = None,
     *,
     frame_ms: int = 400,
 ) -> go.Figure:
-    """`fit_figure` with one frame per inner step 0..S, a play button and a step slider (starting at ``step``)."""
-    steps, step = _check_step(curves, step)
-    fig = fit_figure(grid, true_curve, support_x, support_y, curves, step)
+    """`fit_figure` after the last step, with a frame per inner step 0..S and a button that plays them.
+
+    No slider of its own: the page's step control already chooses S, and two step controls that
+    disagree (the plot's, client-side, could never move the page's table) are one too many. Play
+    always ends on step S, where the table and the losses are.
+    """
+    steps, _ = _check_step(curves, None)
+    fig = fit_figure(grid, true_curve, support_x, support_y, curves)
     first = 0 if true_curve is None else 1  # the method traces follow the true curve
     indices = list(range(first, first + len(curves)))
     fig.frames = [
@@ -190,29 +195,56 @@ def fit_animation(
                 y=-0.2,
                 xanchor="left",
                 yanchor="top",
-                pad=dict(t=30),
+                pad=dict(t=10),
                 showactive=False,
                 buttons=[
-                    dict(label="▶ play", method="animate", args=go_to(None, frame_ms)),
+                    dict(label=f"▶ play steps 0 to {steps}", method="animate", args=go_to(None, frame_ms)),
                     dict(label="❚❚ pause", method="animate", args=go_to([None], 0)),
                 ],
             )
         ],
-        sliders=[
-            dict(
-                active=step,
-                x=0.25,
-                y=-0.2,
-                len=0.75,
-                xanchor="left",
-                yanchor="top",
-                currentvalue=dict(prefix="inner step: ", xanchor="right"),
-                steps=[dict(label=str(s), method="animate", args=go_to([str(s)], 0)) for s in range(steps + 1)],
-            )
-        ],
-        height=560,
+        height=520,
     )
     return fig
+
+
+def _tick_label(v: float) -> str:
+    """A tick value as people write it: "0.002", "0.5", "20"; "2e-5" only far from 1."""
+    if 1e-3 <= v < 1e5:
+        return f"{v:.{max(0, -math.floor(math.log10(v) + 1e-9))}f}"
+    mantissa, exponent = f"{v:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def log_ticks(values: Iterable[float | None], max_ticks: int = 8) -> tuple[list[float], list[str]]:
+    """Ticks for a log axis spanning ``values`` (the positive, finite ones) and their labels.
+
+    1, 2, 5 in each decade while that gives at most ``max_ticks``, else whole decades (every second,
+    third... decade when even those are too many), always from a tick at or below the smallest
+    value to one at or above the largest. Plotly's own log ticks label 2 and 5 with their digit
+    alone, so a short range reads "2, 1, 5, 2, 0.1"; these are written out in full.
+    """
+    vals = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    if not vals:
+        return [], []
+    lo, hi = min(vals), max(vals)
+    d0, d1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+
+    def span(decades: range, mantissas: tuple[int, ...]) -> list[float]:
+        """The ticks from the last one at or below ``lo`` to the first at or above ``hi``, at least two."""
+        ticks = [float(f"{m}e{d}") for d in decades for m in mantissas]
+        first = max(i for i, t in enumerate(ticks) if t <= lo * (1 + 1e-9))
+        last = min(i for i, t in enumerate(ticks) if t >= hi * (1 - 1e-9))
+        return ticks[first : max(last, first + 1) + 1]  # one value alone still gets a scale of two ticks
+
+    # A decade either side, so a tick at or below (above) every value is always among the candidates.
+    ticks = span(range(d0 - 1, d1 + 2), (1, 2, 5))
+    every = 1
+    while len(ticks) > max_ticks:  # whole decades; every second, third... one when even those are many
+        start = every * math.floor(d0 / every)
+        ticks = span(range(start - every, d1 + 2 * every, every), (1,))
+        every += 1
+    return ticks, [_tick_label(t) for t in ticks]
 
 
 def loss_figure(
@@ -250,12 +282,20 @@ def loss_figure(
             )
     if step is not None:
         fig.add_vline(x=step, line=dict(color="#999", width=1, dash="dash"))
+    tickvals, ticktext = log_ticks(v for t in fig.data for v in t.y)
+    yaxis = dict(title="MSE (log scale)", type="log", tickvals=tickvals, ticktext=ticktext)
+    if tickvals:
+        # From the first tick to the last (a log axis' range is in decades), a little wider so the
+        # markers on the end ticks are drawn whole.
+        a, b = math.log10(tickvals[0]), math.log10(tickvals[-1])
+        pad = 0.04 * max(b - a, 0.3)
+        yaxis["range"] = [a - pad, b + pad]
     fig.update_layout(
         height=300,
         margin=dict(l=10, r=10, t=30, b=10),
         title="MSE after each inner step",
         xaxis=dict(title="inner step", rangemode="tozero"),
-        yaxis=dict(title="MSE (log scale)", type="log"),
+        yaxis=yaxis,
         legend=dict(orientation="h", y=-0.3),
     )
     return fig
