@@ -15,7 +15,6 @@ from playground.lake_game import (
     LakeScore,
     RunPicks,
     best_card_score,
-    card_lake_settings,
     compare,
     error_percent,
     item_rows,
@@ -71,9 +70,9 @@ def lake_runs() -> list[LakeRun]:
 
 
 @st.cache_data(show_spinner=False, max_entries=1000)
-def model_run_picks(name: str, run: int, device: str, settings: dict[str, float]) -> RunPicks:
-    """One model's picks on one run (``settings``: its card's Lake steps and rate); the same for every visitor."""
-    return run_picks(load_model(name, device), lake_runs()[run], settings)
+def model_run_picks(name: str, run: int, device: str) -> RunPicks:
+    """One model's picks on one run (with its card's Lake steps and rate); the same for every visitor."""
+    return run_picks(load_model(name, device), lake_runs()[run])
 
 
 @st.cache_data(show_spinner=False, max_entries=RUNS)
@@ -123,9 +122,8 @@ def overview() -> None:
                 def step(done: int, total: int, k: int = k, name: str = name) -> None:
                     bar.progress((k + done / total) / len(names), text=f"{name}: run {done} of {total}")
 
-                settings = card_lake_settings(entries[name].card)
-                model = load_model(name, device)
-                ss.lake_measured[name] = measure_model(name, model, runs, settings, progress=step)
+                model = load_model(name, device)  # with its card: it measures as the card's figure was measured
+                ss.lake_measured[name] = measure_model(name, model, runs, progress=step)
 
         guarded(_measure, "Measuring on Lake's runs")
         bar.empty()
@@ -288,7 +286,7 @@ def run_results(r: int, run: LakeRun, train_imgs: np.ndarray, test_imgs: np.ndar
     for name in names:
 
         def _picks(name: str = name) -> None:
-            models[name] = model_run_picks(name, r, device, card_lake_settings(entries[name].card))
+            models[name] = model_run_picks(name, r, device)
 
         guarded(_picks, f"{name} on run {r + 1}")
     show_flash()

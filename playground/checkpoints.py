@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from playground.algorithms import HOW_TO_LOAD, MetaLearner, available, create_learner
+from playground.algorithms.test_time import TestTimeSettings
 
 FORMAT = "meta-learning-playground/checkpoint"
 VERSION = 1
@@ -33,6 +34,7 @@ class Checkpoint:
     training: dict[str, Any] = field(default_factory=dict)
     optimizer: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    card: dict[str, Any] | None = None  # the model card beside the file, when there is one
 
     @property
     def protocol(self) -> str:
@@ -135,6 +137,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         payload.get("training", {}),
         payload.get("optimizer"),
         extra,
+        read_card(path),
     )
 
 
@@ -166,6 +169,8 @@ def learner_from_checkpoint(ckpt: Checkpoint, device: torch.device | str = "cpu"
         raise CheckpointError(
             f"checkpoint weights do not fit {ckpt.algorithm!r} with its config: {' '.join(first)}"
         ) from exc
+    # The settings its card's figures were measured with are part of the model as loaded (`TestTimeSettings`).
+    learner.test_time = TestTimeSettings.from_card(ckpt.card)
     return learner.to(device).eval()
 
 

@@ -15,6 +15,7 @@ import torch
 from playground import distributed
 from playground.algorithms import available, learner_class
 from playground.algorithms.plugins import PluginError, add_plugin_flag, load_plugins, plugin_flags
+from playground.algorithms.test_time import TestTimeSettings
 from playground.allocator import keep_freed_memory
 from playground.checkpoints import (
     CheckpointError,
@@ -518,10 +519,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 flush=True,
             )
             result = {**res.as_dict(), "protocol": protocol, "split": args.split, "seed": args.seed}
-            if args.inner_steps is not None:  # not the checkpoint's own: the card says so
-                result["inner_steps"] = args.inner_steps
-            if args.inner_lr is not None:
-                result["inner_lr"] = args.inner_lr
+            # The settings it adapted with, given or from the card (`MetaLearner.settings_for`); none: its own.
+            used = learner.settings_for(ways, shots, args.inner_steps, args.inner_lr)
+            if "n_steps" in used:
+                result["inner_steps"] = used["n_steps"]
+            if "inner_lr" in used:
+                result["inner_lr"] = used["inner_lr"]
             # each figure keeps the command that measured it: cards gather figures from several runs
             result["command"] = shlex.join(["python", "-m", "playground", *args.argv])
             results.append(result)
@@ -624,7 +627,14 @@ def _check_adapt_flags(learner, label: str, **given) -> None:
 
 
 def cmd_lake_runs(args: argparse.Namespace) -> None:
-    from playground.data.lake_runs import HUMAN_ERROR, evaluate_lake_runs, load_lake_runs, validation_runs
+    from playground.data.lake_runs import (
+        HUMAN_ERROR,
+        error_percent,
+        evaluate_lake_runs,
+        lake_settings,
+        load_lake_runs,
+        validation_runs,
+    )
     from playground.evaluation import confidence_interval_95
 
     if args.one_to_one and args.card:
@@ -662,7 +672,7 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
         print(f"{args.validation} runs built like Lake's from the meta-validation alphabets (people: not measured)")
     else:
         runs = load_lake_runs(Path(args.data_dir) if args.data_dir else None)
-        print(f"{'people':<24} {100 * HUMAN_ERROR:5.1f}% error")
+        print(f"{'people':<24} {error_percent(HUMAN_ERROR):>5}% error")
     for (path, _), learner in zip(checkpoints, learners):
         for steps, lr in itertools.product(steps_list, rates):
             res = evaluate_lake_runs(learner, runs, n_steps=steps, inner_lr=lr, one_to_one_assignment=args.one_to_one)
@@ -672,15 +682,17 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
             else:
                 detail = f"(runs: {' '.join(f'{100 * e:.0f}' for e in res.run_errors)})"
             label = learner.name + " " + Path(path).name + _setting(steps, lr)
-            print(f"{label:<24} {100 * res.error:5.1f}% error  {detail}", flush=True)
+            print(f"{label:<24} {error_percent(res.error):>5}% error  {detail}", flush=True)
             if args.card:
                 card = read_card(path) or make_card(Path(path), [], device)
                 lake = {"error": round(res.error, 4), "run_errors": res.run_errors, "human_error": HUMAN_ERROR}
                 lake["command"] = shlex.join(["python", "-m", "playground", *args.argv])
-                if steps is not None:  # not the checkpoint's own: the card, the report and the app use them
-                    lake["inner_steps"] = steps
-                if lr is not None:
-                    lake["inner_lr"] = lr
+                # the settings it adapted with, given or from the card; none recorded: the learner's own
+                used = lake_settings(learner, steps, lr)
+                if "n_steps" in used:
+                    lake["inner_steps"] = used["n_steps"]
+                if "inner_lr" in used:
+                    lake["inner_lr"] = used["inner_lr"]
                 card["lake_runs"] = lake
                 write_card(path, card)
 
@@ -691,6 +703,8 @@ def cmd_calibrate_steps(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     ckpt = read_checkpoint(args.checkpoint)  # read once: the learner and its protocol both come from it
     learner = learner_from_checkpoint(ckpt, device)
+    # It chooses the checkpoint's own steps, at its own rate unless --inner-lrs: not those its card chose.
+    learner.test_time = TestTimeSettings()
     if not learner.adapts_with("n_steps"):
         # asked of adapt_options, not the config: a ProtoNet-style head keeps test_inner_steps it never uses
         raise ValueError(f"{args.checkpoint} ({learner.name}) has no inner loop to calibrate")

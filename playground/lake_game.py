@@ -12,12 +12,19 @@ import numpy as np
 import torch
 
 from playground.algorithms import MetaLearner
-from playground.data.lake_runs import HUMAN_ERROR, RUNS, LakeResult, LakeRun
+from playground.algorithms.test_time import recorded_settings
+from playground.data.lake_runs import (  # noqa: F401 (pages use error_percent from here)
+    HUMAN_ERROR,
+    RUNS,
+    LakeResult,
+    LakeRun,
+    error_percent,
+    lake_settings,
+)
 from playground.data.omniglot import default_data_dir
 from playground.evaluation import confidence_interval_95
 from playground.explorer_figures import image_uri
 from playground.imaging import from_tensor
-from playground.zoo import recorded_settings
 
 LAKE_URL = "https://github.com/brendenlake/omniglot/raw/master/python/one-shot-classification/all_runs.zip"
 PEOPLE = "people (Lake et al. 2015)"
@@ -114,11 +121,14 @@ class LakeMeasurement:
 def run_picks(learner: MetaLearner, run: LakeRun, settings: Mapping[str, float] | None = None) -> RunPicks:
     """Adapt to the run's 20 training glyphs and pick one for each test item, as `evaluate_lake_runs` does.
 
-    ``settings``: ``n_steps`` and ``inner_lr`` where not the learner's own (`card_lake_settings`).
+    ``settings``: ``n_steps`` and ``inner_lr`` to use; those left out are the ones the model card's Lake figure
+    was measured with (`lake_settings`), as on the command line.
     """
     device = learner.device
     labels = torch.arange(len(run.train_x), device=device)
-    predictor = learner.adapt(run.train_x.to(device), labels, **(settings or {}))
+    given = settings or {}
+    chosen = lake_settings(learner, given.get("n_steps"), given.get("inner_lr"))
+    predictor = learner.adapt(run.train_x.to(device), labels, **chosen)
     with torch.no_grad():
         # One forward pass gives both: the pick is the logits' argmax, exactly what `predict` returns.
         logits = predictor.logits(run.test_x.to(device)).float().cpu()
@@ -213,13 +223,6 @@ def overview_scores(
     """Per model (in ``cards``' order): the live measurement when there is one, else the card's figure."""
     measured = measured or {}
     return [measured_score(measured[n]) if n in measured else card_score(n, c) for n, c in cards.items()]
-
-
-def error_percent(error: float) -> str:
-    """An error rate as a percentage: "4.25", "6.3", "79.0". Lake's runs count errors in quarters of a
-    percent (one drawing of 400), so one decimal would round 4.25 down to 4.2."""
-    text = f"{100 * error:.2f}"
-    return text[:-1] if text.endswith("0") else text
 
 
 def best_card_score(cards: Mapping[str, Mapping[str, Any] | None]) -> LakeScore | None:

@@ -21,6 +21,7 @@ import torch
 
 from playground import distributed
 from playground.algorithms import MetaLearner, create_learner, learner_class
+from playground.algorithms.test_time import TestTimeSettings
 from playground.augment import shift_tasks
 from playground.checkpoints import (
     Checkpoint,
@@ -263,6 +264,8 @@ def train(
     learner: MetaLearner = (
         learner_from_checkpoint(ckpt, device) if ckpt else create_learner(cfg.algorithm, **learner_options).to(device)
     )
+    # A resumed run validates as it did before the stop, whatever card may lie beside its checkpoint.
+    learner.test_time = TestTimeSettings()
     if ckpt is None and cfg.init_from:
         # The card's budget then counts the base model's training too, not only this run's.
         state["base"] = init_weights(learner, cfg.init_from)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +10,7 @@ from typing import Any
 import torch
 
 from playground.algorithms import MetaLearner, learner_class
+from playground.algorithms.test_time import TestTimeSettings
 from playground.checkpoints import load_learner, read_card
 
 CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "assets" / "checkpoints"
@@ -46,40 +45,15 @@ class ModelEntry:
         return None
 
     def adapt_defaults(self, n_way: int, k_shot: int) -> dict[str, float]:
-        """The test-time settings the card's figure nearest n_way/k_shot was measured with.
-
-        ``n_steps`` and ``inner_lr`` where that figure records them; a setting absent is the model's own.
-        `calibrate-steps` chose them on validation per task size: second-order MAML, for instance, adapts
-        best with many steps smaller than its meta-trained rate, where 2 of that rate leave a 20-way task far
-        from adapted.
-        """
-        cells = [
-            r
-            for r in (self.card or {}).get("evaluation", {}).get("results", [])
-            if r.get("n_way", 0) > 0 and r.get("k_shot", 0) > 0
-        ]
-        if not cells:
-            return {}
-        # nearest in ways first (it changes the task most), then in shots; both on a log scale
-        nearest = min(cells, key=lambda r: (abs(math.log(r["n_way"] / n_way)), abs(math.log(r["k_shot"] / k_shot))))
-        return recorded_settings(nearest)
+        """The test-time settings the card's figure nearest n_way/k_shot was measured with (see `TestTimeSettings`):
+        what a model loaded with this card adapts with when its caller passes none."""
+        return TestTimeSettings.from_card(self.card).nearest(n_way, k_shot)
 
     def load(self, device: torch.device | str = "cpu", warm: bool = True) -> MetaLearner:
         learner = load_learner(self.path, device)
         if warm:
             warm_up(learner)
         return learner
-
-
-def recorded_settings(figure: Mapping[str, Any]) -> dict[str, float]:
-    """The `adapt` keywords a card's figure records beside it (``inner_steps`` -> ``n_steps``, ``inner_lr``);
-    those it does not record were the checkpoint's own, so they are left out."""
-    settings: dict[str, float] = {}
-    if figure.get("inner_steps") is not None:
-        settings["n_steps"] = int(figure["inner_steps"])
-    if figure.get("inner_lr") is not None:
-        settings["inner_lr"] = float(figure["inner_lr"])
-    return settings
 
 
 def warm_up(learner: MetaLearner) -> None:

@@ -536,7 +536,9 @@ def test_lake_runs_card_records_chosen_steps_and_the_app_measures_with_them(runs
 
     assert main(["lake-runs", ckpt, "--inner-steps", "1", "--card"]) == 0
     card = read_card(ckpt)
-    assert card_lake_settings(card) == {"n_steps": 1} and card_score("m", card).source == "model card (1 inner step)"
+    # the rate left unset is that of the card's own Lake figure, and the card now says so
+    assert card_lake_settings(card) == {"n_steps": 1, "inner_lr": 0.1}
+    assert card_score("m", card).source == "model card (1 inner step of 0.1)"
     assert card["lake_runs"]["command"] == f"python -m playground lake-runs {ckpt} --inner-steps 1 --card"
     maml = next(e for e in shipped_models() if e.name == "maml_lake").load("cpu", warm=False)
     own_steps = maml.test_inner_steps

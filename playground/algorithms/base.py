@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from playground.algorithms.test_time import TestTimeSettings
 from playground.data.protocols import ClassDataset
 from playground.episodes import TaskBatch
 
@@ -108,6 +110,8 @@ class MetaLearner(nn.Module, ABC):
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""  # the short name people know it by, for the app: "ProtoNet"
+    # The settings its card chose per task size; `load_learner` sets them, a new learner has none.
+    test_time: TestTimeSettings = TestTimeSettings()
     # Why a share of a meta-batch would not reproduce one process (torchrun refuses it); "" when it would.
     not_distributable: ClassVar[str] = ""
     # Why `playground.training.train` cannot meta-train it (it is assembled otherwise); "" when it can.
@@ -120,6 +124,34 @@ class MetaLearner(nn.Module, ABC):
         self.n_way = n_way
         self.outer_lr = outer_lr
         self._optimizer: torch.optim.Optimizer | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Every way in to adaptation fills the settings its caller left unset from the model's card
+        # (`test_time`), here in one place: no algorithm and no caller has to remember to.
+        for name, wrap in _CARD_DEFAULTS.items():
+            if name in vars(cls):
+                setattr(cls, name, wrap(vars(cls)[name]))
+
+    def settings_for(
+        self, n_way: int, k_shot: int, n_steps: int | None = None, inner_lr: float | None = None
+    ) -> dict[str, float]:
+        """The settings `adapt` uses on an ``n_way``-way ``k_shot``-shot task: those given, the others from the
+        card's figure nearest that size (`test_time`); a setting in neither is left out (the learner's own)."""
+        given = {"n_steps": n_steps, "inner_lr": inner_lr}
+        card = self.test_time.nearest(n_way, k_shot) if None in given.values() else {}
+        chosen = {k: card.get(k) if v is None else v for k, v in given.items()}
+        return {k: v for k, v in chosen.items() if v is not None and self.adapts_with(k)}
+
+    def unset_from_card(
+        self, support_y: torch.Tensor, n_steps: int | None, inner_lr: float | None
+    ) -> tuple[int | None, float | None]:
+        """``n_steps`` and ``inner_lr`` for this support set (`settings_for`), None where neither sets them."""
+        if not self.test_time or (n_steps is not None and inner_lr is not None) or support_y.numel() == 0:
+            return n_steps, inner_lr
+        n_way = int(support_y.max()) + 1
+        settings = self.settings_for(n_way, round(support_y.numel() / n_way), n_steps, inner_lr)
+        return settings.get("n_steps", n_steps), settings.get("inner_lr", inner_lr)
 
     # -- configuration -------------------------------------------------------------
     @classmethod
@@ -191,8 +223,9 @@ class MetaLearner(nn.Module, ABC):
     ) -> Predictor:
         """A predictor for the task given by the support set; never changes the meta-weights.
 
-        ``n_steps`` and ``inner_lr`` override the gradient-based learners' test-time inner
-        loop; learners without an inner loop ignore them.
+        ``n_steps`` and ``inner_lr`` set the gradient-based learners' test-time inner loop; left
+        unset, they are those of the model's card for this task's size (`test_time`), else the
+        learner's own. Learners without an inner loop ignore them.
         """
 
     def adapt_steps(
@@ -213,6 +246,20 @@ class MetaLearner(nn.Module, ABC):
     def adapts_with(self, option: str) -> bool:
         """Whether `adapt` takes the setting ``option`` (``n_steps``, ``inner_lr``): one of `adapt_options`."""
         return any(o.name == option for o in self.adapt_options())
+
+    def episode_work(self, n_way: int, k_shot: int, n_query: int, n_steps: int | None = None) -> int:
+        """Image passes one episode costs: each support and query image through the network once, plus, for
+        a learner with inner steps (``n_steps``, else its own), a forward and a backward pass over the support
+        per step. What caps the work one click of the app may start (`playground.compare.episode_work`).
+
+        Learners that step only their head (ANIL) are counted as if they stepped the whole network: an
+        overestimate, on the safe side. A learner whose cost this misses declares its own.
+        """
+        steps = 0
+        for option in self.adapt_options():
+            if option.name == "n_steps":
+                steps = int(option.default if n_steps is None else n_steps)
+        return n_way * (k_shot * (1 + 2 * steps) + n_query)
 
     def inner_settings(self, n_steps: int | None, inner_lr: float | None) -> tuple[int, float]:
         """`adapt`'s inner steps and learning rate (the learner's own where not given), checked."""
@@ -253,6 +300,38 @@ class MetaLearner(nn.Module, ABC):
             with torch.no_grad():
                 accs.append((pred.predict(t.query_x) == t.query_y).float().mean())
         return torch.stack(accs)
+
+
+def _adapt_with_card(adapt):
+    @functools.wraps(adapt)
+    def wrapper(self, support_x, support_y, n_steps=None, inner_lr=None):
+        return adapt(self, support_x, support_y, *self.unset_from_card(support_y, n_steps, inner_lr))
+
+    return wrapper
+
+
+def _steps_with_card(adapt_steps):
+    @functools.wraps(adapt_steps)
+    def wrapper(self, support_x, support_y, max_steps, inner_lr=None):
+        return adapt_steps(self, support_x, support_y, max_steps, self.unset_from_card(support_y, 0, inner_lr)[1])
+
+    return wrapper
+
+
+def _episodes_with_card(episode_accuracies):
+    @functools.wraps(episode_accuracies)
+    def wrapper(self, tasks, n_steps=None, inner_lr=None):
+        first = tasks.support_y[0] if len(tasks) else tasks.support_y.new_zeros(0)
+        return episode_accuracies(self, tasks, *self.unset_from_card(first, n_steps, inner_lr))
+
+    return wrapper
+
+
+_CARD_DEFAULTS = {
+    "adapt": _adapt_with_card,
+    "adapt_steps": _steps_with_card,
+    "episode_accuracies": _episodes_with_card,
+}
 
 
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

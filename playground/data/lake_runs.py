@@ -28,6 +28,13 @@ class LakeRun:
     test_files: list[str]
 
 
+def error_percent(error: float) -> str:
+    """An error rate as a percentage: "4.25", "6.3", "79.0". Lake's runs count errors in quarters of a
+    percent (one drawing of 400), so one decimal would round 4.25 down to 4.2."""
+    text = f"{100 * error:.2f}"
+    return text[:-1] if text.endswith("0") else text
+
+
 @dataclass
 class LakeResult:
     run_errors: list[float]
@@ -38,7 +45,7 @@ class LakeResult:
         return float(np.mean(self.run_errors))
 
     def format(self) -> str:
-        return f"{100 * self.error:.1f}% error (people: {100 * HUMAN_ERROR:.1f}%)"
+        return f"{error_percent(self.error)}% error (people: {error_percent(HUMAN_ERROR)}%)"
 
 
 def _to_tensor(data: bytes, name: str) -> torch.Tensor:
@@ -144,6 +151,20 @@ def one_to_one(log_proba: torch.Tensor) -> torch.Tensor:
     return picks
 
 
+def lake_settings(learner, n_steps: int | None = None, inner_lr: float | None = None) -> dict[str, float]:
+    """The settings Lake's runs are adapted with: those given; the others as the model card's Lake figure was
+    measured (a setting that figure does not record was the learner's own), or without such a figure as the
+    card's nearest figure was."""
+    lake = learner.test_time.for_lake_runs()
+    if lake is None:
+        lake = {}
+    else:  # named in full, so that `adapt` takes no setting from another figure
+        lake = {**{o.name: o.default for o in learner.adapt_options()}, **lake}
+    n_steps = lake.get("n_steps") if n_steps is None else n_steps
+    inner_lr = lake.get("inner_lr") if inner_lr is None else inner_lr
+    return learner.settings_for(RUN_WAYS, 1, n_steps, inner_lr)
+
+
 def evaluate_lake_runs(
     learner,
     runs: list[LakeRun],
@@ -152,18 +173,17 @@ def evaluate_lake_runs(
     inner_lr: float | None = None,
     one_to_one_assignment: bool = False,
 ) -> LakeResult:
-    """Adapt to each run's 20 training images (with ``n_steps`` of ``inner_lr`` where given), classify its 20
-    test images; error per run.
+    """Adapt to each run's 20 training images (with ``n_steps`` of ``inner_lr`` where given, else those of the
+    model card's Lake figure), classify its 20 test images; error per run.
 
     With ``one_to_one_assignment`` the 20 test drawings are decided together, each training drawing
     used once (`one_to_one`): a transductive use of how the runs are built, which people taking
     the test did not have, so it is reported apart from the standard figure.
     """
     errors, preds = [], []
-    # the step size only where given: learners without gradient steps take no inner_lr
-    rate = {} if inner_lr is None else {"inner_lr": inner_lr}
+    settings = lake_settings(learner, n_steps, inner_lr)
     for run in runs:
-        predictor = learner.adapt(run.train_x, torch.arange(len(run.train_x)), n_steps=n_steps, **rate)
+        predictor = learner.adapt(run.train_x, torch.arange(len(run.train_x)), **settings)
         with torch.no_grad():
             if one_to_one_assignment:
                 pred = one_to_one(predictor.predict_proba(run.test_x).clamp_min(1e-30).log())
