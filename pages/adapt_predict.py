@@ -176,7 +176,7 @@ summary = pd.DataFrame(
             "adapt (ms)": round(r.adapt_ms, 1),
             "predict (ms)": round(r.predict_ms, 1),
             "accuracy": "—" if r.accuracy is None else f"{100 * r.accuracy:.0f}%",
-            "status": r.error or "ok",
+            "status": r.error or ("overshot: see the warning below" if r.warning else "ok"),
         }
         for r in res["results"]
     ]
@@ -194,6 +194,11 @@ st.caption(f"Times measured on {current_device()} for this task.")
 for r in res["results"]:
     if r.error:
         st.error(f"{r.model}: {plain(r.error)}")
+    elif r.warning:
+        st.warning(
+            f"**{r.model}**: {plain(r.warning)} "
+            "Both are under **Test-time settings of the gradient-based models** above."
+        )
 
 ok = [r for r in res["results"] if not r.error]
 for i, q in enumerate(ss.queries):

@@ -5,7 +5,17 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from playground.compare import compare_on_benchmark, score_on_task, shot_curve, step_curve
+from playground.compare import (
+    MAX_WORK_PER_CLICK,
+    Stopped,
+    benchmark_turn,
+    benchmark_work,
+    compare_on_benchmark,
+    curves_work,
+    score_on_task,
+    shot_curve,
+    step_curve,
+)
 from playground.data.protocols import evaluation_alphabet_dataset
 from playground.explain import steps_option
 from playground.figures import accuracy_curves, score_bars
@@ -13,6 +23,7 @@ from playground.figures import accuracy_curves, score_bars
 from ui import (
     attempt,
     catalogue,
+    client_gone,
     current_device,
     digest,
     load_models,
@@ -124,6 +135,18 @@ bench_way = c1.number_input("Classes (N)", 2, 20, min(max(n_way, 2), 20), key="c
 bench_shot = c2.number_input("Shots (K)", 1, 5, min(max(k_shot, 1), 5), key="compare_shot")
 episodes = c3.slider("Episodes", 10, 600, 100, step=10, key="compare_episodes", persist_state="session")
 bench_key = digest(sorted(learners), bench_way, bench_shot, episodes, device)
+# gradient-based models adapt as their card's figure nearest this task size was measured
+bench_settings = {name: catalogue()[name].adapt_defaults(int(bench_way), int(bench_shot)) for name in learners}
+bench_work = benchmark_work(learners, int(bench_way), int(bench_shot), episodes, bench_settings)
+WORK_NOTE = (
+    "An image pass is one image through one model; each inner step of a gradient-based model adds two "
+    "per example. One benchmark runs at a time on this server."
+)
+if bench_work.fits:
+    st.caption(f"This run: {bench_work.summary()}. {WORK_NOTE}")
+else:
+    st.warning(bench_work.refusal())
+    st.caption(WORK_NOTE)
 
 
 @st.cache_resource(show_spinner="Preparing the evaluation alphabets…")
@@ -131,18 +154,37 @@ def evaluation_set(device: str):
     return evaluation_alphabet_dataset(load_omniglot_cached()).to(device)
 
 
-if st.button("Run the benchmark", type="primary", key="compare_bench"):
+def in_turn(compute, what: str):
+    """``compute(should_stop)`` in the server's one benchmark turn, waiting for it with a message if another
+    visitor holds it; as `attempt`, but when this visitor leaves the work stops and nothing is said."""
+    gone = client_gone()
+    waiting = st.empty()
+
+    def run():
+        try:
+            wait = "Another visitor's benchmark is running: yours starts as soon as it ends."
+            with benchmark_turn(gone, on_wait=lambda: waiting.info(wait)):
+                waiting.empty()
+                return compute(gone)
+        except Stopped:
+            st.stop()  # the browser has gone: there is no one to show anything to
+
+    return attempt(run, what)
+
+
+if st.button("Run the benchmark", type="primary", key="compare_bench", disabled=not bench_work.fits):
     bar = st.progress(0.0, text="Scoring…")
-    rows = attempt(
-        lambda: compare_on_benchmark(
+    rows = in_turn(
+        lambda should_stop: compare_on_benchmark(
             learners,
             evaluation_set(device),
             int(bench_way),
             int(bench_shot),
             episodes,
-            # gradient-based models adapt as their card's figure nearest this task size was measured
-            settings={name: catalogue()[name].adapt_defaults(int(bench_way), int(bench_shot)) for name in learners},
+            settings=bench_settings,
             progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} model-episodes"),
+            should_stop=should_stop,
+            max_work=MAX_WORK_PER_CLICK,
         ),
         "The benchmark",
     )
@@ -186,32 +228,54 @@ elif bench:
 st.subheader("3. Curves")
 c1, c2 = st.columns(2)
 curve_episodes = c1.slider(
-    "Episodes per point", 10, 200, 50, step=10, key="compare_curve_episodes", persist_state="session"
+    "Episodes per point", 10, 200, 20, step=10, key="compare_curve_episodes", persist_state="session"
 )
 gradient = [n for n, learner in learners.items() if steps_option(learner) is not None]
 max_steps = c2.slider(
-    "Inner steps up to", 1, 20, 10, key="compare_curve_steps", persist_state="session", disabled=not gradient
+    "Inner steps up to", 1, 20, 5, key="compare_curve_steps", persist_state="session", disabled=not gradient
 )
-if st.button("Draw the curves", key="compare_curves"):
+
+
+def card_settings(name: str, shots: int) -> dict[str, float]:
+    # each point adapts as the model's card figure nearest that task size was measured, as the benchmark does
+    return catalogue()[name].adapt_defaults(int(bench_way), shots)
+
+
+curve_work = curves_work(learners, int(bench_way), int(bench_shot), curve_episodes, max_steps, settings=card_settings)
+if curve_work.fits:
+    st.caption(f"These curves: {curve_work.summary()}.")
+else:
+    st.warning(curve_work.refusal("episodes per point"))
+if st.button("Draw the curves", key="compare_curves", disabled=not curve_work.fits):
     dataset = evaluation_set(device)
     bar = st.progress(0.0, text="Accuracy against shots…")
     total = len(learners) + len(gradient)
 
-    def run_curves() -> dict:
+    def run_curves(should_stop) -> dict:
         shots, steps = {}, {}
         for i, (name, learner) in enumerate(learners.items()):
-            res = shot_curve(learner, dataset, int(bench_way), (1, 2, 3, 4, 5), curve_episodes)
+            res = shot_curve(
+                learner,
+                dataset,
+                int(bench_way),
+                (1, 2, 3, 4, 5),
+                curve_episodes,
+                should_stop=should_stop,
+                settings=lambda k, name=name: card_settings(name, k),
+            )
             shots[name] = ([1, 2, 3, 4, 5], [r.mean for r in res], [r.ci95 for r in res])
             bar.progress((i + 1) / total, text=f"shots: {name}")
         for j, name in enumerate(gradient):
             learner = learners[name]
             counts = list(range(0, min(max_steps, steps_option(learner)) + 1))
-            res = step_curve(learner, dataset, int(bench_way), int(bench_shot), counts, curve_episodes)
+            res = step_curve(
+                learner, dataset, int(bench_way), int(bench_shot), counts, curve_episodes, should_stop=should_stop
+            )
             steps[name] = (counts, [r.mean for r in res], [r.ci95 for r in res])
             bar.progress((len(learners) + j + 1) / total, text=f"inner steps: {name}")
         return {"shots": shots, "steps": steps}
 
-    curves = attempt(run_curves, "The curves")
+    curves = in_turn(run_curves, "The curves")
     bar.empty()
     if curves is not None:
         ss.compare_curves_result = {"key": digest(bench_key, curve_episodes, max_steps), **curves}

@@ -298,3 +298,17 @@ def attempt(compute: Callable[[], object], what: str):
         traceback.print_exc()
         st.error(f"{plain(what)} failed unexpectedly ({type(exc).__name__}: {plain(exc)}).")
     return None
+
+
+def client_gone() -> Callable[[], bool]:
+    """A check for long work: true once this session's browser has gone (tab closed, connection lost), so
+    the work it started can stop instead of computing for nobody."""
+    from streamlit import runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not runtime.exists():
+        return lambda: False
+    instance, session_id = runtime.get_instance(), ctx.session_id
+    # `is False`: under AppTest the runtime is a mock whose answer is neither True nor False.
+    return lambda: instance.is_active_session(session_id) is False

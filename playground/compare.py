@@ -2,12 +2,19 @@
 
 Fairness comes first: every model sees identical episodes (sampled once, then handed to each),
 and a user's task is scored the same way for every model.
+
+A benchmark is the heaviest thing one click of the app can start, so its work is estimated before
+it runs (`benchmark_work`, `curves_work`, in image passes) and refused above `MAX_WORK_PER_CLICK`;
+it can be stopped between any two episodes (``should_stop``), and `benchmark_turn` lets one
+benchmark of the whole process compute at a time, on one core fewer than the machine has.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -18,8 +25,185 @@ from playground.episodes import TaskBatch, TaskSampler
 from playground.evaluation import EvalResult
 from playground.explain import steps_option
 from playground.inference import adapt_and_predict, adapt_kwargs
+from playground.threads import usable_cpus
 
 Progress = Callable[[int, int], None]
+StopCheck = Callable[[], bool]
+
+# Queries per class in the benchmark's episodes (`benchmark_episodes`): they count towards its work.
+BENCHMARK_QUERIES = 5
+
+# The most work one click may start, in image passes (`MetaLearner.episode_work`). Scored one episode at a time,
+# as the page does, with one torch thread on a loaded 2-core machine, an image pass took 0.1 to 1.5 ms for every
+# shipped model but ANIL and pixel_nn (less: counted on the safe side), so one click holds a core for at most
+# about two and a half minutes, mostly under one. The three default models at 5-way 1-shot fit 520 episodes;
+# all 15 shipped models at 20-way 1-shot for 600 episodes, which once held a core for over 6.5 minutes, count
+# 6.8 million.
+MAX_WORK_PER_CLICK = 100_000
+
+
+class Stopped(Exception):
+    """Raised by a benchmark whose ``should_stop`` turned true (its visitor left): nothing to report."""
+
+
+def episode_work(
+    learner: MetaLearner,
+    n_way: int,
+    k_shot: int,
+    settings: Mapping[str, float] | None = None,
+    n_query: int = BENCHMARK_QUERIES,
+) -> int:
+    """Image passes of one episode for ``learner`` adapting with ``settings`` (`MetaLearner.episode_work`)."""
+    steps = (settings or {}).get("n_steps")
+    if steps is None:  # as `adapt` will: the card's steps for this task size, else the learner's own
+        steps = learner.settings_for(n_way, k_shot).get("n_steps")
+    return learner.episode_work(n_way, k_shot, n_query, None if steps is None else int(steps))
+
+
+@dataclass(frozen=True)
+class WorkEstimate:
+    """What one click would compute, in image passes, against the cap on one click."""
+
+    passes: int
+    per_episode: int  # image passes of one episode of every model (and every point of a curve)
+    episodes: int
+    per_model: tuple[tuple[str, int], ...] = ()  # each model's image passes per episode, costliest first
+    cap: int = MAX_WORK_PER_CLICK
+
+    @property
+    def fits(self) -> bool:
+        return self.passes <= self.cap
+
+    def most_episodes(self, step: int = 10) -> int:
+        """The most episodes (a multiple of ``step``) that fit under the cap with the rest unchanged; 0 if none."""
+        return self.cap // max(self.per_episode, 1) // step * step
+
+    def summary(self) -> str:
+        """E.g. ``about 19,000 image passes, of the 100,000 one click may start``."""
+        return f"about {self.passes:,} image passes, of the {self.cap:,} one click may start"
+
+    def refusal(self, episodes: str = "episodes") -> str:
+        """Why the click is refused and what to lower (``episodes``: what the episodes control is called);
+        empty when it fits."""
+        if self.fits:
+            return ""
+        costly = ", ".join(name for name, _ in self.per_model[:3])
+        models = f"fewer models (the costliest here: {costly})" if len(self.per_model) > 1 else "another model"
+        most = self.most_episodes()
+        lower = (
+            f"Lower the {episodes} to {most} or fewer, or choose {models}, fewer classes or fewer shots."
+            if most
+            else f"Choose {models}, fewer classes or fewer shots."
+        )
+        return f"This would take {self.passes:,} image passes, more than the {self.cap:,} one click may start. {lower}"
+
+
+def _estimate(per_model: dict[str, int], episodes: int, cap: int) -> WorkEstimate:
+    per = sum(per_model.values())
+    costliest = tuple(sorted(per_model.items(), key=lambda item: -item[1]))
+    return WorkEstimate(per * episodes, per, episodes, costliest, cap)
+
+
+def benchmark_work(
+    models: Mapping[str, MetaLearner],
+    n_way: int,
+    k_shot: int,
+    episodes: int,
+    settings: Mapping[str, Mapping[str, float]] | None = None,
+    cap: int = MAX_WORK_PER_CLICK,
+) -> WorkEstimate:
+    """The work of `compare_on_benchmark` with these arguments, estimated before running it."""
+    per = {name: episode_work(m, n_way, k_shot, (settings or {}).get(name)) for name, m in models.items()}
+    return _estimate(per, episodes, cap)
+
+
+def curves_work(
+    models: Mapping[str, MetaLearner],
+    n_way: int,
+    k_shot: int,
+    episodes: int,
+    max_steps: int,
+    shots: Sequence[int] = (1, 2, 3, 4, 5),
+    settings: Callable[[str, int], Mapping[str, float]] | None = None,
+    cap: int = MAX_WORK_PER_CLICK,
+) -> WorkEstimate:
+    """The work of a `shot_curve` over ``shots`` for every model and a `step_curve` over 0..``max_steps``
+    (at most each model's own highest) at ``k_shot`` for every model with inner steps, ``episodes`` per point.
+
+    ``settings(name, shots)`` gives a model's test-time settings at that many shots (its own if None).
+    """
+    per = {}
+    for name, learner in models.items():
+        per[name] = sum(episode_work(learner, n_way, k, settings(name, k) if settings else None) for k in shots)
+        high = steps_option(learner)
+        if high is not None:
+            steps = range(min(max_steps, high) + 1)
+            per[name] += sum(episode_work(learner, n_way, k_shot, {"n_steps": s}) for s in steps)
+    return _estimate(per, episodes, cap)
+
+
+def benchmark_threads() -> int:
+    """Torch threads a benchmark computes with: one core fewer than this process may use, so the
+    predictions of other visitors keep a core of their own (at least one thread)."""
+    return max(1, usable_cpus() - 1)
+
+
+class OneAtATime:
+    """A process-wide turn: one holder at a time; the others wait, or give up when told to stop."""
+
+    def __init__(self, poll_s: float = 0.25):
+        self._lock = threading.Lock()
+        self._poll_s = poll_s  # how often a waiter asks ``should_stop`` whether its visitor is still there
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    @contextmanager
+    def turn(self, should_stop: StopCheck | None = None, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold the turn for the ``with`` block. ``on_wait()`` is called once if someone else holds it;
+        `Stopped` is raised if ``should_stop()`` turns true while waiting."""
+        if not self._lock.acquire(blocking=False):
+            if on_wait is not None:
+                on_wait()
+            while not self._lock.acquire(timeout=self._poll_s):
+                if should_stop is not None and should_stop():
+                    raise Stopped("gave up waiting for a turn")
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+
+# Every session of the app shares the process: two visitors' benchmarks side by side would take every
+# core from a third visitor's predictions.
+BENCHMARK_TURN = OneAtATime()
+
+
+@contextmanager
+def bounded_threads(threads: int) -> Iterator[None]:
+    """Torch computes with ``threads`` threads in the ``with`` block, then with as many as before.
+
+    Torch's count is per thread for threads already running (other sessions keep theirs) and the
+    default of threads started meanwhile, which then also compute with ``threads``.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
+def benchmark_turn(
+    should_stop: StopCheck | None = None,
+    on_wait: Callable[[], None] | None = None,
+    turn: OneAtATime = BENCHMARK_TURN,
+) -> Iterator[None]:
+    """The process's one benchmark turn (`OneAtATime.turn`), computing with `benchmark_threads`."""
+    with turn.turn(should_stop, on_wait), bounded_threads(benchmark_threads()):
+        yield
 
 
 @dataclass
@@ -101,7 +285,8 @@ def score_on_task(
     for i, (name, learner) in enumerate(models.items()):
         if labelled:
             r = adapt_and_predict(name, learner, support_x, support_y, query_x, list(query_labels))
-            scores.append(TaskScore(name, r.accuracy, r.adapt_ms, r.predict_ms, f"{labelled} queries", r.error or ""))
+            note = r.error or r.warning or ""
+            scores.append(TaskScore(name, r.accuracy, r.adapt_ms, r.predict_ms, f"{labelled} queries", note))
         else:
             loo = leave_one_out(learner, support_x, support_y)
             scores.append(TaskScore(name, loo.accuracy, loo.adapt_ms, None, f"leave-one-out, {len(support_y)} images"))
@@ -111,7 +296,13 @@ def score_on_task(
 
 
 def benchmark_episodes(
-    dataset: ClassDataset, n_way: int, k_shot: int, episodes: int, n_query: int = 5, seed: int = 0, batch: int = 25
+    dataset: ClassDataset,
+    n_way: int,
+    k_shot: int,
+    episodes: int,
+    n_query: int = BENCHMARK_QUERIES,
+    seed: int = 0,
+    batch: int = 25,
 ) -> list[TaskBatch]:
     """The episodes every model is scored on, sampled once (seeded) in batches."""
     if not 1 <= episodes <= 600:
@@ -135,14 +326,23 @@ def score_on_episodes(
     n_steps: int | None = None,
     progress: Progress | None = None,
     inner_lr: float | None = None,
+    should_stop: StopCheck | None = None,
 ) -> EvalResult:
-    """Query accuracy of each episode, in the order given (``n_steps`` of ``inner_lr``: the learner's own if None)."""
+    """Query accuracy of each episode, in the order given (``n_steps`` of ``inner_lr``: the learner's own if None).
+
+    With ``should_stop``, episodes are scored one at a time and `Stopped` is raised before the first
+    one for which it is true (one episode of a slow model at 20-way 5-shot takes seconds; a batch, minutes).
+    """
     accs: list[float] = []
     total = sum(len(b) for b in batches)
     for b in batches:
-        accs += learner.episode_accuracies(b.to(learner.device), n_steps=n_steps, inner_lr=inner_lr).tolist()
-        if progress is not None:
-            progress(len(accs), total)
+        parts = [b] if should_stop is None else [b.split(len(b), i) for i in range(len(b))]
+        for part in parts:
+            if should_stop is not None and should_stop():
+                raise Stopped(f"stopped after {len(accs)} of {total} episodes")
+            accs += learner.episode_accuracies(part.to(learner.device), n_steps=n_steps, inner_lr=inner_lr).tolist()
+            if progress is not None:
+                progress(len(accs), total)
     n_way = int(batches[0].support_y.max()) + 1
     k_shot = batches[0].support_y.shape[1] // n_way
     return EvalResult(accs, n_way, k_shot, batches[0].query_y.shape[1] // n_way)
@@ -157,13 +357,21 @@ def compare_on_benchmark(
     seed: int = 0,
     settings: Mapping[str, Mapping[str, float]] | None = None,
     progress: Progress | None = None,
+    should_stop: StopCheck | None = None,
+    max_work: int | None = None,
 ) -> list[BenchmarkRow]:
     """Every model on the same seeded episodes: mean accuracy with its 95% CI, and the time it took.
 
     ``settings`` may set a gradient-based model's test-time ``n_steps`` and ``inner_lr`` by name (each checked
     against its range; e.g. those its card was measured with, `ModelEntry.adapt_defaults`).
-    ``progress(done, total)`` counts episodes over all models.
+    ``progress(done, total)`` counts episodes over all models. With ``max_work`` (image passes, e.g.
+    `MAX_WORK_PER_CLICK`) a benchmark estimated above it is refused with a ValueError saying what to lower;
+    ``should_stop`` is checked before every episode (`score_on_episodes`).
     """
+    if max_work is not None:
+        estimate = benchmark_work(models, n_way, k_shot, episodes, settings, cap=max_work)
+        if not estimate.fits:
+            raise ValueError(estimate.refusal())
     batches = benchmark_episodes(dataset, n_way, k_shot, episodes, seed=seed)
     rows, done, total = [], 0, episodes * len(models)
     for name, learner in models.items():
@@ -174,7 +382,9 @@ def compare_on_benchmark(
                 progress(base + k, total)
 
         t0 = time.perf_counter()
-        result = score_on_episodes(learner, batches, kwargs.get("n_steps"), tick, inner_lr=kwargs.get("inner_lr"))
+        result = score_on_episodes(
+            learner, batches, kwargs.get("n_steps"), tick, inner_lr=kwargs.get("inner_lr"), should_stop=should_stop
+        )
         rows.append(BenchmarkRow(name, result, time.perf_counter() - t0))
         done += episodes
     return rows
@@ -187,9 +397,22 @@ def shot_curve(
     shots: Sequence[int] = (1, 2, 3, 4, 5),
     episodes: int = 100,
     seed: int = 0,
+    should_stop: StopCheck | None = None,
+    settings: Callable[[int], Mapping[str, float]] | None = None,
 ) -> list[EvalResult]:
-    """Accuracy at each number of shots (the same seed at each, so every model meets the same classes)."""
-    return [score_on_episodes(learner, benchmark_episodes(dataset, n_way, k, episodes, seed=seed)) for k in shots]
+    """Accuracy at each number of shots (the same seed at each, so every model meets the same classes).
+
+    ``settings(k)`` gives the test-time settings at k shots (e.g. the card's, `ModelEntry.adapt_defaults`);
+    the learner's own when None.
+    """
+    results = []
+    for k in shots:
+        kwargs = adapt_kwargs(learner, settings(k) if settings is not None else {})
+        batches = benchmark_episodes(dataset, n_way, k, episodes, seed=seed)
+        results.append(
+            score_on_episodes(learner, batches, kwargs.get("n_steps"), None, kwargs.get("inner_lr"), should_stop)
+        )
+    return results
 
 
 def step_curve(
@@ -200,6 +423,7 @@ def step_curve(
     steps: Sequence[int],
     episodes: int = 100,
     seed: int = 0,
+    should_stop: StopCheck | None = None,
 ) -> list[EvalResult]:
     """Accuracy after each number of inner steps (gradient-based learners), on the same episodes."""
     high = steps_option(learner)
@@ -209,4 +433,4 @@ def step_curve(
     if bad:
         raise ValueError(f"inner steps must be between 0 and {high} (got {bad})")
     batches = benchmark_episodes(dataset, n_way, k_shot, episodes, seed=seed)
-    return [score_on_episodes(learner, batches, n_steps=s) for s in steps]
+    return [score_on_episodes(learner, batches, n_steps=s, should_stop=should_stop) for s in steps]

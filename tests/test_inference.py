@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from playground.algorithms import create_learner
@@ -64,3 +65,44 @@ def test_adapt_settings_come_from_the_card_cell_nearest_the_task():
     assert far == {"n_steps": opts["n_steps"].high, "inner_lr": opts["inner_lr"].low}
     assert isinstance(far["n_steps"], int)
     assert task_adapt_options(create_learner("protonet", hidden=16), {"n_steps": 30}) == []
+
+
+@pytest.mark.omniglot
+@pytest.mark.parametrize("name", ["maml_lake", "metasgd_lake"])
+def test_overshooting_adaptation_is_flagged_at_the_top_of_the_ranges_not_at_the_cards_settings(omniglot, name):
+    """At 50 steps of the highest rate a 20-way task's support loss climbs far above its start and the
+    queries fall towards chance, with no NaN: the person is told, naming what to lower."""
+    from playground.data.protocols import evaluation_alphabet_dataset
+    from playground.zoo import shipped_models
+
+    entry = next(m for m in shipped_models() if m.name == name)
+    learner = entry.load("cpu", warm=False)
+    task = TaskSampler(evaluation_alphabet_dataset(omniglot), 20, 5, 5, seed=0).sample()
+    labels = task.query_y.tolist()
+    top = {o.name: o.high for o in learner.adapt_options()}
+
+    wrecked = adapt_and_predict(name, learner, task.support_x, task.support_y, task.query_x, labels, top)
+    assert wrecked.error is None  # not NaN: the old check saw nothing wrong
+    assert wrecked.accuracy < 0.3 and wrecked.warning and "overshot" in wrecked.warning
+    assert "lower the inner learning rate" in wrecked.warning.lower() and "fewer inner steps" in wrecked.warning
+
+    card = adapt_and_predict(
+        name, learner, task.support_x, task.support_y, task.query_x, labels, entry.adapt_defaults(20, 5)
+    )
+    assert card.accuracy > 0.9 and card.warning is None and card.error is None
+
+
+def test_adaptation_warning_reads_the_trace():
+    from playground.algorithms import StepRecord
+    from playground.inference import adaptation_warning
+
+    falling = [StepRecord(0, 3.0, 0.05), StepRecord(1, 1.0, 0.8), StepRecord(2, 0.2, 1.0)]
+    assert adaptation_warning(falling) is None
+    assert adaptation_warning(falling[:1]) is None  # no inner loop: nothing to overshoot
+    assert adaptation_warning([StepRecord(0, 3.0, 0.05), StepRecord(1, 3.05, 0.1)]) is None  # within the margin
+    spiked = [StepRecord(0, 3.0, 0.05), StepRecord(1, 40.0, 0.05), StepRecord(2, 2.9, 0.08)]
+    text = adaptation_warning(spiked)
+    assert text and "40.00 at step 1" in text and "ended at 2.90" in text and "8% after" in text
+    worse = [StepRecord(0, 3.0, 0.05), StepRecord(1, 9.0, 0.05)]
+    assert "from 3.00 to 9.00" in adaptation_warning(worse)
+    assert adaptation_warning([StepRecord(0, 3.0, 0.05), StepRecord(1, float("nan"), 0.0)]) is None  # diverged

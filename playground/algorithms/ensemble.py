@@ -136,6 +136,16 @@ class Ensemble(MetaLearner):
                 options.setdefault(option.name, option)
         return list(options.values())
 
+    def episode_work(self, n_way: int, k_shot: int, n_query: int, n_steps: int | None = None) -> int:
+        """Every member's work on the shifted views of the support and of the queries (the plain support
+        for members with inner steps when ``step_views`` is off), as `adapt` and the predictor run them."""
+        views = (2 * self.view_shift + 1) ** 2
+        total = 0
+        for learner in self.learners:
+            plain = not self.step_views and learner.adapts_with("n_steps")
+            total += learner.episode_work(n_way, k_shot * (1 if plain else views), n_query * views, n_steps)
+        return total
+
     def adapt(
         self,
         support_x: torch.Tensor,

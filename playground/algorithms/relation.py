@@ -151,6 +151,11 @@ class RelationNet(MetaLearner):
         return RelationPredictor(self, cmaps, trace)
 
     @torch.no_grad()
+    def episode_work(self, n_way: int, k_shot: int, n_query: int, n_steps: int | None = None) -> int:
+        """Every image through the encoder once, plus every (query, class) pair through the relation module,
+        each pair counted as one image pass too (the module is smaller than the encoder: on the safe side)."""
+        return n_way * (k_shot + n_query) + n_way * n_query * n_way
+
     def episode_accuracies(
         self, tasks: TaskBatch, n_steps: int | None = None, inner_lr: float | None = None
     ) -> torch.Tensor:
