@@ -135,3 +135,25 @@ def adapt_and_predict(
         )
         result.proba = np.zeros((0, proba.shape[-1]))
     return result
+
+
+@dataclass
+class Pick:
+    """One model's answer for one query: the class it picked, how sure it was, and whether it is right."""
+
+    predicted: int
+    confidence: float  # the picked class's probability
+    right: bool | None  # None when the query's true class is not known
+
+
+def prediction_grid(results: Sequence[ModelPrediction], true_labels: Sequence[int | None]) -> list[dict[str, Pick]]:
+    """For each query, each model's `Pick` by model name (models that failed are left out): the page's summary."""
+    ok = [r for r in results if not r.error]
+    rows = []
+    for i, label in enumerate(true_labels):
+        row = {}
+        for r in ok:
+            pred = int(r.proba[i].argmax())
+            row[r.model] = Pick(pred, float(r.proba[i, pred]), None if label is None else pred == label)
+        rows.append(row)
+    return rows

@@ -81,6 +81,16 @@ def seen(markdown: str) -> str:
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
 
 
+def summary_table(at: AppTest):
+    """Adapt and predict's table of accuracy, times and status per model."""
+    return next(d.value for d in at.dataframe if "status" in d.value.columns)
+
+
+def prediction_table(at: AppTest):
+    """Adapt and predict's grid: a row per query, each model's pick in the column named by the model."""
+    return next(d.value for d in at.dataframe if "true class" in d.value.columns)
+
+
 def messages(at: AppTest) -> str:
     return " ".join(seen(e.value) for e in list(at.error) + list(at.warning) + list(at.success))
 
@@ -212,10 +222,12 @@ def test_uploaded_task_and_query_adapt_and_predict():
     for r in results:
         assert r.error is None and r.proba.shape == (1, 3)
         assert np.allclose(r.proba.sum(-1), 1.0, atol=1e-4)
-    table = at.dataframe[0].value
+    table = summary_table(at)
     assert list(table["model"]) == [r.model for r in results]
+    grid = prediction_table(at)
+    assert list(grid["#"]) == ["Q1"] and all(grid[r.model][0].startswith("✓ C · ") for r in results), grid
     charts = at.get("plotly_chart")
-    assert len(charts) >= len(results)  # a bar chart per model per query, and MAML's curve
+    assert len(charts) >= len(results)  # every class's probability for one query per model, and MAML's curve
 
 
 @pytest.mark.omniglot
@@ -233,7 +245,7 @@ def test_sampled_task_adapts_and_scores_far_above_chance(omniglot):
         assert r.accuracy is not None
         if r.algorithm in ("protonet", "maml"):  # the meta-learned models; chance is 20%
             assert r.accuracy >= 0.5, (r.model, r.accuracy)
-    assert "accuracy" in at.dataframe[0].value.columns
+    assert "accuracy" in summary_table(at).columns
 
 
 def test_extreme_inner_lr_keeps_the_shared_model_unchanged():

@@ -106,3 +106,15 @@ def test_adaptation_warning_reads_the_trace():
     worse = [StepRecord(0, 3.0, 0.05), StepRecord(1, 9.0, 0.05)]
     assert "from 3.00 to 9.00" in adaptation_warning(worse)
     assert adaptation_warning([StepRecord(0, 3.0, 0.05), StepRecord(1, float("nan"), 0.0)]) is None  # diverged
+
+
+def test_prediction_grid_gives_each_models_pick_confidence_and_verdict():
+    from playground.inference import ModelPrediction, prediction_grid
+
+    proba = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.4, 0.1]])
+    good = ModelPrediction("good", "protonet", proba, 1.0, 1.0)
+    failed = ModelPrediction("failed", "maml", np.zeros((0, 3)), 0.0, 0.0, error="adaptation diverged")
+    grid = prediction_grid([good, failed], [0, 1, None])
+    assert [set(row) for row in grid] == [{"good"}] * 3  # a failed model has no column
+    assert [(p.predicted, p.right) for p in (row["good"] for row in grid)] == [(0, True), (2, False), (0, None)]
+    assert grid[1]["good"].confidence == pytest.approx(0.6)
