@@ -8,7 +8,7 @@ import streamlit as st
 from playground.explorer_figures import image_uri as glyph_uri
 from playground.figures import adaptation_curve, probability_bars
 from playground.imaging import preprocess_image, to_tensor
-from playground.inference import adapt_and_predict, prediction_grid, task_adapt_options
+from playground.inference import predict_task, prediction_grid, task_adapt_options
 
 from canvas import drawing_canvas, has_ink
 from ui import (
@@ -178,12 +178,8 @@ if clicked or ss.pop("autorun", False):
     def _run() -> None:
         support_x, support_y, _ = task.support()
         query_x = to_tensor([q.image for q in ss.queries])
-        query_labels = [q.label for q in ss.queries]
-        results = []
-        for name, (_, learner) in models.items():
-            results.append(
-                adapt_and_predict(name, learner, support_x, support_y, query_x, query_labels, settings.get(name))
-            )
+        learners = {name: learner for name, (_, learner) in models.items()}
+        results = predict_task(learners, support_x, support_y, query_x, [q.label for q in ss.queries], settings)
         ss.results = {"class_names": list(task.class_names), "results": results, "n_queries": len(ss.queries)}
 
     with st.spinner("Adapting…"):

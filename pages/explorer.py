@@ -5,7 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from playground.algorithms import StepRecord
-from playground.explain import adaptation_steps, confusion_matrix, decision_matrices, embedding_view, steps_option
+from playground.explain import (
+    adaptation_steps,
+    confusion_matrix,
+    decision_matrices,
+    embedding_view,
+    steps_option,
+    steps_to_watch,
+)
 from playground.explorer_figures import (
     confusion_figure,
     decision_heatmap,
@@ -110,8 +117,16 @@ with steps_tab:
         )
     else:
         c1, c2 = st.columns([3, 2])
+        # Where Adapt and predict stops on this task; the key carries the task size, as that page's settings do.
+        watch = steps_to_watch(learner, support_y)
+        size = f"{len(names)}x{round(len(support_y) / len(names))}"
         max_steps = c1.slider(
-            "Inner steps", 1, min(high, 25), min(10, high), key="explore_steps", persist_state="session"
+            "Inner steps",
+            1,
+            min(high, max(25, watch)),
+            max(1, watch),
+            key=f"explore_steps-{name}-{size}",
+            persist_state="session",
         )
         steps_method = c2.radio(
             "Projection",

@@ -117,6 +117,14 @@ def steps_option(learner: MetaLearner) -> int | None:
     return next((int(o.high) for o in learner.adapt_options() if o.name == "n_steps"), None)
 
 
+def steps_to_watch(learner: MetaLearner, support_y: torch.Tensor) -> int:
+    """The inner steps `adapt` takes on this task when no one sets them (its card's for the task size, else
+    the learner's own): the step-by-step view then ends where Adapt and predict does."""
+    n_way = int(support_y.max()) + 1
+    own = next(int(o.default) for o in learner.adapt_options() if o.name == "n_steps")
+    return int(learner.settings_for(n_way, round(len(support_y) / n_way)).get("n_steps", own))
+
+
 @dataclass
 class AdaptationSteps:
     """A gradient-based learner's view of a task after each inner step 0..S.

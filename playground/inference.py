@@ -137,6 +137,21 @@ def adapt_and_predict(
     return result
 
 
+def predict_task(
+    models: Mapping[str, MetaLearner],
+    support_x: torch.Tensor,
+    support_y: torch.Tensor,
+    query_x: torch.Tensor,
+    true_labels: list[int | None] | None = None,
+    settings: Mapping[str, Mapping[str, float]] | None = None,
+) -> list[ModelPrediction]:
+    """`adapt_and_predict` for each model by name, each with its own ``settings``."""
+    return [
+        adapt_and_predict(name, learner, support_x, support_y, query_x, true_labels, (settings or {}).get(name))
+        for name, learner in models.items()
+    ]
+
+
 @dataclass
 class Pick:
     """One model's answer for one query: the class it picked, how sure it was, and whether it is right."""
