@@ -473,7 +473,7 @@ def training_command(source: Checkpoint, checkpoint: str | Path) -> str:
     """The command that trained ``source``: its own record, else its model card's."""
     command = source.extra.get("train_config", {}).get("command", "")
     if not command:
-        # Checkpoints from before runs recorded their command (session 1's) keep it in their card only.
+        # A checkpoint saved before runs recorded their command keeps it in its model card only.
         card = read_card(checkpoint) or {}
         command = (card.get("training") or {}).get("command", "")
     return command

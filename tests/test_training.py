@@ -74,7 +74,7 @@ def test_init_weights_takes_the_base_command_from_its_card_when_the_checkpoint_l
     from playground.checkpoints import save_checkpoint, write_card
     from playground.training import init_weights
 
-    # Session 1's checkpoints recorded their command in the model card only.
+    # A checkpoint saved before runs recorded their command keeps it in its model card only.
     old = save_checkpoint(tmp_path / "old.pt", create_learner("protonet"), {"iteration": 7}, train_config={"seed": 0})
     command = "python -m playground train --algorithm protonet --iterations 7 --out runs/old"
     write_card(old, {"training": {"command": command}})
