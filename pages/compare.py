@@ -6,19 +6,27 @@ import pandas as pd
 import streamlit as st
 
 from playground.compare import (
+    BENCHMARK_EPISODES,
+    CURVE_EPISODES,
+    CURVE_STEPS,
     MAX_WORK_PER_CLICK,
     Stopped,
+    accuracy_text,
     benchmark_turn,
     benchmark_work,
     compare_on_benchmark,
     curves_work,
+    few_episodes_note,
+    few_queries_note,
     score_on_task,
     shot_curve,
     step_curve,
 )
 from playground.data.protocols import evaluation_alphabet_dataset
 from playground.explain import steps_option
-from playground.figures import accuracy_curves, score_bars
+from playground.figures import accuracy_curves, model_colours, score_bars
+from playground.pace import about
+from playground.zoo import default_selection
 
 from ui import (
     attempt,
@@ -29,6 +37,7 @@ from ui import (
     load_models,
     load_omniglot_cached,
     omniglot_present,
+    plain,
     require_task,
     show_flash,
     state,
@@ -59,6 +68,10 @@ if not models:
     st.warning("Choose at least one model in the sidebar.")
     st.stop()
 learners = {n: learner for n, (_, learner) in models.items()}
+# A model's colour is its place in the catalogue, the default models first: the same in every chart of the page,
+# and kept when other models are chosen.
+defaults = default_selection(all_names)
+colours = model_colours(defaults + [n for n in all_names if n not in defaults])
 n_way = len(names)
 k_shot = min(int(c) for c in support_y.bincount())
 
@@ -67,11 +80,14 @@ st.subheader("1. On your task")
 labelled = [i for i, label in enumerate(query_labels) if label is not None]
 task_key = digest(support_x, support_y, query_x, query_labels, sorted(learners), device)
 if labelled:
-    st.caption(f"Accuracy on your {len(labelled)} labelled queries; times measured on {device}.")
+    st.caption(
+        f"Accuracy on your {len(labelled)} labelled queries; times measured on {device}. "
+        + few_queries_note(len(labelled))
+    )
 elif k_shot >= 2:
     st.caption(
         "No labelled queries, so each model is scored by leave-one-out: every support image in turn is "
-        "held out, the model adapts to the rest and classifies it."
+        "held out, the model adapts to the rest and classifies it. " + few_queries_note(len(support_y))
     )
 else:
     st.info(
@@ -110,11 +126,20 @@ if result and result["key"] == task_key:
     )
     c1, c2 = st.columns(2)
     c1.plotly_chart(
-        score_bars(list(scored["model"]), list(scored["accuracy"]), "Accuracy on your task", "accuracy (%)"),
+        score_bars(
+            list(scored["model"]), list(scored["accuracy"]), "Accuracy on your task", "accuracy (%)", colours=colours
+        ),
         key="compare_task_accuracy",
     )
     c2.plotly_chart(
-        score_bars(list(table["model"]), list(table["adapt (ms)"]), "Time to adapt", "milliseconds", percent=False),
+        score_bars(
+            list(table["model"]),
+            list(table["adapt (ms)"]),
+            "Time to adapt",
+            "milliseconds",
+            percent=False,
+            colours=colours,
+        ),
         key="compare_task_time",
     )
 elif result:
@@ -133,7 +158,7 @@ st.caption(
 c1, c2, c3 = st.columns(3)
 bench_way = c1.number_input("Classes (N)", 2, 20, min(max(n_way, 2), 20), key="compare_way")
 bench_shot = c2.number_input("Shots (K)", 1, 5, min(max(k_shot, 1), 5), key="compare_shot")
-episodes = c3.slider("Episodes", 10, 600, 100, step=10, key="compare_episodes", persist_state="session")
+episodes = c3.slider("Episodes", 10, 600, BENCHMARK_EPISODES, step=10, key="compare_episodes", persist_state="session")
 bench_key = digest(sorted(learners), bench_way, bench_shot, episodes, device)
 # gradient-based models adapt as their card's figure nearest this task size was measured
 bench_settings = {name: catalogue()[name].adapt_defaults(int(bench_way), int(bench_shot)) for name in learners}
@@ -147,6 +172,11 @@ if bench_work.fits:
 else:
     st.warning(bench_work.refusal())
     st.caption(WORK_NOTE)
+
+
+def paragraphs(text: str) -> str:
+    """The library's plain-text paragraphs as literal markdown, still paragraphs (`plain` joins lines)."""
+    return "\n\n".join(plain(p) for p in text.split("\n\n"))
 
 
 @st.cache_resource(show_spinner="Preparing the evaluation alphabets…")
@@ -173,7 +203,7 @@ def in_turn(compute, what: str):
 
 
 if st.button("Run the benchmark", type="primary", key="compare_bench", disabled=not bench_work.fits):
-    bar = st.progress(0.0, text="Scoring…")
+    bar = st.progress(0.0, text="Scoring…" if bench_work.seconds is None else f"Scoring, {about(bench_work.seconds)}…")
     rows = in_turn(
         lambda should_stop: compare_on_benchmark(
             learners,
@@ -195,6 +225,9 @@ if st.button("Run the benchmark", type="primary", key="compare_bench", disabled=
 bench = ss.get("compare_bench_result")
 if bench and bench["key"] == bench_key:
     rows = bench["rows"]
+    note = few_episodes_note({r.model: [r.result] for r in rows}, "Episodes", most=bench_work.most_episodes())
+    if note:
+        st.info(paragraphs(note), icon=":material/info:")
     st.plotly_chart(
         score_bars(
             [r.model for r in rows],
@@ -202,6 +235,7 @@ if bench and bench["key"] == bench_key:
             f"{bench_way}-way {bench_shot}-shot, {episodes} episodes: accuracy with 95% CI",
             "accuracy (%)",
             errors=[r.result.ci95 for r in rows],
+            colours=colours,
         ),
         key="compare_bench_chart",
     )
@@ -210,7 +244,7 @@ if bench and bench["key"] == bench_key:
             [
                 {
                     "model": r.model,
-                    "accuracy": r.result.format(),
+                    "accuracy": accuracy_text(r.result),
                     "episodes": r.result.episodes,
                     "seconds": round(r.seconds, 2),
                     "card (600 episodes)": catalogue()[r.model].headline(int(bench_way), int(bench_shot)) or "–",
@@ -228,11 +262,11 @@ elif bench:
 st.subheader("3. Curves")
 c1, c2 = st.columns(2)
 curve_episodes = c1.slider(
-    "Episodes per point", 10, 200, 20, step=10, key="compare_curve_episodes", persist_state="session"
+    "Episodes per point", 10, 200, CURVE_EPISODES, step=10, key="compare_curve_episodes", persist_state="session"
 )
 gradient = [n for n, learner in learners.items() if steps_option(learner) is not None]
 max_steps = c2.slider(
-    "Inner steps up to", 1, 20, 5, key="compare_curve_steps", persist_state="session", disabled=not gradient
+    "Inner steps up to", 1, 20, CURVE_STEPS, key="compare_curve_steps", persist_state="session", disabled=not gradient
 )
 
 
@@ -263,7 +297,7 @@ if st.button("Draw the curves", key="compare_curves", disabled=not curve_work.fi
                 should_stop=should_stop,
                 settings=lambda k, name=name: card_settings(name, k),
             )
-            shots[name] = ([1, 2, 3, 4, 5], [r.mean for r in res], [r.ci95 for r in res])
+            shots[name] = ([1, 2, 3, 4, 5], [r.mean for r in res], [r.ci95 for r in res], res)
             bar.progress((i + 1) / total, text=f"shots: {name}")
         for j, name in enumerate(gradient):
             learner = learners[name]
@@ -271,7 +305,7 @@ if st.button("Draw the curves", key="compare_curves", disabled=not curve_work.fi
             res = step_curve(
                 learner, dataset, int(bench_way), int(bench_shot), counts, curve_episodes, should_stop=should_stop
             )
-            steps[name] = (counts, [r.mean for r in res], [r.ci95 for r in res])
+            steps[name] = (counts, [r.mean for r in res], [r.ci95 for r in res], res)
             bar.progress((len(learners) + j + 1) / total, text=f"inner steps: {name}")
         return {"shots": shots, "steps": steps}
 
@@ -282,14 +316,28 @@ if st.button("Draw the curves", key="compare_curves", disabled=not curve_work.fi
 
 curves = ss.get("compare_curves_result")
 if curves and curves["key"] == digest(bench_key, curve_episodes, max_steps):
+    results = {
+        name: [*shot[3], *curves["steps"].get(name, ((), (), (), ()))[3]] for name, shot in curves["shots"].items()
+    }
+    note = few_episodes_note(results, "Episodes per point", per="point", most=curve_work.most_episodes())
+    if note:
+        st.info(paragraphs(note), icon=":material/info:")
     st.plotly_chart(
-        accuracy_curves(curves["shots"], "shots per class (K)", f"{bench_way}-way: accuracy against shots"),
+        accuracy_curves(
+            {name: series[:3] for name, series in curves["shots"].items()},
+            "shots per class (K)",
+            f"{bench_way}-way: accuracy against shots",
+            colours=colours,
+        ),
         key="compare_shot_curve",
     )
     if curves["steps"]:
         st.plotly_chart(
             accuracy_curves(
-                curves["steps"], "inner steps", f"{bench_way}-way {bench_shot}-shot: accuracy against inner steps"
+                {name: series[:3] for name, series in curves["steps"].items()},
+                "inner steps",
+                f"{bench_way}-way {bench_shot}-shot: accuracy against inner steps",
+                colours=colours,
             ),
             key="compare_step_curve",
         )

@@ -6,7 +6,10 @@ and a user's task is scored the same way for every model.
 A benchmark is the heaviest thing one click of the app can start, so its work is estimated before
 it runs (`benchmark_work`, `curves_work`, in image passes) and refused above `MAX_WORK_PER_CLICK`;
 it can be stopped between any two episodes (``should_stop``), and `benchmark_turn` lets one
-benchmark of the whole process compute at a time, on one core fewer than the machine has.
+benchmark of the whole process compute at a time, on one core fewer than the machine has. The estimate
+is in seconds too once each model's pace on this server is measured (`playground.pace`, `time_episode`).
+
+A figure from few episodes is called so beside it (`few_episodes_note`, `accuracy_text`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from playground.episodes import TaskBatch, TaskSampler
 from playground.evaluation import EvalResult
 from playground.explain import steps_option
 from playground.inference import adapt_and_predict, adapt_kwargs
+from playground.pace import about, record, seconds_per_pass
 from playground.threads import usable_cpus
 
 Progress = Callable[[int, int], None]
@@ -40,6 +44,21 @@ BENCHMARK_QUERIES = 5
 # all 15 shipped models at 20-way 1-shot for 600 episodes, which once held a core for over 6.5 minutes, count
 # 6.8 million.
 MAX_WORK_PER_CLICK = 100_000
+
+# The compare page's first settings, chosen so that each click with the three default models ends within half a
+# minute on a busy 2-core server (bench/compare_defaults.py times them). The curves are the dear part (MAML's card
+# adapts with 30 inner steps from 3 shots on), so they start at few episodes per point and say so.
+BENCHMARK_EPISODES = 100
+CURVE_EPISODES = 10
+CURVE_STEPS = 5
+
+# Fewer episodes than this and a figure is called rough beside it. Its 95% interval is 1.96 standard deviations
+# of the episodes over the square root of their number, and both the deviation and the normal shape behind 1.96
+# are guesses from those same episodes: a model that fails one episode in 20 scores every one of 10 episodes
+# perfectly, "± 0", 60% of the time (0.95 ** 10), and every one of 100 episodes only 0.6% of the time.
+FEW_EPISODES = 100
+# How many episodes each model card's figures come from (`playground evaluate`'s default).
+CARD_EPISODES = 600
 
 
 class Stopped(Exception):
@@ -69,6 +88,7 @@ class WorkEstimate:
     episodes: int
     per_model: tuple[tuple[str, int], ...] = ()  # each model's image passes per episode, costliest first
     cap: int = MAX_WORK_PER_CLICK
+    seconds: float | None = None  # at each model's measured pace on this server; None while one is unmeasured
 
     @property
     def fits(self) -> bool:
@@ -79,8 +99,10 @@ class WorkEstimate:
         return self.cap // max(self.per_episode, 1) // step * step
 
     def summary(self) -> str:
-        """E.g. ``about 19,000 image passes, of the 100,000 one click may start``."""
-        return f"about {self.passes:,} image passes, of the {self.cap:,} one click may start"
+        """E.g. ``about 10 s on this server (about 19,000 image passes, of the 100,000 one click may start)``;
+        only the work while a model's pace is unmeasured."""
+        work = f"about {self.passes:,} image passes, of the {self.cap:,} one click may start"
+        return work if self.seconds is None else f"{about(self.seconds)} on this server ({work})"
 
     def refusal(self, episodes: str = "episodes") -> str:
         """Why the click is refused and what to lower (``episodes``: what the episodes control is called);
@@ -95,13 +117,20 @@ class WorkEstimate:
             if most
             else f"Choose {models}, fewer classes or fewer shots."
         )
-        return f"This would take {self.passes:,} image passes, more than the {self.cap:,} one click may start. {lower}"
+        took = f"{self.passes:,} image passes"
+        if self.seconds is not None:
+            took = f"{about(self.seconds)} on this server ({took})"
+        return f"This would take {took}, more than the {self.cap:,} one click may start. {lower}"
 
 
-def _estimate(per_model: dict[str, int], episodes: int, cap: int) -> WorkEstimate:
+def _estimate(per_model: dict[str, int], episodes: int, cap: int, models: Mapping[str, MetaLearner]) -> WorkEstimate:
     per = sum(per_model.values())
     costliest = tuple(sorted(per_model.items(), key=lambda item: -item[1]))
-    return WorkEstimate(per * episodes, per, episodes, costliest, cap)
+    paces = {name: seconds_per_pass(models[name]) for name in per_model}
+    seconds = None
+    if all(pace is not None for pace in paces.values()):
+        seconds = episodes * sum(passes * paces[name] for name, passes in per_model.items())
+    return WorkEstimate(per * episodes, per, episodes, costliest, cap, seconds)
 
 
 def benchmark_work(
@@ -114,7 +143,7 @@ def benchmark_work(
 ) -> WorkEstimate:
     """The work of `compare_on_benchmark` with these arguments, estimated before running it."""
     per = {name: episode_work(m, n_way, k_shot, (settings or {}).get(name)) for name, m in models.items()}
-    return _estimate(per, episodes, cap)
+    return _estimate(per, episodes, cap, models)
 
 
 def curves_work(
@@ -139,7 +168,7 @@ def curves_work(
         if high is not None:
             steps = range(min(max_steps, high) + 1)
             per[name] += sum(episode_work(learner, n_way, k_shot, {"n_steps": s}) for s in steps)
-    return _estimate(per, episodes, cap)
+    return _estimate(per, episodes, cap, models)
 
 
 def benchmark_threads() -> int:
@@ -204,6 +233,41 @@ def benchmark_turn(
     """The process's one benchmark turn (`OneAtATime.turn`), computing with `benchmark_threads`."""
     with turn.turn(should_stop, on_wait), bounded_threads(benchmark_threads()):
         yield
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_episode(learner: MetaLearner, n_way: int = 5, k_shot: int = 1, n_query: int = BENCHMARK_QUERIES) -> float:
+    """Seconds ``learner`` takes to score one benchmark-shaped episode here, recorded as its pace
+    (`playground.pace`), so that the first estimate of a click can be given in seconds.
+
+    Computed as a benchmark computes (`benchmark_threads`, the settings its card gives this task size),
+    on noise images: the work of an episode does not depend on what the images show. The episode is
+    scored twice and the second timed, as the first pays one-off costs (a new thread count's pool).
+    """
+    settings = learner.settings_for(n_way, k_shot)
+    device = torch.device(learner.device)
+    support_y = torch.arange(n_way, device=device).repeat_interleave(k_shot)[None]
+    query_y = torch.arange(n_way, device=device).repeat_interleave(n_query)[None]
+    batch = TaskBatch(
+        torch.rand(1, n_way * k_shot, 1, 28, 28, device=device),
+        support_y,
+        torch.rand(1, n_way * n_query, 1, 28, 28, device=device),
+        query_y,
+    )
+    steps, lr = settings.get("n_steps"), settings.get("inner_lr")
+    with bounded_threads(benchmark_threads()):
+        learner.episode_accuracies(batch, n_steps=None if steps is None else int(steps), inner_lr=lr)
+        _sync(device)
+        t0 = time.perf_counter()
+        learner.episode_accuracies(batch, n_steps=None if steps is None else int(steps), inner_lr=lr)
+        _sync(device)
+        seconds = time.perf_counter() - t0
+    record(learner, episode_work(learner, n_way, k_shot, settings, n_query), seconds)
+    return seconds
 
 
 @dataclass
@@ -335,6 +399,7 @@ def score_on_episodes(
     """
     accs: list[float] = []
     total = sum(len(b) for b in batches)
+    t0 = time.perf_counter()
     for b in batches:
         parts = [b] if should_stop is None else [b.split(len(b), i) for i in range(len(b))]
         for part in parts:
@@ -343,9 +408,15 @@ def score_on_episodes(
             accs += learner.episode_accuracies(part.to(learner.device), n_steps=n_steps, inner_lr=inner_lr).tolist()
             if progress is not None:
                 progress(len(accs), total)
+    _sync(torch.device(learner.device))
+    seconds = time.perf_counter() - t0
     n_way = int(batches[0].support_y.max()) + 1
     k_shot = batches[0].support_y.shape[1] // n_way
-    return EvalResult(accs, n_way, k_shot, batches[0].query_y.shape[1] // n_way)
+    n_query = batches[0].query_y.shape[1] // n_way
+    # the next click's estimate in seconds follows what this run took (`playground.pace`)
+    steps = None if n_steps is None else {"n_steps": n_steps}
+    record(learner, total * episode_work(learner, n_way, k_shot, steps, n_query), seconds)
+    return EvalResult(accs, n_way, k_shot, n_query)
 
 
 def compare_on_benchmark(
@@ -434,3 +505,67 @@ def step_curve(
         raise ValueError(f"inner steps must be between 0 and {high} (got {bad})")
     batches = benchmark_episodes(dataset, n_way, k_shot, episodes, seed=seed)
     return [score_on_episodes(learner, batches, n_steps=s, should_stop=should_stop) for s in steps]
+
+
+def accuracy_text(result: EvalResult) -> str:
+    """``98.4 ± 0.7 %``; where every episode scored the same, ``100.0 %, the same in all 10 episodes``: the
+    interval of such episodes is 0, which would read as an exact figure."""
+    if result.episodes > 1 and result.ci95 == 0:
+        return f"{100 * result.mean:.1f} %, the same in all {result.episodes} episodes"
+    return result.format()
+
+
+def few_episodes_note(
+    results: Mapping[str, Sequence[EvalResult]], control: str, per: str = "model", most: int | None = None
+) -> str:
+    """What a newcomer should know before trusting these figures, in plain words (no markdown), a paragraph
+    for each thing to know, separated by a blank line; "" if nothing.
+
+    ``results[model]``: its figures (one for a benchmark, one per point of a curve); ``control``: what the
+    page's episodes control is called; ``per``: what each figure is ("model", "point"); ``most``: the most
+    episodes one click may start with the other settings unchanged (`WorkEstimate.most_episodes`), if known.
+    Says so when the fewest episodes behind a figure are under `FEW_EPISODES`, and names the models with a
+    figure whose every episode scored the same (no spread to measure, which does not make it exact).
+    """
+    figures = [r for rs in results.values() for r in rs]
+    if not figures:
+        return ""
+    notes = []
+    fewest = min(r.episodes for r in figures)
+    if fewest < FEW_EPISODES:
+        if most is None or most >= FEW_EPISODES:
+            more = f"Raise {control} to {FEW_EPISODES} or more for firmer figures (it takes longer)."
+        elif most > fewest:
+            more = f"Raise {control} (here to {most} at most, the most one click may start) for firmer figures."
+        else:
+            more = f"Fewer models, classes or shots would let one click score more {control.lower()}."
+        notes.append(
+            f"A rough first look: only {fewest} episodes per {per}. The ± is a 95% confidence interval, and from "
+            f"this few episodes it is itself a rough guess: do not rank models whose ranges overlap. The model "
+            f"cards use {CARD_EPISODES} episodes. {more}"
+        )
+    alike = [name for name, rs in results.items() if any(r.episodes > 1 and r.ci95 == 0 for r in rs)]
+    if alike:
+        who = ", ".join(alike[:-1]) + (" and " if len(alike) > 1 else "") + alike[-1]
+        if per == "model":
+            notes.append(
+                f"{who} scored the same in every episode, so these episodes show no spread to measure and no ± is "
+                "shown. That does not mean the figure is exact."
+            )
+        else:
+            notes.append(
+                f"{who} scored the same in every episode at some {per}s, so those {per}s show no spread to measure "
+                "and have no whisker. That does not mean they are exact."
+            )
+    return "\n\n".join(notes)
+
+
+def few_queries_note(scored: int) -> str:
+    """What one query is worth when a model is scored on ``scored`` queries of one task; "" for none."""
+    if scored <= 0:
+        return ""
+    return (
+        f"With {scored} image{'s' if scored != 1 else ''} of one task, each one right or wrong moves a model's "
+        f"accuracy by {100 / scored:.0f} points: a tie or a gap here says little. The benchmark below scores every "
+        "model on many tasks."
+    )

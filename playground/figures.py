@@ -67,6 +67,41 @@ def adaptation_curve(trace: list[StepRecord], title: str = "MAML adaptation on t
     return fig
 
 
+# One colour per model on a page of charts: told apart at a glance, the first ones also by most colour-blind
+# eyes (blue, orange, green lead), and enough for every shipped model before any repeats.
+MODEL_PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#0d2a63",
+    "#fb00d1",
+    "#00a08b",
+    "#b68100",
+    "#511cfb",
+    "#862a16",
+    "#222a2a",
+    "#6c7c32",
+)
+
+
+def model_colours(names: list[str]) -> dict[str, str]:
+    """A colour for each model, by its place in ``names``: pass every chart of a page the same mapping, built
+    from a list that does not change with the models chosen (the catalogue), and a model keeps its colour."""
+    return {name: MODEL_PALETTE[i % len(MODEL_PALETTE)] for i, name in enumerate(names)}
+
+
+def _legend_above() -> dict:
+    # Above the plot and left-aligned: below it the legend would fight the axis title for room.
+    return dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0)
+
+
 def score_bars(
     models: list[str],
     values: list[float],
@@ -75,62 +110,82 @@ def score_bars(
     errors: list[float] | None = None,
     percent: bool = True,
     reference: tuple[float, str] | None = None,
+    colours: dict[str, str] | None = None,
 ) -> go.Figure:
-    """One horizontal bar per model (best at the top), optional error bars and a reference line."""
+    """One horizontal bar per model (best at the top) in its colour (`model_colours`), with a legend, optional
+    error bars and a reference line. A zero error bar is written as "same in every episode", not "± 0.0":
+    it means the episodes showed no spread, not that the figure is exact."""
     scale = 100 if percent else 1
     order = sorted(range(len(models)), key=lambda i: values[i], reverse=percent)
-    fig = go.Figure(
-        go.Bar(
-            x=[scale * values[i] for i in order],
-            y=[models[i] for i in order],
-            orientation="h",
-            marker_color="#4B6BFB",
-            error_x=None
-            if errors is None
-            else dict(type="data", array=[scale * errors[i] for i in order], color="#333", thickness=1.5),
-            text=[
-                f"{scale * values[i]:.1f}" + ("" if errors is None else f" ± {scale * errors[i]:.1f}") for i in order
-            ],
-            textposition="inside" if percent else "outside",
-            insidetextanchor="start",
-            hovertemplate="%{y}: %{text}<extra></extra>",
+    colours = colours or model_colours(models)
+    fig = go.Figure()
+    for i in order:
+        value = f"{scale * values[i]:.1f}"
+        if errors is not None:
+            value += ", same in every episode" if errors[i] == 0 else f" ± {scale * errors[i]:.1f}"
+        fig.add_trace(
+            go.Bar(
+                x=[scale * values[i]],
+                y=[plot_text(models[i])],
+                name=plot_text(models[i]),
+                orientation="h",
+                marker_color=colours.get(models[i], MODEL_PALETTE[0]),
+                error_x=None
+                if errors is None
+                else dict(type="data", array=[scale * errors[i]], color="#333", thickness=1.5),
+                text=[value],
+                textposition="inside" if percent else "outside",
+                insidetextanchor="start",
+                hovertemplate="%{y}: %{text}<extra></extra>",
+                legendrank=i,  # the legend keeps the models' order while the bars are sorted by value
+            )
         )
-    )
     if reference is not None:
         fig.add_vline(x=scale * reference[0], line_dash="dash", line_color="#D62728", annotation_text=reference[1])
     fig.update_layout(
         title=title,
-        height=max(200, 32 * len(models) + 110),
-        margin=dict(l=10, r=30, t=40, b=10),
+        height=max(200, 32 * len(models) + 140),
+        margin=dict(l=10, r=30, t=70, b=10),
         # Room on the right for the labels outside the bars.
         xaxis=dict(title=axis_title, range=[0, 100] if percent else [0, 1.2 * max(values, default=1) or 1]),
         yaxis=dict(autorange="reversed"),
-        showlegend=False,
+        barmode="overlay",  # one trace per model, each on its own row: full-width bars, not a group's slices
+        showlegend=True,
+        legend=_legend_above(),
     )
     return fig
 
 
 def accuracy_curves(
-    series: dict[str, tuple[list[int], list[float], list[float]]], x_title: str, title: str
+    series: dict[str, tuple[list[int], list[float], list[float]]],
+    x_title: str,
+    title: str,
+    colours: dict[str, str] | None = None,
 ) -> go.Figure:
-    """Accuracy with 95% CI error bars for each model: ``series[name] = (x, means, cis)``."""
+    """Accuracy with 95% CI error bars for each model, in its colour (`model_colours`), with a legend even for
+    one model: ``series[name] = (x, means, cis)``."""
+    colours = colours or model_colours(list(series))
     fig = go.Figure()
     for name, (x, means, cis) in series.items():
+        colour = colours.get(name, MODEL_PALETTE[0])
         fig.add_trace(
             go.Scatter(
                 x=x,
                 y=[100 * m for m in means],
-                error_y=dict(type="data", array=[100 * c for c in cis], thickness=1),
+                error_y=dict(type="data", array=[100 * c for c in cis], thickness=1, color=colour),
                 mode="lines+markers",
-                name=name,
+                name=plot_text(name),
+                line=dict(color=colour),
+                marker=dict(color=colour),
             )
         )
     fig.update_layout(
         title=title,
-        height=380,
-        margin=dict(l=10, r=10, t=40, b=10),
+        height=400,
+        margin=dict(l=10, r=10, t=70, b=10),
         xaxis=dict(title=x_title, dtick=1),
         yaxis=dict(title="accuracy (%)", range=[0, 101]),
-        legend=dict(orientation="h", y=-0.2),
+        showlegend=True,
+        legend=_legend_above(),
     )
     return fig

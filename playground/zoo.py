@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import torch
 from playground.algorithms import MetaLearner, learner_class
 from playground.algorithms.test_time import TestTimeSettings
 from playground.checkpoints import load_learner, read_card
+from playground.compare import time_episode
 
 CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "assets" / "checkpoints"
 # Folders of a person's own checkpoints (os.pathsep-separated) served beside the shipped ones, so that a model
@@ -57,9 +59,14 @@ class ModelEntry:
 
 
 def warm_up(learner: MetaLearner) -> None:
-    """One tiny adaptation, so the first user's click does not pay torch's one-off set-up costs."""
+    """One tiny adaptation, so the first user's click does not pay torch's one-off set-up costs; then one
+    benchmark-shaped episode, timed, so that the app can say how long a benchmark will take before it starts."""
     x = torch.rand(4, 1, 28, 28, device=learner.device)
     learner.adapt(x, torch.tensor([0, 0, 1, 1], device=learner.device), n_steps=1).predict_proba(x)
+    try:
+        time_episode(learner)
+    except Exception as exc:  # a model that cannot score an episode batch still predicts: its pace stays unknown
+        warnings.warn(f"could not time an episode of {type(learner).__name__}: {exc}", stacklevel=2)
 
 
 # What the app compares until a person picks others: one metric learner, one gradient-based learner
