@@ -12,6 +12,8 @@ from test_app import glyph, new_app, upload
 
 from playground.zoo import shipped_models
 
+from ui import short_names
+
 
 def plain(obj):
     """Plotly's JSON with its binary-encoded arrays ({"dtype", "bdata", "shape"}) turned into lists."""
@@ -103,12 +105,15 @@ def test_explorer_shows_embedding_steps_and_decisions(omniglot):
     # MAML: an animation with one frame per inner step.
     at.selectbox(key="explore_model").set_value("maml_lake").run()
     assert not at.exception, at.exception
-    at.slider(key="explore_steps").set_value(4).run()
+    steps_slider = next(s for s in at.slider if (s.key or "").startswith("explore_steps-maml_lake-"))
+    assert steps_slider.value == 10  # where Adapt and predict stops: maml_lake's card, 5-way 1-shot
+    steps_slider.set_value(4).run()
     anim = chart(at, "explore_animation")
     assert [f["name"] for f in anim["frames"]] == ["0", "1", "2", "3", "4"]
     assert len(anim["layout"]["sliders"][0]["steps"]) == 5
     # Each frame fills the points with the class predicted then; the bars give a legend entry per class.
-    assert {t["name"] for t in anim["data"] if t.get("type") == "bar"} == set(at.session_state.task.class_names)
+    legend = {t["name"] for t in anim["data"] if t.get("type") == "bar"}
+    assert legend == set(short_names(at.session_state.task.class_names))  # as the page labels them
     assert all(f["layout"]["title"]["text"].count("queries right") == 1 for f in anim["frames"])
     steps = chart(at, "explore_query_steps")
     assert len(steps["data"]) == 5 and len(steps["data"][0]["y"]) == 5
@@ -191,3 +196,47 @@ def test_compare_all_shipped_models_button_chooses_every_model():
     assert not at.exception, at.exception
     assert sorted(at.session_state["model_choice"]) == sorted(m.name for m in shipped_models())
     assert "Comparing **14** model(s)" in text(at) or len(shipped_models()) != 14
+
+
+@pytest.mark.omniglot
+@pytest.mark.parametrize("shots", [1, 5])
+def test_the_pages_agree_with_each_other_and_with_the_card(omniglot, shots):
+    """One task, no setting touched: Adapt and predict, Compare and Explore adapt as the card's figure did."""
+    import torch
+
+    from playground.checkpoints import load_learner
+    from playground.zoo import CHECKPOINT_DIR
+
+    models = ["maml_lake", "metasgd_lake"]
+    at = sampled(new_app(), n=5, k=shots, q=2, models=models)
+    at.switch_page("pages/adapt_predict.py").run()
+    at.button(key="adapt").click().run()
+    assert not at.exception, at.exception
+    adapted = {r.model: r for r in at.session_state["results"]["results"]}
+    task = at.session_state["task"]
+    support_x, support_y, _ = task.support()
+    from playground.imaging import to_tensor
+
+    query_x = to_tensor([q.image for q in at.session_state["queries"]])
+    for name in models:  # the library with the card's settings spelled out gives the same answer
+        learner = load_learner(CHECKPOINT_DIR / f"{name}.pt")
+        card = learner.test_time.nearest(5, shots)
+        assert card, f"{name}'s card records settings for 5-way {shots}-shot"
+        expected = learner.adapt(support_x, support_y, **card).predict_proba(query_x)
+        assert torch.allclose(torch.from_numpy(adapted[name].proba), expected, atol=1e-5)
+        assert len(adapted[name].trace) == card["n_steps"] + 1
+
+    at.switch_page("pages/compare.py").run()
+    at.button(key="compare_task").click().run()
+    assert not at.exception, at.exception
+    rows = {r["model"]: r for r in at.session_state["compare_task_result"]["rows"]}
+    for name in models:
+        assert rows[name]["accuracy"] == pytest.approx(adapted[name].accuracy)
+
+    at.switch_page("pages/explorer.py").run()
+    for name in models:
+        at.selectbox(key="explore_model").set_value(name).run()
+        assert not at.exception, at.exception
+        curve = chart(at, "explore_curve")
+        losses = curve["data"][0]["y"]
+        assert losses == pytest.approx([t.loss for t in adapted[name].trace], rel=1e-4, abs=1e-5)
