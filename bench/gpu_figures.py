@@ -66,7 +66,7 @@ def steps(device: str) -> list[Step]:
             ("--device", device, "--bf16", "--match", "1 step: bf16", "--steps", "3"),
         ),
         # The app's task sizes, every shipped model but `scratch` (it trains a network from nothing),
-        # as the README's CPU table.
+        # as the CPU table in bench/README.md.
         Step(
             "adapt_latency",
             90,

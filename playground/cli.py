@@ -213,13 +213,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--episodes", type=positive("--episodes"), default=600)
     e.add_argument(
-        "--inner-steps", type=non_negative("--inner-steps"), default=None, help="adaptation steps (gradient-based)"
+        "--inner-steps",
+        type=non_negative("--inner-steps"),
+        default=None,
+        help="adaptation steps (gradient-based; default: those of the model card's figure nearest each task size, "
+        "else the checkpoint's own)",
     )
     e.add_argument(
         "--inner-lr",
         type=positive_float("--inner-lr"),
         default=None,
-        help="adaptation step size (gradient-based; default: the checkpoint's own, its inner_lr; Meta-SGD and the "
+        help="adaptation step size (gradient-based; default: the model card's, as for --inner-steps, else the "
+        "checkpoint's own inner_lr; Meta-SGD and the "
         "Meta-LSTM scale their learned steps by --inner-lr / inner_lr); choose it on validation with "
         "calibrate-steps --inner-lrs",
     )
@@ -245,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=non_negative("--inner-steps"),
         nargs="+",
         default=None,
-        help="adaptation steps (gradient-based; default: the checkpoint's own); with --validation, several to "
+        help="adaptation steps (gradient-based; default: those of the card's Lake figure, else the checkpoint's "
+        "own); with --validation, several to "
         "compare, e.g. 1 2 5 10 30; a card written with one records it",
     )
     r.add_argument(
@@ -253,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_float("--inner-lr"),
         nargs="+",
         default=None,
-        help="adaptation step size (gradient-based; default: the checkpoint's own, as evaluate --inner-lr); with "
+        help="adaptation step size (gradient-based; default: that of the card's Lake figure, as for --inner-steps); "
+        "with "
         "--validation, several to try with every --inner-steps; a card written with one records it",
     )
     r.add_argument("--device", default="auto", choices=DEVICES)
