@@ -158,10 +158,20 @@ st.caption(
 c1, c2, c3 = st.columns(3)
 bench_way = c1.number_input("Classes (N)", 2, 20, min(max(n_way, 2), 20), key="compare_way")
 bench_shot = c2.number_input("Shots (K)", 1, 5, min(max(k_shot, 1), 5), key="compare_shot")
-episodes = c3.slider("Episodes", 10, 600, BENCHMARK_EPISODES, step=10, key="compare_episodes", persist_state="session")
-bench_key = digest(sorted(learners), bench_way, bench_shot, episodes, device)
 # gradient-based models adapt as their card's figure nearest this task size was measured
 bench_settings = {name: catalogue()[name].adapt_defaults(int(bench_way), int(bench_shot)) for name in learners}
+# The default asks for no more than one click may start with these models and this task size.
+fitting = benchmark_work(learners, int(bench_way), int(bench_shot), 1, bench_settings).most_episodes()
+episodes = c3.slider(
+    "Episodes",
+    10,
+    600,
+    max(10, min(BENCHMARK_EPISODES, fitting)),
+    step=10,
+    key="compare_episodes",
+    persist_state="session",
+)
+bench_key = digest(sorted(learners), bench_way, bench_shot, episodes, device)
 bench_work = benchmark_work(learners, int(bench_way), int(bench_shot), episodes, bench_settings)
 WORK_NOTE = (
     "An image pass is one image through one model; each inner step of a gradient-based model adds two "

@@ -466,8 +466,20 @@ def cmd_train(args: argparse.Namespace) -> None:
     _run_training(cfg, None, [], args)
 
 
+# Notes on how a command computes (its thread count), said once its work starts: a refused command says
+# only what was wrong.
+_WHEN_WORK_STARTS: list[str] = []
+
+
+def _work_starts() -> None:
+    for note in _WHEN_WORK_STARTS:
+        print(note, file=sys.stderr)
+    _WHEN_WORK_STARTS.clear()
+
+
 def _run_training(cfg: TrainConfig, resume: str | None, ignored: list[str], args: argparse.Namespace) -> None:
     def started() -> None:
+        _work_starts()
         # Said once training runs (not on a refused command): it changes speed, never results, so it
         # is on stderr, in no config and no model card.
         if getattr(args, "memory_kept", False):
@@ -587,6 +599,7 @@ def _evaluate_with_bar(
     from playground.evaluation import evaluate_few_shot
     from playground.training import progress_bar
 
+    _work_starts()
     with progress_bar(episodes, desc=label) as bar:
         return evaluate_few_shot(
             learner,
@@ -680,6 +693,7 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
     else:
         runs = load_lake_runs(Path(args.data_dir) if args.data_dir else None)
         print(f"{'people':<24} {error_percent(HUMAN_ERROR):>5}% error")
+    _work_starts()
     for (path, _), learner in zip(checkpoints, learners):
         for steps, lr in itertools.product(steps_list, rates):
             res = evaluate_lake_runs(learner, runs, n_steps=steps, inner_lr=lr, one_to_one_assignment=args.one_to_one)
@@ -970,7 +984,7 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(args, "threads"):
         said = set_threads(args.threads).describe()
         if said and distributed.is_main():
-            print(said, file=sys.stderr)
+            _WHEN_WORK_STARTS.append(said)
     try:
         {
             "train": cmd_train,
@@ -994,6 +1008,7 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + getattr(exc, "signum", signal.SIGINT)
     finally:
         torch.set_num_threads(threads_before)
+        _WHEN_WORK_STARTS.clear()
     return 0
 
 

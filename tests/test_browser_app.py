@@ -229,10 +229,10 @@ def test_sampled_task_in_the_explorer_and_compare_pages(omniglot):
         click_button(driver, "Compare on my task")
         wait_for_plot_text(driver, "Accuracy on your task")
         click_button(driver, "Run the benchmark")
-        # 100 episodes for each of 3 models: about 40 s on a quiet 2-core machine (maml_lake adapts with its
-        # card's 30 steps at 5-way 5-shot), minutes under heavy load.
+        # The default is as many episodes as one click may start with these models at 5-way 5-shot (maml_lake
+        # adapts with its card's 30 steps there): fewer than the usual 100.
         text = wait_for_plot_text(driver, "accuracy with 95% CI", timeout=360)
-        assert "5-way 5-shot, 100 episodes" in text
+        assert re.search(r"5-way 5-shot, (\d+) episodes", text) and int(re.search(r"5-shot, (\d+) ep", text)[1]) < 100
         assert not page_exceptions(driver)
         driver.execute_script("window.scrollTo(0, 0)")
         screenshot(driver, "e2e-compare")

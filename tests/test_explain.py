@@ -241,6 +241,9 @@ class Spy:
     def adapt_options(self):
         return self.learner.adapt_options()
 
+    def __getattr__(self, name):  # anything else (settings_for, episode_work...) as the learner has it
+        return getattr(self.learner, name)
+
     def episode_accuracies(self, tasks, n_steps=None, inner_lr=None):
         self.seen.append(tasks.support_x.clone())
         return self.learner.episode_accuracies(tasks, n_steps=n_steps, inner_lr=inner_lr)

@@ -118,3 +118,16 @@ def test_prediction_grid_gives_each_models_pick_confidence_and_verdict():
     assert [set(row) for row in grid] == [{"good"}] * 3  # a failed model has no column
     assert [(p.predicted, p.right) for p in (row["good"] for row in grid)] == [(0, True), (2, False), (0, None)]
     assert grid[1]["good"].confidence == pytest.approx(0.6)
+
+
+def test_a_loss_that_rises_for_a_step_and_settles_is_not_an_overshoot():
+    from playground.algorithms import StepRecord
+    from playground.inference import adaptation_warning
+
+    def trace(losses):
+        return [StepRecord(i, loss, 0.5) for i, loss in enumerate(losses)]
+
+    assert adaptation_warning(trace([1.61, 1.7, 1.88, 0.5, 0.01])) is None  # maml_lake at its card's 30 steps
+    assert adaptation_warning(trace([3.0, 44.7, 2.81])) is not None  # far above the start, even if it comes back
+    assert adaptation_warning(trace([1.0, 0.9, 1.3])) is not None  # ends worse than it started
+    assert adaptation_warning(trace([1.0, 1.05, 0.2])) is None
