@@ -9,9 +9,8 @@ from playground.explorer_figures import image_uri as glyph_uri
 from playground.figures import adaptation_curve, probability_bars
 from playground.imaging import preprocess_image, to_tensor
 from playground.inference import predict_task, prediction_grid, task_adapt_options
-
-from canvas import drawing_canvas, has_ink
-from ui import (
+from playground.ui.canvas import drawing_canvas, has_ink
+from playground.ui.session import (
     Query,
     class_key,
     current_device,

@@ -28,8 +28,16 @@ from playground.lake_game import (
     run_picks,
     score_attempt,
 )
-
-from ui import catalogue, chosen_models, current_device, guarded, load_model, show_flash, state, thumbnail
+from playground.ui.session import (
+    catalogue,
+    chosen_models,
+    current_device,
+    guarded,
+    load_model,
+    show_flash,
+    state,
+    thumbnail,
+)
 
 GRID = 10  # training glyphs per row: two rows of ten
 GLYPH_PX = 56  # a training glyph's size on its button: twice the 28-pixel drawing, big enough to compare strokes

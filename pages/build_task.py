@@ -7,9 +7,8 @@ import streamlit as st
 from playground.imaging import preprocess_image
 from playground.sample_tasks import sample_user_task
 from playground.task_io import MAX_EXAMPLES_PER_CLASS, export_task_zip, import_task_zip
-
-from canvas import drawing_canvas, has_ink
-from ui import (
+from playground.ui.canvas import drawing_canvas, has_ink
+from playground.ui.session import (
     Query,
     class_picker,
     demo_task,

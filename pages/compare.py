@@ -26,9 +26,7 @@ from playground.data.protocols import evaluation_alphabet_dataset
 from playground.explain import steps_option
 from playground.figures import accuracy_curves, model_colours, score_bars
 from playground.pace import about
-from playground.zoo import default_selection
-
-from ui import (
+from playground.ui.session import (
     attempt,
     catalogue,
     client_gone,
@@ -42,6 +40,7 @@ from ui import (
     show_flash,
     state,
 )
+from playground.zoo import default_selection
 
 ss = state()
 st.title(":material/balance: Compare models")

@@ -23,8 +23,7 @@ from playground.explorer_figures import (
 from playground.figures import adaptation_curve
 from playground.imaging import from_tensor, to_tensor
 from playground.sample_tasks import sample_distractors
-
-from ui import (
+from playground.ui.session import (
     attempt,
     current_device,
     digest,

@@ -1,4 +1,4 @@
-"""Shared UI glue for the pages: session state, cached models, guarded actions, thumbnails."""
+"""The pages' shared glue: session state, cached models, guarded actions, thumbnails."""
 
 from __future__ import annotations
 
