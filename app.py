@@ -4,7 +4,8 @@ import streamlit as st
 
 from playground.allocator import keep_freed_memory
 from playground.checkpoints import weights_fingerprint
-from playground.ui.session import catalogue, chosen_models, current_device, device_choices, load_models, state
+from playground.ui.resources import catalogue, chosen_models, current_device, device_choices, load_models
+from playground.ui.session import state
 from playground.zoo import picker_labels
 
 st.set_page_config(page_title="meta-learning playground", page_icon="✍️", layout="wide")

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from test_app import glyph, new_app, upload
 
-from playground.ui.session import short_names
+from playground.ui.display import short_names
 from playground.zoo import shipped_models
 
 

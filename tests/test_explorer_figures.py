@@ -7,7 +7,7 @@ import pytest
 
 from playground.explain import AdaptationSteps, EmbeddingView
 from playground.explorer_figures import WRONG, class_colour, decision_heatmap, embedding_figure, steps_animation
-from playground.ui.session import short_names
+from playground.ui.display import short_names
 
 NAMES = ["alpha", "beta", "gamma"]
 HOSTILE = '<a href="http://127.0.0.1:9/x">click</a>'

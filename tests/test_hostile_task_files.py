@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from playground.figures import plot_text, probability_bars
 from playground.task_io import FORMAT, MAX_EXAMPLES_PER_CLASS, UserTask, export_task_zip
-from playground.ui.session import WORD_JOINER, plain, short_names
+from playground.ui.display import WORD_JOINER, plain, short_names
 
 APP = "../app.py"
 PUNCTUATION = r"""!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~"""

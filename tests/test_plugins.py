@@ -182,7 +182,7 @@ def test_the_app_offers_a_plugin_model_and_predicts_with_it(research, monkeypatc
     save_checkpoint(models / "own_app_model.pt", create_learner("own-app", hidden=8))
     monkeypatch.setenv("PLAYGROUND_CHECKPOINTS", str(models))
     # The catalogue is read once per process (st.cache_resource): cleared, the app rereads it and finds the plugin.
-    from playground.ui.session import catalogue
+    from playground.ui.resources import catalogue
 
     catalogue.clear()
     try:
