@@ -1,17 +1,12 @@
 """meta-learning playground: the Streamlit entry point (navigation and the shared sidebar)."""
 
-import sys
-from pathlib import Path
-
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).parent / "pages"))  # the pages' shared modules (ui, canvas)
-
-from playground.allocator import keep_freed_memory  # noqa: E402
-from playground.checkpoints import weights_fingerprint  # noqa: E402
-from playground.zoo import picker_labels  # noqa: E402
-
-from ui import catalogue, chosen_models, current_device, device_choices, load_models, state  # noqa: E402
+from playground.allocator import keep_freed_memory
+from playground.checkpoints import weights_fingerprint
+from playground.ui.resources import catalogue, chosen_models, current_device, device_choices, load_models
+from playground.ui.session import state
+from playground.zoo import picker_labels
 
 st.set_page_config(page_title="meta-learning playground", page_icon="✍️", layout="wide")
 # glibc then reuses freed activation buffers instead of mapping fresh pages for every adaptation:

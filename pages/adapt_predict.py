@@ -9,24 +9,11 @@ from playground.explorer_figures import image_uri as glyph_uri
 from playground.figures import adaptation_curve, probability_bars
 from playground.imaging import preprocess_image, to_tensor
 from playground.inference import predict_task, prediction_grid, task_adapt_options
-
-from canvas import drawing_canvas, has_ink
-from ui import (
-    Query,
-    class_key,
-    current_device,
-    flash,
-    fresh_key,
-    guarded,
-    load_models,
-    option_widget,
-    plain,
-    reset_inputs,
-    short_names,
-    show_flash,
-    state,
-    thumbnail,
-)
+from playground.ui.canvas import drawing_canvas, has_ink
+from playground.ui.display import plain, short_names, thumbnail
+from playground.ui.resources import current_device, load_models
+from playground.ui.session import Query, flash, guarded, show_flash, state
+from playground.ui.widgets import class_key, fresh_key, option_widget, reset_inputs
 
 MAX_QUERIES = 40
 RIGHT_WRONG = {True: "background-color: #dff3e3", False: "background-color: #fbe1e1"}

@@ -28,8 +28,9 @@ from playground.lake_game import (
     run_picks,
     score_attempt,
 )
-
-from ui import catalogue, chosen_models, current_device, guarded, load_model, show_flash, state, thumbnail
+from playground.ui.display import thumbnail
+from playground.ui.resources import catalogue, chosen_models, current_device, load_model
+from playground.ui.session import guarded, show_flash, state
 
 GRID = 10  # training glyphs per row: two rows of ten
 GLYPH_PX = 56  # a training glyph's size on its button: twice the 28-pixel drawing, big enough to compare strokes

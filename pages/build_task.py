@@ -7,27 +7,21 @@ import streamlit as st
 from playground.imaging import preprocess_image
 from playground.sample_tasks import sample_user_task
 from playground.task_io import MAX_EXAMPLES_PER_CLASS, export_task_zip, import_task_zip
-
-from canvas import drawing_canvas, has_ink
-from ui import (
+from playground.ui.canvas import drawing_canvas, has_ink
+from playground.ui.display import plain, thumbnail
+from playground.ui.resources import demo_task, load_omniglot_cached, omniglot_present
+from playground.ui.session import (
     Query,
-    class_picker,
-    demo_task,
     flash,
     forget_class,
-    fresh_key,
     guarded,
-    load_omniglot_cached,
-    omniglot_present,
-    plain,
     rename_class,
     replace_task,
-    reset_inputs,
     show_flash,
     state,
-    thumbnail,
     undo_replace,
 )
+from playground.ui.widgets import class_picker, fresh_key, reset_inputs
 
 ss = state()
 task = ss.task

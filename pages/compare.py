@@ -26,22 +26,10 @@ from playground.data.protocols import evaluation_alphabet_dataset
 from playground.explain import steps_option
 from playground.figures import accuracy_curves, model_colours, score_bars
 from playground.pace import about
+from playground.ui.display import plain
+from playground.ui.resources import catalogue, current_device, load_models, load_omniglot_cached, omniglot_present
+from playground.ui.session import attempt, client_gone, digest, require_task, show_flash, state
 from playground.zoo import default_selection
-
-from ui import (
-    attempt,
-    catalogue,
-    client_gone,
-    current_device,
-    digest,
-    load_models,
-    load_omniglot_cached,
-    omniglot_present,
-    plain,
-    require_task,
-    show_flash,
-    state,
-)
 
 ss = state()
 st.title(":material/balance: Compare models")

@@ -23,20 +23,9 @@ from playground.explorer_figures import (
 from playground.figures import adaptation_curve
 from playground.imaging import from_tensor, to_tensor
 from playground.sample_tasks import sample_distractors
-
-from ui import (
-    attempt,
-    current_device,
-    digest,
-    load_models,
-    load_omniglot_cached,
-    omniglot_present,
-    remembered,
-    require_task,
-    short_names,
-    show_flash,
-    state,
-)
+from playground.ui.display import short_names
+from playground.ui.resources import current_device, load_models, load_omniglot_cached, omniglot_present
+from playground.ui.session import attempt, digest, remembered, require_task, show_flash, state
 
 METHODS = {"tsne": "t-SNE", "pca": "PCA"}
 ss = state()

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(1, str(Path(__file__).parent.parent / "pages"))  # the pages' shared helpers (ui), as app.py does
 
 from playground.data.omniglot import default_data_dir, omniglot_available  # noqa: E402
 

@@ -77,7 +77,7 @@ def upload(at: AppTest, target: int, files: list[tuple[str, bytes, str]]) -> App
 
 
 def seen(markdown: str) -> str:
-    """What a person reads in a markdown message: names arrive escaped (see ui.plain)."""
+    """What a person reads in a markdown message: names arrive escaped (see playground.ui.display.plain)."""
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
 
 
@@ -260,7 +260,7 @@ def test_extreme_inner_lr_keeps_the_shared_model_unchanged():
     at.file_uploader(key=f"q_upload-{nonce}").set_value(("q.png", glyph(2, 6), "image/png"))
     at.run()
     at.button(key="add_q_uploads").click().run()
-    from pages.ui import load_models  # the same cached models the app uses
+    from playground.ui.resources import load_models  # the same cached models the app uses
 
     maml = next(m for _, m in load_models("cpu").values() if m.name == "maml")
     before = {k: v.clone() for k, v in maml.state_dict().items()}

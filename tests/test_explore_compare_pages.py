@@ -10,9 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from test_app import glyph, new_app, upload
 
+from playground.ui.display import short_names
 from playground.zoo import shipped_models
-
-from ui import short_names
 
 
 def plain(obj):

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from playground.explain import AdaptationSteps, EmbeddingView
 from playground.explorer_figures import WRONG, class_colour, decision_heatmap, embedding_figure, steps_animation
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pages"))
-
-from ui import short_names  # noqa: E402
+from playground.ui.display import short_names
 
 NAMES = ["alpha", "beta", "gamma"]
 HOSTILE = '<a href="http://127.0.0.1:9/x">click</a>'

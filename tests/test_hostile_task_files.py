@@ -10,10 +10,8 @@ from __future__ import annotations
 import http.server
 import io
 import json
-import sys
 import threading
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,10 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from playground.figures import plot_text, probability_bars
 from playground.task_io import FORMAT, MAX_EXAMPLES_PER_CLASS, UserTask, export_task_zip
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pages"))
-
-from ui import WORD_JOINER, plain, short_names  # noqa: E402
+from playground.ui.display import WORD_JOINER, plain, short_names
 
 APP = "../app.py"
 PUNCTUATION = r"""!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~"""
@@ -133,7 +128,7 @@ def test_imported_names_are_shown_as_text_in_messages_and_predictions():
 
     import_on_build_page(at, task_zip(names, [1, 1, 1]))
     at.switch_page("pages/adapt_predict.py").run()
-    from ui import Query
+    from playground.ui.session import Query
 
     at.session_state["queries"] = [Query(glyph(k), k, "test") for k in range(3)]
     at.run()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,6 @@ from playground.lake_game import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "pages"))  # the page imports its shared module as `ui`, as under app.py
 PAGE = "../pages/beat_human.py"
 LAKE_SKIP = f"Lake's runs not found: {missing_runs_message()}"
 

@@ -223,7 +223,7 @@ def drive_session(base_url: str, task: SessionTask, isolation: Isolation, togeth
             log.fingerprints_before = fingerprints(run)
             s.upload("Import a task (.zip)", [(task.zip_name, task.zip_bytes)])
             run = s.click("Import")
-            shown = run.texts.replace("\\", "")  # names arrive escaped for markdown (ui.plain)
+            shown = run.texts.replace("\\", "")  # names arrive escaped for markdown (playground.ui.display.plain)
             assert f"Imported '{task.zip_name}': {N_WAY} classes" in shown, run.texts[-2000:]
             isolation.check(s, run, task, log)
 

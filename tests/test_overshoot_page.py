@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pages"))
 
 APP = "../app.py"
 
@@ -16,9 +11,8 @@ APP = "../app.py"
 @pytest.mark.omniglot
 def test_top_of_the_ranges_warns_and_the_cards_settings_do_not(omniglot):
     from playground.sample_tasks import sample_user_task
+    from playground.ui.session import Query
     from playground.zoo import shipped_models
-
-    from ui import Query
 
     entry = next(m for m in shipped_models() if m.name == "maml_lake")
     at = AppTest.from_file(APP, default_timeout=120).run()

@@ -3,7 +3,6 @@ offers it."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import subprocess
@@ -182,10 +181,10 @@ def test_the_app_offers_a_plugin_model_and_predicts_with_it(research, monkeypatc
     models = tmp_path / "models"
     save_checkpoint(models / "own_app_model.pt", create_learner("own-app", hidden=8))
     monkeypatch.setenv("PLAYGROUND_CHECKPOINTS", str(models))
-    # The catalogue is read once per process; the app's own copy (`ui`, imported as app.py imports it) is reread.
-    monkeypatch.syspath_prepend(str(ROOT / "pages"))
-    ui = importlib.import_module("ui")
-    ui.catalogue.clear()
+    # The catalogue is read once per process (st.cache_resource): cleared, the app rereads it and finds the plugin.
+    from playground.ui.resources import catalogue
+
+    catalogue.clear()
     try:
         at = AppTest.from_file(APP, default_timeout=120).run()
         choice = at.multiselect(key="model_choice_widget")
@@ -205,4 +204,4 @@ def test_the_app_offers_a_plugin_model_and_predicts_with_it(research, monkeypatc
         (result,) = at.session_state["results"]["results"]
         assert (result.model, result.algorithm, result.error) == ("own_app_model", "own-app", None)
     finally:
-        ui.catalogue.clear()
+        catalogue.clear()

@@ -1,0 +1,81 @@
+"""What every visitor shares, loaded once per process: the shipped models, Omniglot, the first screen's task.
+
+Each is an ``st.cache_resource``, keyed by this module's name: the app and its pages import it as
+``playground.ui.resources`` and nothing else, so there is one cache, not one per name it was imported under.
+Also here: which models this visitor compares and the device they run on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import streamlit as st
+import torch
+
+from playground.data.omniglot import omniglot_available
+from playground.zoo import ModelEntry, default_selection, shipped_models
+
+if TYPE_CHECKING:
+    from playground.algorithms import MetaLearner
+    from playground.data.omniglot import Omniglot
+    from playground.sample_tasks import SampledTask
+
+
+@st.cache_resource(show_spinner="Loading a pretrained model…")
+def load_model(name: str, device: str) -> MetaLearner:
+    """One shipped model, loaded once per process and device and shared by all sessions (read-only)."""
+    return catalogue()[name].load(device)
+
+
+@st.cache_resource
+def catalogue() -> dict[str, ModelEntry]:
+    """The shipped models by name, with their cards (read once per process)."""
+    return {m.name: m for m in shipped_models()}
+
+
+def chosen_models() -> list[str]:
+    """The models this session compares (the sidebar's choice; the default set until changed)."""
+    names = catalogue()
+    if "model_choice" not in st.session_state:
+        st.session_state.model_choice = default_selection(list(names))
+    return [n for n in st.session_state.model_choice if n in names]
+
+
+def load_models(device: str, names: list[str] | None = None) -> dict[str, tuple[ModelEntry, MetaLearner]]:
+    """The chosen models (or ``names``), each loaded on first use; cold start loads only the default set."""
+    entries = catalogue()
+    return {n: (entries[n], load_model(n, device)) for n in (chosen_models() if names is None else names)}
+
+
+@st.cache_resource(show_spinner="Loading Omniglot…")
+def load_omniglot_cached() -> Omniglot:
+    """Both Omniglot sets, read (and preprocessed, on the first run) once per process."""
+    from playground.data.omniglot import load_omniglot
+
+    return load_omniglot()
+
+
+@st.cache_resource
+def demo_task() -> SampledTask:
+    """The glyphs the first screen shows: one fixed sample, the same for everyone."""
+    from playground.sample_tasks import sample_user_task
+
+    return sample_user_task(load_omniglot_cached(), 5, 1, 1, seed=4)
+
+
+def omniglot_present() -> bool:
+    """Whether Omniglot is where the library looks for it (the pages that sample from it say so when not)."""
+    return omniglot_available()
+
+
+def device_choices() -> list[str]:
+    """The devices the sidebar offers: CUDA only where there is one."""
+    return ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def current_device() -> str:
+    """The device this session's models run on: the sidebar's choice, CUDA when "auto" and present."""
+    choice = st.session_state.get("device_choice", "auto")
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return choice
