@@ -320,6 +320,13 @@ def open_app(driver, url: str, timeout: float = 60.0) -> None:
     wait_until_idle(driver, timeout)
 
 
+def open_page(driver, title: str) -> None:
+    """Go to the app's page ``title`` through the sidebar's navigation, and wait until it has run."""
+    driver.find_element("xpath", f"//a[contains(normalize-space(.), '{title}')]").click()
+    wait_for_text(driver, title)
+    wait_until_idle(driver)
+
+
 def wait_for_text(driver, text: str | re.Pattern, timeout: float = 30.0) -> str:
     """Wait until the page's visible text contains ``text`` (a substring, or a compiled regex to
     search); return that text. On timeout, save a screenshot and raise AssertionError showing the

@@ -20,6 +20,7 @@ from browser import (
     click_button,
     draw_strokes_on_canvas,
     open_app,
+    open_page,
     page_exceptions,
     require_chromium,
     screenshot,
@@ -138,12 +139,6 @@ def test_draw_two_classes_add_a_query_adapt_and_predict():
         screenshot(driver, "e2e-predict")
         timings = {"cold_start_s": round(cold_start, 2), "click_to_predictions_s": round(reaction, 2)}
         (ARTIFACTS_DIR / "timings.json").write_text(json.dumps(timings))
-
-
-def open_page(driver, title: str) -> None:
-    driver.find_element("xpath", f"//a[contains(normalize-space(.), '{title}')]").click()
-    wait_for_text(driver, title)
-    wait_until_idle(driver)
 
 
 def click_tab(driver, label: str, timeout: float = 30.0) -> None:

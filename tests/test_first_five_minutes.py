@@ -10,6 +10,7 @@ from browser import (
     browser,
     click_button,
     open_app,
+    open_page,
     page_exceptions,
     require_chromium,
     screenshot,
@@ -21,12 +22,6 @@ from browser import (
 pytestmark = [pytest.mark.browser, pytest.mark.omniglot]
 
 VIEWPORT = (1400, 1000)
-
-
-def open_page(driver, title: str) -> None:
-    driver.find_element("xpath", f"//a[contains(normalize-space(.), '{title}')]").click()
-    wait_for_text(driver, title)
-    wait_until_idle(driver)
 
 
 def bottom_of(driver, css: str, index: int) -> float:
