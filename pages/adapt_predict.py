@@ -43,6 +43,11 @@ def add_query(image, label, source: str) -> None:
     ss.results = None
 
 
+def true_class_box(label: str, key: str):
+    """A query's true class, or "unknown"; its options follow the task's class names."""
+    return st.selectbox(label, label_options, format_func=label_name, key=class_key(key), persist_state="session")
+
+
 def queries_section() -> None:
     """Add queries by drawing or uploading; remove them."""
     draw_tab, upload_tab = st.tabs(["Draw a query", "Upload queries"])
@@ -50,13 +55,7 @@ def queries_section() -> None:
         c1, c2 = st.columns([3, 2])
         with c2:
             stroke = st.slider("Stroke width", 4, 30, 14, key="q_stroke", persist_state="session")
-            q_label = st.selectbox(
-                "If you know it",
-                label_options,
-                format_func=label_name,
-                key=class_key("q_label"),
-                persist_state="session",
-            )
+            q_label = true_class_box("If you know it", "q_label")
         with c1:
             drawing = drawing_canvas(fresh_key("qcanvas"), stroke)
         with c2:
@@ -74,13 +73,7 @@ def queries_section() -> None:
         files = st.file_uploader(
             "Query images", type=["png", "jpg", "jpeg", "webp"], accept_multiple_files=True, key=fresh_key("q_upload")
         )
-        up_label = st.selectbox(
-            "True class of these (if known)",
-            label_options,
-            format_func=label_name,
-            key=class_key("up_label"),
-            persist_state="session",
-        )
+        up_label = true_class_box("True class of these (if known)", "up_label")
         if st.button("Add uploaded queries", disabled=not files, key="add_q_uploads"):
             room = MAX_QUERIES - len(ss.queries)
             if len(files) > room:  # decode no more files than there is room for

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from dataclasses import dataclass
@@ -39,17 +40,24 @@ class ModelEntry:
         except ValueError:  # a plugin's model whose module is not loaded: its file name still says what it is
             return self.name
 
+    def figure(self, n_way: int = 5, k_shot: int = 1) -> dict[str, Any] | None:
+        """The card's result for n_way/k_shot (accuracy, ci95, text, settings), or None if it has none."""
+        results = (self.card or {}).get("evaluation", {}).get("results", [])
+        return next((r for r in results if (r.get("n_way"), r.get("k_shot")) == (n_way, k_shot)), None)
+
     def headline(self, n_way: int = 5, k_shot: int = 1) -> str | None:
         """The card's measured accuracy for n_way/k_shot, e.g. "97.9 ± 0.5 %" (None if absent)."""
-        for r in (self.card or {}).get("evaluation", {}).get("results", []):
-            if r.get("n_way") == n_way and r.get("k_shot") == k_shot:
-                return r.get("text")
-        return None
+        return (self.figure(n_way, k_shot) or {}).get("text")
+
+    @functools.cached_property
+    def test_time(self) -> TestTimeSettings:
+        """The card's settings per task size, read once (the pages ask on every run)."""
+        return TestTimeSettings.from_card(self.card)
 
     def adapt_defaults(self, n_way: int, k_shot: int) -> dict[str, float]:
         """The test-time settings the card's figure nearest n_way/k_shot was measured with (see `TestTimeSettings`):
         what a model loaded with this card adapts with when its caller passes none."""
-        return TestTimeSettings.from_card(self.card).nearest(n_way, k_shot)
+        return self.test_time.nearest(n_way, k_shot)
 
     def load(self, device: torch.device | str = "cpu", warm: bool = True) -> MetaLearner:
         learner = load_learner(self.path, device)
@@ -87,14 +95,7 @@ def picker_labels(entries: list[ModelEntry]) -> dict[str, str]:
     labels = {}
     for e in entries:
         title = e.title if titles.count(e.title) == 1 else f"{e.title} ({e.name})"
-        figure = next(
-            (
-                r["accuracy"]
-                for r in (e.card or {}).get("evaluation", {}).get("results", [])
-                if (r.get("n_way"), r.get("k_shot")) == (5, 1)
-            ),
-            None,
-        )
+        figure = (e.figure(5, 1) or {}).get("accuracy")
         labels[e.name] = title if figure is None else f"{title} · {100 * figure:.1f}%"
     return labels
 
