@@ -215,6 +215,7 @@ def train(
     echo: Callable[..., None] = print,
     ignored: Sequence[str] = (),
     on_start: Callable[[], None] | None = None,
+    on_iteration: Callable[[MetaLearner, int, float, float], None] | None = None,
 ) -> Path | None:
     """Meta-train; returns the path of the best checkpoint (by meta-validation accuracy), or None when a
     run resumed into a new folder never beat the best it resumed with (that one stays where it was written).
@@ -222,6 +223,8 @@ def train(
     A resume keeps the saved run's config except ``RESUME_SETTINGS`` (``data_dir`` only when
     given); ``ignored`` names the caller's flags that it therefore did not apply. ``on_start`` is
     called once every setting has been checked and the data loaded, as the iterations begin (rank 0).
+    ``on_iteration(learner, iteration, loss, accuracy)`` is called after each iteration with the smoothed
+    loss and accuracy (rank 0); whatever it raises stops training and reaches the caller (a live job's stop).
     Under torchrun every process runs this: each takes its share of every meta-batch
     (`playground.distributed`), and only rank 0 validates, prints and writes files.
     SIGINT or SIGTERM stops it after the iteration in progress, with that iteration in last.pt,
@@ -371,6 +374,8 @@ def train(
                         f"{out / 'last.pt'}"
                     )
                 it = state["iteration"]
+                if main and on_iteration is not None:
+                    on_iteration(learner, it, loss_avg, acc_avg)
                 if main and (it % cfg.val_every == 0 or it == cfg.iterations):
                     state["train_seconds"] = time.perf_counter() - start
                     val = evaluate_few_shot(

@@ -116,6 +116,9 @@ class MetaLearner(nn.Module, ABC):
     not_distributable: ClassVar[str] = ""
     # Why `playground.training.train` cannot meta-train it (it is assembled otherwise); "" when it can.
     not_trainable: ClassVar[str] = ""
+    # Whether the app's live page may meta-train it: a small network whose iterations take well under a second
+    # on a CPU, so that a minute of training shows it learning (`playground.live_training`).
+    trains_live: ClassVar[bool] = False
 
     def __init__(self, *, n_way: int = 5, outer_lr: float = 1e-3, **unused: Any):
         super().__init__()

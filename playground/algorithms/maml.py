@@ -93,6 +93,7 @@ class FunctionalPredictor(Predictor):
 class MAML(MetaLearner):
     name = "maml"
     title = "MAML"
+    trains_live = True
 
     def __init__(
         self,

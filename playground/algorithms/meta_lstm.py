@@ -90,6 +90,7 @@ def _logit(p: float) -> float:
 class MetaLSTM(MAML):
     name = "meta-lstm"
     title = "Meta-LSTM"
+    trains_live = False
 
     def __init__(
         self,

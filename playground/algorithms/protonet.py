@@ -68,6 +68,7 @@ class ProtoPredictor(Predictor):
 class ProtoNet(MetaLearner):
     name = "protonet"
     title = "ProtoNet"
+    trains_live = True
 
     def __init__(self, *, metric: str = "euclidean", hidden: int = 64, model: nn.Module | None = None, **base):
         super().__init__(**base)

@@ -82,6 +82,7 @@ class SoftKMeansPredictor(ProtoPredictor):
 class ProtoNetSoftKMeans(ProtoNet):
     name = "protonet-softkmeans"
     title = "Soft k-means"
+    trains_live = False
 
     def __init__(
         self,
