@@ -4,7 +4,7 @@ import streamlit as st
 
 from playground.allocator import keep_freed_memory
 from playground.checkpoints import weights_fingerprint
-from playground.ui.resources import catalogue, chosen_models, current_device, device_choices, load_models
+from playground.ui.resources import chosen_models, current_device, device_choices, load_models, model_catalogue
 from playground.ui.session import state
 from playground.zoo import picker_labels
 
@@ -19,6 +19,7 @@ pages = [
     st.Page("pages/adapt_predict.py", title="Adapt and predict", icon="⚡"),
     st.Page("pages/explorer.py", title="Explore a model", icon=":material/scatter_plot:"),
     st.Page("pages/compare.py", title="Compare models", icon=":material/balance:"),
+    st.Page("pages/meta_train.py", title="Meta-train live", icon=":material/model_training:"),
     st.Page("pages/beat_human.py", title="Beat the human", icon=":material/person:"),
     st.Page("pages/sinusoid.py", title="Sine regression", icon=":material/ssid_chart:"),
 ]
@@ -28,11 +29,11 @@ uses_models = nav.url_path != "sinusoid"
 
 with st.sidebar:
     device = current_device()
-    names = list(catalogue())
+    names = list(model_catalogue())
     if uses_models:
         if not names:
             st.warning("No models in assets/checkpoints/. Train one with `python -m playground train`.")
-        labels = picker_labels(list(catalogue().values()))
+        labels = picker_labels(list(model_catalogue().values()))
         # The choice lives in its own state key: a widget's value is dropped by Streamlit on a run
         # where the widget is not drawn, and the choice must survive every page.
         st.multiselect(

@@ -29,7 +29,7 @@ from playground.lake_game import (
     score_attempt,
 )
 from playground.ui.display import thumbnail
-from playground.ui.resources import catalogue, chosen_models, current_device, load_model
+from playground.ui.resources import chosen_models, current_device, get_model, model_catalogue
 from playground.ui.session import guarded, show_flash, state
 
 GRID = 10  # training glyphs per row: two rows of ten
@@ -73,7 +73,7 @@ def lake_runs() -> list[LakeRun]:
 @st.cache_data(show_spinner=False, max_entries=1000)
 def model_run_picks(name: str, run: int, device: str) -> RunPicks:
     """One model's picks on one run (with its card's Lake steps and rate); the same for every visitor."""
-    return run_picks(load_model(name, device), lake_runs()[run])
+    return run_picks(get_model(name, device), lake_runs()[run])
 
 
 @st.cache_data(show_spinner=False, max_entries=RUNS)
@@ -92,7 +92,7 @@ st.write(
 
 device = current_device()
 names = chosen_models()
-entries = catalogue()
+entries = model_catalogue()
 problem = None if lake_runs_available() else missing_runs_message()
 if problem is None:
     try:
@@ -123,7 +123,7 @@ def overview() -> None:
                 def step(done: int, total: int, k: int = k, name: str = name) -> None:
                     bar.progress((k + done / total) / len(names), text=f"{name}: run {done} of {total}")
 
-                model = load_model(name, device)  # with its card: it measures as the card's figure was measured
+                model = get_model(name, device)  # with its card: it measures as the card's figure was measured
                 ss.lake_measured[name] = measure_model(name, model, runs, progress=step)
 
         guarded(_measure, "Measuring on Lake's runs")

@@ -27,7 +27,7 @@ from playground.explain import steps_option
 from playground.figures import accuracy_curves, model_colours, score_bars
 from playground.pace import about
 from playground.ui.display import plain
-from playground.ui.resources import catalogue, current_device, load_models, load_omniglot_cached, omniglot_present
+from playground.ui.resources import current_device, load_models, load_omniglot_cached, model_catalogue, omniglot_present
 from playground.ui.session import attempt, client_gone, digest, require_task, show_flash, state
 from playground.zoo import default_selection
 
@@ -40,7 +40,7 @@ st.caption(
 show_flash()
 support_x, support_y, names, query_x, query_labels = require_task()
 device = current_device()
-all_names = list(catalogue())
+all_names = list(model_catalogue())
 models = load_models(device)
 c1, c2 = st.columns([3, 1])
 c1.markdown(f"Comparing **{len(models)}** model(s), chosen in the sidebar: {', '.join(models) or 'none'}.")
@@ -147,7 +147,7 @@ c1, c2, c3 = st.columns(3)
 bench_way = c1.number_input("Classes (N)", 2, 20, min(max(n_way, 2), 20), key="compare_way")
 bench_shot = c2.number_input("Shots (K)", 1, 5, min(max(k_shot, 1), 5), key="compare_shot")
 # gradient-based models adapt as their card's figure nearest this task size was measured
-bench_settings = {name: catalogue()[name].adapt_defaults(int(bench_way), int(bench_shot)) for name in learners}
+bench_settings = {name: model_catalogue()[name].adapt_defaults(int(bench_way), int(bench_shot)) for name in learners}
 # The default asks for no more than one click may start with these models and this task size.
 fitting = benchmark_work(learners, int(bench_way), int(bench_shot), 1, bench_settings).most_episodes()
 episodes = c3.slider(
@@ -245,7 +245,7 @@ if bench and bench["key"] == bench_key:
                     "accuracy": accuracy_text(r.result),
                     "episodes": r.result.episodes,
                     "seconds": round(r.seconds, 2),
-                    "card (600 episodes)": catalogue()[r.model].headline(int(bench_way), int(bench_shot)) or "–",
+                    "card (600 episodes)": model_catalogue()[r.model].headline(int(bench_way), int(bench_shot)) or "–",
                 }
                 for r in rows
             ]
@@ -270,7 +270,7 @@ max_steps = c2.slider(
 
 def card_settings(name: str, shots: int) -> dict[str, float]:
     # each point adapts as the model's card figure nearest that task size was measured, as the benchmark does
-    return catalogue()[name].adapt_defaults(int(bench_way), shots)
+    return model_catalogue()[name].adapt_defaults(int(bench_way), shots)
 
 
 curve_work = curves_work(learners, int(bench_way), int(bench_shot), curve_episodes, max_steps, settings=card_settings)

@@ -24,6 +24,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -252,6 +253,7 @@ def _train_and_report(settings: LiveSettings, report: Any, cancel: Any) -> None:
     from playground.zoo import CHECKPOINT_DIR
 
     probe = Probe(load_splits(PROTOCOL, rotations=False).test)
+    report.put(("characters", probe.names))
     with tempfile.TemporaryDirectory(prefix="live-train-") as out:
         cfg = training_config(settings, out)
         # The same seed and options as `train` uses: these are the run's own first weights.
@@ -329,6 +331,7 @@ class JobView:
     references: dict[str, Measure]
     message: str = ""
     iterations: int = 0
+    characters: list[str] = field(default_factory=list)  # the probe's unseen characters, in embedding order
 
     @property
     def finished(self) -> bool:
@@ -347,7 +350,9 @@ class TrainingJob:
     progress: list[Progress] = field(default_factory=list)
     snapshots: list[Snapshot] = field(default_factory=list)
     references: dict[str, Measure] = field(default_factory=dict)
+    characters: list[str] = field(default_factory=list)
     last_seen: float = field(default_factory=time.monotonic)
+    alive: Callable[[], bool] | None = None
     launched_at: float | None = None  # the process started
     started_at: float | None = None  # the first iteration began
     ended_at: float | None = None
@@ -406,9 +411,10 @@ class TrainingScheduler:
         self._thread: threading.Thread | None = None
 
     # -- what pages call -------------------------------------------------------------------------------------
-    def submit(self, settings: LiveSettings) -> TrainingJob:
-        """Queue a job (it starts at once when none runs)."""
-        job = TrainingJob(settings.check(), self, id=next(self._ids))
+    def submit(self, settings: LiveSettings, alive: Callable[[], bool] | None = None) -> TrainingJob:
+        """Queue a job (it starts at once when none runs). ``alive`` says whether its session is still there
+        (the browser connected); besides polls, it keeps the job when its person is on another page."""
+        job = TrainingJob(settings.check(), self, id=next(self._ids), alive=alive)
         with self._lock:
             self._queue.append(job)
             self._step()
@@ -433,6 +439,7 @@ class TrainingScheduler:
                 references=dict(job.references),
                 message=job.message,
                 iterations=job.progress[-1].iteration if job.progress else 0,
+                characters=list(job.characters),
             )
 
     def cancel(self, job: TrainingJob) -> None:
@@ -489,6 +496,9 @@ class TrainingScheduler:
 
     def _step(self) -> None:
         now = time.monotonic()
+        for job in [*self._queue, *([self._running] if self._running else [])]:
+            if job.alive is not None and job.alive():
+                job.last_seen = now
         for job in list(self._queue):
             if now - job.last_seen > self.abandon_after:
                 self._queue.remove(job)
@@ -533,7 +543,9 @@ class TrainingScheduler:
             except (queue.Empty, OSError, ValueError):
                 return
             kind = message[0]
-            if kind == "reference":
+            if kind == "characters":
+                job.characters = message[1]
+            elif kind == "reference":
                 job.references[message[1]] = message[2]
             elif kind == "started":
                 job.state, job.started_at = RUNNING, time.monotonic()

@@ -66,6 +66,23 @@ class ModelEntry:
         return learner
 
 
+@dataclass
+class SessionModel(ModelEntry):
+    """A model a person trained in the app (the live page): listed beside the shipped ones, for them only."""
+
+    label: str = ""
+    learner: MetaLearner | None = None
+
+    @property
+    def title(self) -> str:
+        return self.label
+
+    def load(self, device: torch.device | str = "cpu", warm: bool = True) -> MetaLearner:
+        if self.learner is None:
+            raise ValueError(f"{self.label} holds no model")
+        return self.learner.to(device)
+
+
 def warm_up(learner: MetaLearner) -> None:
     """One tiny adaptation, so the first user's click does not pay torch's one-off set-up costs; then one
     benchmark-shaped episode, timed, so that the app can say how long a benchmark will take before it starts."""

@@ -2,7 +2,7 @@
 
 Each is an ``st.cache_resource``, keyed by this module's name: the app and its pages import it as
 ``playground.ui.resources`` and nothing else, so there is one cache, not one per name it was imported under.
-Also here: which models this visitor compares and the device they run on.
+Also here: which models this visitor compares, their own trained models, and the device they run on.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import streamlit as st
 import torch
 
 from playground.data.omniglot import omniglot_available
-from playground.zoo import ModelEntry, default_selection, shipped_models
+from playground.zoo import ModelEntry, SessionModel, default_selection, shipped_models
 
 if TYPE_CHECKING:
     from playground.algorithms import MetaLearner
@@ -33,9 +33,35 @@ def catalogue() -> dict[str, ModelEntry]:
     return {m.name: m for m in shipped_models()}
 
 
+def own_models() -> dict[str, SessionModel]:
+    """The models this visitor trained on Meta-train live: in their session only, never another's."""
+    return st.session_state.setdefault("own_models", {})
+
+
+def add_own_model(entry: SessionModel) -> None:
+    """List a model this visitor trained beside the shipped ones, and choose it."""
+    own_models()[entry.name] = entry
+    choice = st.session_state.setdefault("model_choice", default_selection(list(catalogue())))
+    if entry.name not in choice:
+        choice.append(entry.name)
+    # The sidebar's picker then starts again from the choice, which now holds the new model.
+    st.session_state.pop("model_choice_widget", None)
+
+
+def model_catalogue() -> dict[str, ModelEntry]:
+    """Every model this visitor may pick: the shipped ones (shared), then their own (`own_models`)."""
+    return {**catalogue(), **own_models()}
+
+
+def get_model(name: str, device: str) -> MetaLearner:
+    """A model by name: the visitor's own, or a shipped one loaded once per process."""
+    own = own_models().get(name)
+    return own.load(device) if own is not None else load_model(name, device)
+
+
 def chosen_models() -> list[str]:
     """The models this session compares (the sidebar's choice; the default set until changed)."""
-    names = catalogue()
+    names = model_catalogue()
     if "model_choice" not in st.session_state:
         st.session_state.model_choice = default_selection(list(names))
     return [n for n in st.session_state.model_choice if n in names]
@@ -43,8 +69,8 @@ def chosen_models() -> list[str]:
 
 def load_models(device: str, names: list[str] | None = None) -> dict[str, tuple[ModelEntry, MetaLearner]]:
     """The chosen models (or ``names``), each loaded on first use; cold start loads only the default set."""
-    entries = catalogue()
-    return {n: (entries[n], load_model(n, device)) for n in (chosen_models() if names is None else names)}
+    entries = model_catalogue()
+    return {n: (entries[n], get_model(n, device)) for n in (chosen_models() if names is None else names)}
 
 
 @st.cache_resource(show_spinner="Loading Omniglot…")
