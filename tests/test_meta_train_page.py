@@ -1,0 +1,39 @@
+"""Meta-train live in the app (AppTest): a run's model joins its own session's model list, never another's."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+pytestmark = [pytest.mark.omniglot, pytest.mark.slow]
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def test_a_trained_model_is_its_sessions_only(omniglot):
+    mine, other = AppTest.from_file(APP, default_timeout=60), AppTest.from_file(APP, default_timeout=60)
+    for at in (mine, other):
+        at.run()
+        at.switch_page("pages/meta_train.py").run()
+        assert not at.exception
+    mine.button(key="live_start").set_value(True).run()
+    mine.session_state["live_job"].settings  # noqa: B018 - started
+    deadline = time.monotonic() + 240
+    while not mine.session_state["live_job"].view().finished and time.monotonic() < deadline:
+        time.sleep(2)
+        mine.run()
+    mine.run()
+    assert not mine.exception
+    own = list(mine.session_state["own_models"])
+    assert len(own) == 1 and own[0] in mine.session_state["model_choice"]
+    labels = [o for o in mine.sidebar.multiselect(key="model_choice_widget").options]
+    assert any("Your ProtoNet" in label for label in labels)
+    other.run()
+    assert "own_models" not in other.session_state or not other.session_state["own_models"]
+    assert not any("Your" in label for label in other.sidebar.multiselect(key="model_choice_widget").options)
+    # Its own session adapts with it on Adapt and predict.
+    mine.switch_page("pages/adapt_predict.py").run()
+    assert not mine.exception
