@@ -31,9 +31,9 @@ st.title("Meta-train live")
 st.caption(
     "The shipped models were meta-trained offline for an hour or more. Here a network learns to learn in "
     "front of you: it meets thousands of small tasks from the training alphabets, and every few seconds it is "
-    "tested on the same 40 one-shot tasks from alphabets it never sees. On this 2-core server (shared with "
-    "other work when measured), one minute takes ProtoNet to **ONE_MINUTE_PROTONET** and MAML to "
-    "**ONE_MINUTE_MAML** 5-way 1-shot accuracy (600 episodes, 95% interval)."
+    "tested on the same 40 one-shot tasks from alphabets it never sees. On a 2-core server whose CPUs other "
+    "work kept busy (load 9), one minute took ProtoNet to **75.3 ± 0.9 %** 5-way 1-shot accuracy on new "
+    "alphabets (600 episodes, 95% interval); the shipped one, trained for an hour, reaches 98.3 %."
 )
 
 job = ss.get("live_job")

@@ -55,7 +55,7 @@ PROGRESS_EVERY = 0.25  # seconds between progress reports
 MAX_PROGRESS = 480  # progress points kept; beyond, every other one is dropped
 MAX_SNAPSHOTS = 48  # snapshots kept (a 120 s run takes 41); beyond, every other one is dropped
 ABANDON_AFTER = 20.0  # seconds without a poll after which a job's session is taken as gone
-FINISH_GRACE = 30.0  # seconds past the budget before a job that has not ended is ended by force
+FINISH_GRACE = 60.0  # seconds past the budget before a job that has not ended is ended by force
 START_TIMEOUT = 120.0  # seconds a job may take to start training
 STARTUP_GUESS = 8.0  # seconds from start to the first iteration, until one has been seen
 
