@@ -20,10 +20,12 @@ from playground.live_training import (
 pytestmark = pytest.mark.omniglot
 
 
-def wait(job, until, timeout: float = 180.0):
-    """Poll ``job`` (as a page does) until ``until(view)``; returns that view."""
+def wait(job, until, timeout: float = 180.0, also=()):
+    """Poll ``job`` (and the jobs ``also``, as their pages do) until ``until(view)``; returns that view."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
+        for other in also:
+            other.view()
         view = job.view()
         if until(view):
             return view
@@ -93,11 +95,11 @@ def test_queue_is_fifo_cancel_works_and_a_gone_session_frees_the_slot(omniglot):
     assert third.view().position == 2
     third.cancel()
     assert third.view().state == "cancelled"
-    running = wait(first, lambda v: v.state == "running" and len(v.snapshots) >= 2)
+    running = wait(first, lambda v: v.state == "running" and len(v.snapshots) >= 2, also=[second])
     assert running.snapshots[-1].measure.step_losses is not None  # MAML's inner-step losses
     assert len(running.snapshots[-1].measure.step_losses) == 11
     first.cancel()  # Stop: ends well before its budget, with the model so far
-    stopped = wait(first, lambda v: v.finished, timeout=60)
+    stopped = wait(first, lambda v: v.finished, timeout=60, also=[second])
     assert stopped.state == "stopped" and stopped.progress[-1].seconds < 25
     assert first.learner() is not None
     # The second starts when the first ends; then its session goes (no polls, and its browser is gone).

@@ -29,11 +29,11 @@ def test_a_trained_model_is_its_sessions_only(omniglot):
     assert not mine.exception
     own = list(mine.session_state["own_models"])
     assert len(own) == 1 and own[0] in mine.session_state["model_choice"]
-    labels = [o for o in mine.sidebar.multiselect(key="model_choice_widget").options]
+    labels = [o for o in mine.multiselect(key="model_choice_widget").options]
     assert any("Your ProtoNet" in label for label in labels)
     other.run()
     assert "own_models" not in other.session_state or not other.session_state["own_models"]
-    assert not any("Your" in label for label in other.sidebar.multiselect(key="model_choice_widget").options)
+    assert not any("Your" in label for label in other.multiselect(key="model_choice_widget").options)
     # Its own session adapts with it on Adapt and predict.
     mine.switch_page("pages/adapt_predict.py").run()
     assert not mine.exception
