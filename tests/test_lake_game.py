@@ -222,7 +222,12 @@ def test_every_bar_value_is_written_above_its_whisker_and_clear_of_the_people_li
 def test_missing_runs_are_reported_with_the_file_and_where_to_get_it(tmp_path):
     assert not lake_runs_available(tmp_path)
     message = missing_runs_message(tmp_path)
-    assert str(lake_runs_file(tmp_path)) in message and "all_runs.zip" in message and "github.com" in message
+    assert (
+        str(lake_runs_file(tmp_path)) in message
+        and "all_runs.zip" in message
+        and "python -m playground download" in message
+        and "github" in message
+    )
     (tmp_path / "all_runs.zip").write_bytes(b"")
     assert lake_runs_available(tmp_path)
 
