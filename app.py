@@ -4,6 +4,7 @@ import streamlit as st
 
 from playground.allocator import keep_freed_memory
 from playground.checkpoints import weights_fingerprint
+from playground.threads import serve_threads
 from playground.ui.resources import chosen_models, current_device, device_choices, load_models, model_catalogue
 from playground.ui.session import state
 from playground.zoo import picker_labels
@@ -12,6 +13,7 @@ st.set_page_config(page_title="meta-learning playground", page_icon="✍️", la
 # glibc then reuses freed activation buffers instead of mapping fresh pages for every adaptation:
 # 20-way 5-shot ProtoNet 2.2x, the two-ProtoNet ensemble 1.7x, MAML 1.2x faster (README, Benchmarks). Idempotent.
 keep_freed_memory()
+serve_threads()  # every visitor's run is a thread: one torch thread each keeps a class's clicks off each other
 state()
 
 pages = [

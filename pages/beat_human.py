@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from playground.data.lake_runs import HUMAN_ERROR, RUNS, LakeRun, load_lake_runs
+from playground.data.lake_runs import HUMAN_ERROR, RUNS, LakeRun
 from playground.data.omniglot import DataError
 from playground.lake_figures import lake_error_chart
 from playground.lake_game import (
@@ -28,8 +28,9 @@ from playground.lake_game import (
     run_picks,
     score_attempt,
 )
+from playground.ui.data import offer_download
 from playground.ui.display import thumbnail
-from playground.ui.resources import chosen_models, current_device, get_model, model_catalogue
+from playground.ui.resources import chosen_models, current_device, get_model, load_lake_runs_cached, model_catalogue
 from playground.ui.session import guarded, show_flash, state
 
 GRID = 10  # training glyphs per row: two rows of ten
@@ -64,22 +65,16 @@ for key, default in (
         ss[key] = default
 
 
-@st.cache_resource(show_spinner="Loading Lake's 20 runs…")
-def lake_runs() -> list[LakeRun]:
-    """The 20 runs, read once per process and shared by all sessions (read-only)."""
-    return load_lake_runs()
-
-
 @st.cache_data(show_spinner=False, max_entries=1000)
 def model_run_picks(name: str, run: int, device: str) -> RunPicks:
     """One model's picks on one run (with its card's Lake steps and rate); the same for every visitor."""
-    return run_picks(get_model(name, device), lake_runs()[run])
+    return run_picks(get_model(name, device), load_lake_runs_cached()[run])
 
 
 @st.cache_data(show_spinner=False, max_entries=RUNS)
 def glyph_uris(run: int) -> tuple[list[str], list[str]]:
     """One run's glyphs as data URIs, for the buttons and the item table (encoded once per run)."""
-    return run_glyph_uris(lake_runs()[run])
+    return run_glyph_uris(load_lake_runs_cached()[run])
 
 
 st.title(":material/person: Beat the human")
@@ -96,7 +91,7 @@ entries = model_catalogue()
 problem = None if lake_runs_available() else missing_runs_message()
 if problem is None:
     try:
-        lake_runs()
+        load_lake_runs_cached()
     except DataError as exc:  # a damaged zip: say which, never a traceback
         problem = str(exc)
 
@@ -117,7 +112,7 @@ def overview() -> None:
         bar = st.progress(0.0, text="Measuring…")
 
         def _measure() -> None:
-            runs = lake_runs()
+            runs = load_lake_runs_cached()
             for k, name in enumerate(names):
 
                 def step(done: int, total: int, k: int = k, name: str = name) -> None:
@@ -172,7 +167,7 @@ def overview() -> None:
 
 def play() -> None:
     """One run to try: pick a training glyph for each test drawing, then see the key and the models' picks."""
-    runs = lake_runs()
+    runs = load_lake_runs_cached()
     st.selectbox(
         "Run",
         list(range(RUNS)),
@@ -360,7 +355,9 @@ def run_results(r: int, run: LakeRun, train_imgs: np.ndarray, test_imgs: np.ndar
 # The game comes first: a newcomer plays before reading how the models did, and the overview below
 # then answers the question the game raises.
 st.subheader("Your turn")
-if problem is not None:
+if not lake_runs_available():
+    offer_download("The game plays Lake's 20 runs, which are not installed here.", key="download")
+elif problem is not None:
     st.warning(problem)
 else:
     play()

@@ -8,6 +8,7 @@ from playground.imaging import preprocess_image
 from playground.sample_tasks import sample_user_task
 from playground.task_io import MAX_EXAMPLES_PER_CLASS, export_task_zip, import_task_zip
 from playground.ui.canvas import drawing_canvas, has_ink
+from playground.ui.data import offer_download
 from playground.ui.display import plain, thumbnail
 from playground.ui.resources import demo_task, load_omniglot_cached, omniglot_present
 from playground.ui.session import (
@@ -65,7 +66,8 @@ if sum(task.shots) == 0:  # nothing built yet: show what the playground does, no
             st.rerun()
         st.caption("Or make your own task below: draw, upload or import one to five examples of each class.")
     else:
-        st.caption("Make your own task below: draw or upload one to five examples of each class.")
+        offer_download("The sample tasks come from Omniglot, which is not installed here.", key="download_first")
+        st.caption("Or make your own task below: draw or upload one to five examples of each class.")
 else:
     problems = task.problems()
     if problems:
@@ -141,7 +143,10 @@ with upload_tab:
 
 with sample_tab:
     if not omniglot_present():
-        st.info("The Omniglot data is not installed here, so sampling is unavailable. See the README's Data section.")
+        if sum(task.shots) == 0:  # the first screen above offers the download already
+            st.info("Sampling needs Omniglot, which is not installed here: download it above.")
+        else:
+            offer_download("Sampling needs Omniglot, which is not installed here.", key="download_sample")
     else:
         data = load_omniglot_cached()
         alphabets = ["any alphabet"] + data.alphabet_names("images_evaluation")

@@ -26,6 +26,7 @@ from playground.data.protocols import evaluation_alphabet_dataset
 from playground.explain import steps_option
 from playground.figures import accuracy_curves, model_colours, score_bars
 from playground.pace import about
+from playground.ui.data import offer_download
 from playground.ui.display import plain
 from playground.ui.resources import current_device, load_models, load_omniglot_cached, model_catalogue, omniglot_present
 from playground.ui.session import attempt, client_gone, digest, require_task, show_flash, state
@@ -136,7 +137,7 @@ elif result:
 # -- 2. on benchmark episodes -----------------------------------------------------------------------------
 st.subheader("2. On benchmark episodes")
 if not omniglot_present():
-    st.warning("Omniglot is not available here, so there are no benchmark episodes to sample.")
+    offer_download("The benchmark episodes are sampled from Omniglot, which is not installed here.", key="download")
     st.stop()
 st.caption(
     "Episodes sampled from Omniglot's evaluation alphabets (characters no model was trained on), the "

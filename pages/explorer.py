@@ -23,6 +23,7 @@ from playground.explorer_figures import (
 from playground.figures import adaptation_curve
 from playground.imaging import from_tensor, to_tensor
 from playground.sample_tasks import sample_distractors
+from playground.ui.data import offer_download
 from playground.ui.display import short_names
 from playground.ui.resources import current_device, load_models, load_omniglot_cached, omniglot_present
 from playground.ui.session import attempt, digest, remembered, require_task, show_flash, state
@@ -70,6 +71,8 @@ with embedding_tab:
         disabled=not omniglot_present(),
         help="Drawings of other characters from the evaluation alphabets, in grey, for context.",
     )
+    if not omniglot_present():
+        offer_download("Distractors are drawings from Omniglot, which is not installed here.", key="download")
     thumbnails = c3.toggle(
         "Draw the glyphs", key="explore_thumbnails", persist_state="session", help="Each point drawn as its image."
     )

@@ -24,7 +24,8 @@ from playground.checkpoints import (
     read_checkpoint,
     write_card,
 )
-from playground.data.omniglot import DataError, default_data_dir, download_omniglot
+from playground.data.download import base_url, download_data, megabytes, missing_files
+from playground.data.omniglot import DataError, default_data_dir
 from playground.device import DEVICES, resolve_device
 from playground.evaluation import STANDARD_QUERIES
 from playground.precision import PRECISIONS
@@ -350,8 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("target", help="e.g. assets/checkpoints/NAME.pt")
     sh.add_argument("--note", default=None, help="the card's note: how the model was made, what it is for")
 
-    d = sub.add_parser("download", help="fetch Omniglot with torchvision (needs internet)")
-    d.add_argument("--data-dir", default="data/omniglot")
+    d = sub.add_parser(
+        "download", help="fetch Omniglot and Lake's runs into the data folder, checked against their checksums"
+    )
+    d.add_argument("--data-dir", default=None, help="default: $PLAYGROUND_DATA, else the folder the README names")
 
     s = sub.add_parser("sinusoid", help="sine-wave regression (MAML paper 5.1): MAML vs pretrained vs scratch")
     sa = s.add_subparsers(dest="action", required=True)
@@ -922,7 +925,29 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_download(args: argparse.Namespace) -> None:
-    print(f"Omniglot is in {download_omniglot(args.data_dir)}")
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    todo = missing_files(data_dir)
+    if not todo:
+        print(f"Omniglot and Lake's runs are already in {data_dir}.")
+        return
+    print(f"Downloading {', '.join(f.name for f in todo)} (about {megabytes(todo)} MB) from {base_url()}")
+    live = sys.stdout.isatty()
+    shown = {"tenth": -1}
+
+    def progress(done: int, total: int, name: str) -> None:
+        text = f"  {done / 1e6:5.1f} of {total / 1e6:.1f} MB ({name})"
+        if live:
+            print(f"\r{text}   ", end="", flush=True)
+        elif total and 10 * done // total > shown["tenth"]:  # a log gets one line per tenth, not per chunk
+            shown["tenth"] = 10 * done // total
+            print(text, flush=True)
+
+    try:
+        download_data(data_dir, todo, progress)
+    finally:
+        if live:
+            print()
+    print(f"Omniglot and Lake's runs are in {data_dir}, checked against their checksums.")
 
 
 def cmd_sinusoid(args: argparse.Namespace) -> None:

@@ -13,6 +13,7 @@ import torch
 
 from playground.algorithms import MetaLearner
 from playground.algorithms.test_time import recorded_settings
+from playground.data.download import LAKE_RUNS_FILE, file_url
 from playground.data.lake_runs import (  # noqa: F401 (pages use error_percent from here)
     HUMAN_ERROR,
     RUNS,
@@ -26,7 +27,6 @@ from playground.evaluation import confidence_interval_95
 from playground.explorer_figures import image_uri
 from playground.imaging import from_tensor
 
-LAKE_URL = "https://github.com/brendenlake/omniglot/raw/master/python/one-shot-classification/all_runs.zip"
 PEOPLE = "people (Lake et al. 2015)"
 
 
@@ -48,8 +48,9 @@ def missing_runs_message(data_dir: str | Path | None = None) -> str:
     """What to tell a person when the runs are absent: the file and how to get it."""
     path = lake_runs_file(data_dir)
     return (
-        f"Lake's 20 one-shot runs are not installed: {path} is missing. Download all_runs.zip from "
-        f"{LAKE_URL} into {path.parent} (or point $PLAYGROUND_DATA at a folder holding it)."
+        f"Lake's 20 one-shot runs are not installed: {path} is missing. `python -m playground download` "
+        f"fetches all_runs.zip from {file_url(LAKE_RUNS_FILE)} into {path.parent} (or point $PLAYGROUND_DATA "
+        "at a folder holding it)."
     )
 
 

@@ -69,3 +69,18 @@ def set_threads(requested: int | str = AUTO) -> ThreadChoice:
     choice = choose_threads(requested)
     torch.set_num_threads(choice.threads)
     return choice
+
+
+SERVING_THREADS = 1
+
+
+def serve_threads() -> None:
+    """Compute with one torch thread per kernel, for a server where concurrency comes from its visitors.
+
+    Every visitor's script run is a thread of one process. With torch's default of one kernel thread
+    per core, each of those threads starts a team of its own, and when a class clicks at once the
+    teams outnumber the cores and spin waiting for each other: more CPU for the same answers
+    (`python -m bench.serving_threads` measures it). One visitor alone loses little, since the app's
+    tasks are small. Threads started after this call follow it.
+    """
+    torch.set_num_threads(SERVING_THREADS)

@@ -44,3 +44,11 @@ def lake_splits(omniglot):
     from playground.data.protocols import load_splits
 
     return load_splits("lake", data=omniglot, rotations=False)
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """The app sets one torch thread for its visitors (`serve_threads`); an AppTest runs it in this process."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

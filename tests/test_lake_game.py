@@ -222,7 +222,12 @@ def test_every_bar_value_is_written_above_its_whisker_and_clear_of_the_people_li
 def test_missing_runs_are_reported_with_the_file_and_where_to_get_it(tmp_path):
     assert not lake_runs_available(tmp_path)
     message = missing_runs_message(tmp_path)
-    assert str(lake_runs_file(tmp_path)) in message and "all_runs.zip" in message and "github.com" in message
+    assert (
+        str(lake_runs_file(tmp_path)) in message
+        and "all_runs.zip" in message
+        and "python -m playground download" in message
+        and "github" in message
+    )
     (tmp_path / "all_runs.zip").write_bytes(b"")
     assert lake_runs_available(tmp_path)
 
@@ -297,12 +302,13 @@ def position(at: AppTest, key: str) -> int:
     return i
 
 
-def test_page_without_the_runs_shows_the_cards_and_names_the_missing_file(tmp_path, monkeypatch):
+def test_page_without_the_runs_shows_the_cards_and_offers_the_download(tmp_path, monkeypatch):
     monkeypatch.setenv("PLAYGROUND_DATA", str(tmp_path))
     at = new_page()
     assert not at.exception
     assert "Beat the human" in at.title[0].value
-    assert any(str(tmp_path / "all_runs.zip") in w.value for w in at.warning)
+    assert any("Lake's 20 runs" in i.value and str(tmp_path) in i.value for i in at.info)
+    assert at.button(key="download").label.startswith("Download Omniglot (about")
     table = overview(at)
     assert table.loc["pixel_nn", "error (%)"] == 79.0  # from its model card: nothing was run
     assert table.loc["protonet_lake", "source"] == "model card"

@@ -20,8 +20,8 @@ CACHE_VERSION = 1
 DOWNLOAD_HINT = (
     "Omniglot was not found. Point --data-dir (or $PLAYGROUND_DATA) at a folder holding "
     "images_background/ and images_evaluation/ (or images_background.zip and "
-    "images_evaluation.zip). On a machine with internet, `python -m playground download "
-    "--data-dir DIR` fetches them with torchvision."
+    "images_evaluation.zip). On a machine with internet, `python -m playground download` "
+    "fetches them (and the app offers a download button)."
 )
 
 
@@ -194,13 +194,3 @@ def omniglot_available(data_dir: str | Path | None = None) -> bool:
     except DataError:
         return False
     return True
-
-
-def download_omniglot(data_dir: str | Path) -> Path:
-    """Fetch the official tree with torchvision (needs internet); returns the folder to use."""
-    from torchvision.datasets import Omniglot as TVOmniglot
-
-    data_dir = Path(data_dir)
-    for background in (True, False):
-        TVOmniglot(str(data_dir), background=background, download=True)
-    return data_dir / "omniglot-py"

@@ -17,6 +17,7 @@ from playground.zoo import ModelEntry, SessionModel, default_selection, shipped_
 
 if TYPE_CHECKING:
     from playground.algorithms import MetaLearner
+    from playground.data.lake_runs import LakeRun
     from playground.data.omniglot import Omniglot
     from playground.sample_tasks import SampledTask
 
@@ -87,6 +88,20 @@ def demo_task() -> SampledTask:
     from playground.sample_tasks import sample_user_task
 
     return sample_user_task(load_omniglot_cached(), 5, 1, 1, seed=4)
+
+
+@st.cache_resource(show_spinner="Loading Lake's 20 runs…")
+def load_lake_runs_cached() -> list[LakeRun]:
+    """Lake's 20 runs, read once per process and shared by all sessions (read-only)."""
+    from playground.data.lake_runs import load_lake_runs
+
+    return load_lake_runs()
+
+
+def forget_data() -> None:
+    """Drop what was loaded from the data folder, so that the next run reads what is there now."""
+    for loader in (load_omniglot_cached, demo_task, load_lake_runs_cached):
+        loader.clear()
 
 
 def omniglot_present() -> bool:
