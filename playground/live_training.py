@@ -36,7 +36,7 @@ from playground.data.protocols import ClassDataset
 from playground.episodes import TaskBatch, TaskSampler
 from playground.evaluation import confidence_interval_95
 
-BUDGETS = (30, 60, 120)  # seconds a person may choose
+BUDGETS = (20, 60, 120)  # seconds a person may choose
 WAYS = (2, 20)  # the training task shape's allowed range, inclusive
 SHOTS = (1, 5)
 INNER_STEPS = (1, 10)
@@ -235,8 +235,9 @@ def _state_bytes(learner: MetaLearner) -> bytes:
 
 def run_training(settings: LiveSettings, report: Any, cancel: Any, threads: int | None = None) -> None:
     """Train for ``settings.budget`` seconds (or until ``cancel`` is set), putting on ``report`` (a queue)
-    tuples: ("reference", name, Measure), ("started",), ("progress", Progress), ("snapshot", Snapshot),
-    then ("done", reason, weights, config) or ("error", message). The target of a job's process."""
+    tuples: ("reference", name, Measure), ("started",), ("progress", Progress), ("snapshot", Snapshot, weights,
+    config), then ("done", reason, weights, config) or ("error", message). A snapshot carries the weights it
+    measured, so a run ended by force still leaves its latest model. The target of a job's process."""
     try:
         if threads is not None:
             torch.set_num_threads(threads)
@@ -270,7 +271,7 @@ def _train_and_report(settings: LiveSettings, report: Any, cancel: Any) -> None:
         def started() -> None:
             clock["start"] = clock["progress"] = clock["snapshot"] = time.perf_counter()
             report.put(("started",))
-            report.put(("snapshot", Snapshot(0, 0.0, random_init)))
+            report.put(("snapshot", Snapshot(0, 0.0, random_init), None, None))
 
         def each(learner: MetaLearner, iteration: int, loss: float, accuracy: float) -> None:
             now = time.perf_counter()
@@ -284,7 +285,8 @@ def _train_and_report(settings: LiveSettings, report: Any, cancel: Any) -> None:
             if seconds >= settings.budget:
                 raise _Stop("budget")
             if now - clock["snapshot"] >= SNAPSHOT_EVERY:
-                report.put(("snapshot", Snapshot(iteration, seconds, probe.measure(learner))))
+                measure = probe.measure(learner)
+                report.put(("snapshot", Snapshot(iteration, seconds, measure), _state_bytes(learner), learner.config()))
                 clock["snapshot"] = time.perf_counter()  # measuring is not counted as time between snapshots
 
         try:
@@ -300,8 +302,9 @@ def _train_and_report(settings: LiveSettings, report: Any, cancel: Any) -> None:
             return
         seconds = time.perf_counter() - clock["start"]
         report.put(("progress", Progress(clock["iteration"], seconds, clock["loss"], clock["accuracy"])))
-        report.put(("snapshot", Snapshot(clock["iteration"], seconds, probe.measure(learner))))
-        report.put(("done", reason, _state_bytes(learner), learner.config()))
+        weights, config = _state_bytes(learner), learner.config()
+        report.put(("snapshot", Snapshot(clock["iteration"], seconds, probe.measure(learner)), weights, config))
+        report.put(("done", reason, weights, config))
 
 
 # -- the server's side ------------------------------------------------------------------------------------------
@@ -332,6 +335,7 @@ class JobView:
     message: str = ""
     iterations: int = 0
     characters: list[str] = field(default_factory=list)  # the probe's unseen characters, in embedding order
+    has_model: bool = False  # a snapshot's (or the final) weights are there: `TrainingJob.learner` gives them
 
     @property
     def finished(self) -> bool:
@@ -356,7 +360,7 @@ class TrainingJob:
     launched_at: float | None = None  # the process started
     started_at: float | None = None  # the first iteration began
     ended_at: float | None = None
-    weights: bytes | None = None
+    weights: bytes | None = None  # the latest snapshot's (a Conv-4's state_dict), then the final model's
     config: dict[str, Any] | None = None
     _cancel: Any = None
     _process: Any = None
@@ -372,7 +376,7 @@ class TrainingJob:
         self.scheduler.cancel(self)
 
     def learner(self) -> MetaLearner | None:
-        """The trained model (None until the job has ended with one)."""
+        """The model as of its latest snapshot, or the final one once the job has ended (None before any)."""
         if self.weights is None or self.config is None:
             return None
         learner = create_learner(self.settings.algorithm, **self.config)
@@ -440,6 +444,7 @@ class TrainingScheduler:
                 message=job.message,
                 iterations=job.progress[-1].iteration if job.progress else 0,
                 characters=list(job.characters),
+                has_model=job.weights is not None,
             )
 
     def cancel(self, job: TrainingJob) -> None:
@@ -447,6 +452,9 @@ class TrainingScheduler:
             if job in self._queue:
                 self._queue.remove(job)
                 self._end(job, CANCELLED, "cancelled before it started")
+            elif job is self._running and job.state == STARTING:
+                # Nothing is learned before the first iteration: end the process now rather than after its set-up.
+                self._kill(job, CANCELLED, job.message or "stopped before training began")
             elif job is self._running and job._cancel is not None:
                 job._cancel.set()
                 job._kill_at = min(job._kill_at or math.inf, time.monotonic() + FINISH_GRACE)
@@ -556,8 +564,12 @@ class TrainingScheduler:
             elif kind == "snapshot":
                 job.snapshots.append(message[1])
                 _thin(job.snapshots, MAX_SNAPSHOTS)
+                if message[2] is not None:  # only the latest weights are kept: memory stays one model's
+                    job.weights, job.config = message[2], message[3]
             elif kind == "done":
-                _, reason, job.weights, job.config = message
+                _, reason, weights, config = message
+                if weights is not None:
+                    job.weights, job.config = weights, config
                 state = DONE if reason == "budget" else STOPPED
                 self._end(job, state, job.message or ("budget spent" if state == DONE else "stopped"))
                 job._process.join(timeout=10)
