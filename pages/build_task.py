@@ -20,6 +20,7 @@ from playground.ui.session import (
     replace_task,
     show_flash,
     state,
+    try_sample_task,
     undo_replace,
 )
 from playground.ui.widgets import class_picker, fresh_key, reset_inputs
@@ -28,14 +29,6 @@ ss = state()
 task = ss.task
 st.title("✏️ Build a task")
 show_flash()
-
-
-def try_sample_task() -> None:
-    """The one-click path: a small sampled task with queries, adapted at once on the next page."""
-    s = sample_user_task(load_omniglot_cached(), 5, 1, 2)
-    replace_task(s.task, [Query(img, lab, "Omniglot") for img, lab in zip(s.queries, s.query_labels)])
-    reset_inputs()
-    ss.autorun = True
 
 
 if sum(task.shots) == 0:  # nothing built yet: show what the playground does, not what is missing

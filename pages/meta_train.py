@@ -21,20 +21,30 @@ from playground.live_training import (
     scheduler,
     shipped_recipe,
 )
+from playground.ui.data import offer_download
 from playground.ui.display import plain
 from playground.ui.resources import add_own_model, own_models
-from playground.ui.session import client_gone, state
+from playground.ui.session import client_gone, guarded, state, try_sample_task
 from playground.zoo import SessionModel
+
+# What a minute of meta-training reaches, measured with `python -m bench.live_training`: the one place the page
+# cites it. README.md (The app) and docs/app.md (What a minute reaches) repeat it: update the three together.
+MINUTE_FIGURE = (
+    "On a 2-core server whose CPUs other work kept busy (load 9), one minute took ProtoNet to **75.3 ± 0.9 %** "
+    "5-way 1-shot accuracy on new alphabets (600 episodes, 95% interval); the shipped one, trained for an hour, "
+    "reaches 98.3 %."
+)
 
 ss = state()
 st.title("Meta-train live")
 st.caption(
     "The shipped models were meta-trained offline for an hour or more. Here a network learns to learn in "
     "front of you: it meets thousands of small tasks from the training alphabets, and every few seconds it is "
-    "tested on the same 40 one-shot tasks from alphabets it never sees. On a 2-core server whose CPUs other "
-    "work kept busy (load 9), one minute took ProtoNet to **75.3 ± 0.9 %** 5-way 1-shot accuracy on new "
-    "alphabets (600 episodes, 95% interval); the shipped one, trained for an hour, reaches 98.3 %."
+    f"tested on the same 40 one-shot tasks from alphabets it never sees. {MINUTE_FIGURE}"
 )
+
+if not offer_download("Meta-training draws its tasks from Omniglot, which is not installed here.", key="live_data"):
+    st.stop()
 
 job = ss.get("live_job")
 view: JobView | None = job.view() if job is not None else None
@@ -96,6 +106,8 @@ def draw(view: JobView) -> None:
         st.info(f"Training **{plain(s.label)}**: {view.iterations} iterations, **{view.time_left:.0f} s** left.")
     elif view.state in ("done", "stopped"):
         st.success(f"**{plain(s.label)}** is trained ({view.iterations} iterations; {plain(view.message)}).")
+    elif view.has_model:
+        st.warning(f"The run ended early ({plain(view.message)}); its model as of the last snapshot is kept.")
     else:
         st.warning(f"The run ended without a model: {plain(view.message)}.")
     if not view.progress and not view.snapshots:
@@ -143,5 +155,11 @@ live()
 if own_models():
     names = ", ".join(f"**{plain(m.label)}**" for m in own_models().values())
     st.success(f"Yours, in this session only: {names}. They are chosen in the sidebar's model list.")
-    if st.button("Use it in Adapt and predict", icon=":material/rocket_launch:", key="live_use"):
+    has_task = not ss.task.problems()
+    label = "Use it in Adapt and predict" if has_task else "Try it on a sample task"
+    if st.button(label, icon=":material/rocket_launch:", type="primary", key="live_use"):
+        if has_task:
+            ss.autorun = bool(ss.queries)  # Adapt and predict predicts at once, with it among the chosen models
+        else:
+            guarded(try_sample_task, "Sampling a task")
         st.switch_page("pages/adapt_predict.py")

@@ -148,6 +148,17 @@ def remembered(key: str, compute: Callable[[], T], keep: int = 8) -> T:
     return memo[key]
 
 
+def try_sample_task() -> None:
+    """The one-click path: a small sampled task with queries, adapted at once on Adapt and predict."""
+    from playground.sample_tasks import sample_user_task
+    from playground.ui.resources import load_omniglot_cached
+
+    s = sample_user_task(load_omniglot_cached(), 5, 1, 2)
+    replace_task(s.task, [Query(img, lab, "Omniglot") for img, lab in zip(s.queries, s.query_labels)])
+    reset_inputs()
+    state().autorun = True
+
+
 def client_gone() -> Callable[[], bool]:
     """A check for long work: true once this session's browser has gone (tab closed, connection lost), so
     the work it started can stop instead of computing for nobody."""
