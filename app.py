@@ -37,11 +37,12 @@ with st.sidebar:
             st.warning("No models in assets/checkpoints/. Train one with `python -m playground train`.")
         labels = picker_labels(list(model_catalogue().values()))
         # The choice lives in its own state key: a widget's value is dropped by Streamlit on a run
-        # where the widget is not drawn, and the choice must survive every page.
+        # where the widget is not drawn, and the choice must survive every page. The widget is set from it on
+        # every run, so that a choice made elsewhere (a model trained on Meta-train live) shows here too.
+        st.session_state.model_choice_widget = chosen_models()
         st.multiselect(
             "Models to compare",
             names,
-            default=chosen_models(),
             key="model_choice_widget",
             on_change=lambda: st.session_state.update(model_choice=st.session_state.model_choice_widget),
             format_func=labels.get,

@@ -35,6 +35,8 @@ MINUTE_FIGURE = (
     "reaches 98.3 %."
 )
 
+STILL = {"displayModeBar": False}  # the charts redraw every second: a toolbar would only cover their titles
+
 ss = state()
 st.title("Meta-train live")
 st.caption(
@@ -113,19 +115,19 @@ def draw(view: JobView) -> None:
     if not view.progress and not view.snapshots:
         return
     left, right = st.columns(2)
-    left.plotly_chart(training_curves(view.progress, s.budget), key="live_curves")
-    right.plotly_chart(probe_accuracy(view.snapshots, view.references, s.budget), key="live_probe")
+    left.plotly_chart(training_curves(view.progress, s.budget), key="live_curves", config=STILL)
+    right.plotly_chart(probe_accuracy(view.snapshots, view.references, s.budget), key="live_probe", config=STILL)
     left, right = st.columns(2)
     embedding = embedding_snapshots(view.snapshots, view.characters)
     if embedding is not None:
-        left.plotly_chart(embedding, key="live_embedding")
+        left.plotly_chart(embedding, key="live_embedding", config=STILL)
         left.caption(
             "Ten drawings of each of six characters from alphabets never trained on, in one projection (the "
             "principal components of the latest model's embedding). Meta-training pulls each character together."
         )
     steps = inner_step_losses(view.snapshots, view.references)
     if steps is not None:
-        right.plotly_chart(steps, key="live_steps")
+        right.plotly_chart(steps, key="live_steps", config=STILL)
         right.caption(
             "Support loss after each inner step, averaged over 8 of the fixed tasks, from the initialisation as it "
             "is at each moment: meta-training looks for one that a few steps adapt well."

@@ -65,6 +65,7 @@ def probe_accuracy(snapshots: list[Snapshot], references: dict[str, Measure], bu
     )
     fig.update_xaxes(title="seconds of training", range=[0, budget])
     fig.update_yaxes(title="accuracy (%)", range=[0, 100])
+    fig.update_layout(showlegend=True)  # "your model" is named even while it is the only trace
     return _layout(fig, 300, "5-way 1-shot accuracy on new alphabets")
 
 

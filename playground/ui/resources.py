@@ -44,9 +44,7 @@ def add_own_model(entry: SessionModel) -> None:
     own_models()[entry.name] = entry
     choice = st.session_state.setdefault("model_choice", default_selection(list(catalogue())))
     if entry.name not in choice:
-        choice.append(entry.name)
-    # The sidebar's picker then starts again from the choice, which now holds the new model.
-    st.session_state.pop("model_choice_widget", None)
+        choice.append(entry.name)  # the sidebar's picker shows the choice on the next run
 
 
 def model_catalogue() -> dict[str, ModelEntry]:
