@@ -117,15 +117,16 @@ def draw(view: JobView) -> None:
     left, right = st.columns(2)
     left.plotly_chart(training_curves(view.progress, s.budget), key="live_curves", config=STILL)
     right.plotly_chart(probe_accuracy(view.snapshots, view.references, s.budget), key="live_probe", config=STILL)
-    left, right = st.columns(2)
     embedding = embedding_snapshots(view.snapshots, view.characters)
+    steps = inner_step_losses(view.snapshots, view.references)
+    # The embedding's two panels and its legend need the width that a learner without inner steps leaves.
+    left, right = st.columns(2) if steps is not None else (st.container(), None)
     if embedding is not None:
         left.plotly_chart(embedding, key="live_embedding", config=STILL)
         left.caption(
             "Ten drawings of each of six characters from alphabets never trained on, in one projection (the "
             "principal components of the latest model's embedding). Meta-training pulls each character together."
         )
-    steps = inner_step_losses(view.snapshots, view.references)
     if steps is not None:
         right.plotly_chart(steps, key="live_steps", config=STILL)
         right.caption(

@@ -18,8 +18,9 @@ def _layout(fig: go.Figure, height: int, title: str) -> go.Figure:
     fig.update_layout(
         title=dict(text=title, font=dict(size=14)),
         height=height,
-        margin=dict(l=10, r=10, t=40, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1),
+        margin=dict(l=10, r=10, t=50, b=10),
+        # above the plot, clear of the top tick labels of either axis
+        legend=dict(orientation="h", yanchor="bottom", y=1.06, xanchor="right", x=1),
     )
     return fig
 
@@ -77,12 +78,16 @@ def embedding_snapshots(snapshots: list[Snapshot], names: list[str]) -> go.Figur
         return None
     first, last = shown[0], shown[-1]
     coords = project([first.measure.embedding, last.measure.embedding])
+    # Each panel scales to its own points: the random network's features are spread on another scale, and
+    # shared axes would squash them into a line.
     fig = make_subplots(
         rows=1,
         cols=2,
-        shared_xaxes=True,
-        shared_yaxes=True,
-        subplot_titles=["random initialisation", f"after {last.seconds:.0f} s ({last.iteration} iterations)"],
+        horizontal_spacing=0.06,
+        subplot_titles=[
+            "at the start (random initialisation)",
+            f"after {last.seconds:.0f} s ({last.iteration} iterations)",
+        ],
     )
     for col, points in enumerate(coords, start=1):
         for c in range(len(points) // PROBE_DRAWINGS):
@@ -105,7 +110,8 @@ def embedding_snapshots(snapshots: list[Snapshot], names: list[str]) -> go.Figur
     fig.update_yaxes(showticklabels=False)
     fig.update_layout(legend=dict(orientation="v", yanchor="top", y=1, xanchor="left", x=1.01))
     fig.update_layout(title=dict(text="Unseen characters in the model's embedding", font=dict(size=14)))
-    fig.update_layout(height=340, margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_annotations(font_size=12)  # the panels' titles
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=70, b=10))
     return fig
 
 

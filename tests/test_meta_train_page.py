@@ -19,9 +19,11 @@ def test_a_trained_model_is_its_sessions_only(omniglot):
         at.run()
         at.switch_page("pages/meta_train.py").run()
         assert not at.exception
+    mine.segmented_control(key="live_budget").set_value(20).run()
     mine.button(key="live_start").set_value(True).run()
-    mine.session_state["live_job"].settings  # noqa: B018 - started
-    deadline = time.monotonic() + 240
+    assert not mine.exception
+    assert mine.session_state["live_job"].settings.budget == 20
+    deadline = time.monotonic() + 300  # set-up, 20 s of training and the final snapshot on a busy shared CPU
     while not mine.session_state["live_job"].view().finished and time.monotonic() < deadline:
         time.sleep(2)
         mine.run()
