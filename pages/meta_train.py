@@ -81,7 +81,9 @@ budget = c5.segmented_control(
 )
 
 b1, b2, _ = st.columns([1, 1, 4])
-if b1.button("Start", type="primary", icon=":material/play_arrow:", disabled=active, key="live_start"):
+# Once a model is trained, trying it is the next step; starting another is still there, but not primary.
+start_kind = "secondary" if own_models() else "primary"
+if b1.button("Start", type=start_kind, icon=":material/play_arrow:", disabled=active, key="live_start"):
     try:
         settings = LiveSettings(algorithm, int(ways), int(shots), inner_steps and int(inner_steps), budget or 60)
         ss.live_job = scheduler().submit(settings, alive=lambda gone=client_gone(): not gone())
@@ -91,6 +93,19 @@ if b1.button("Start", type="primary", icon=":material/play_arrow:", disabled=act
         st.error(f"Could not start: {plain(exc)}")
 if b2.button("Stop", icon=":material/stop:", disabled=not active, key="live_stop"):
     job.cancel()
+
+
+if own_models():
+    names = ", ".join(f"**{plain(m.label)}**" for m in own_models().values())
+    st.success(f"Yours, in this session only: {names}. They are chosen in the sidebar's model list.")
+    has_task = not ss.task.problems()
+    label = "Use it in Adapt and predict" if has_task else "Try it on a sample task"
+    if st.button(label, icon=":material/rocket_launch:", type="primary", key="live_use"):
+        if has_task:
+            ss.autorun = bool(ss.queries)  # Adapt and predict predicts at once, with it among the chosen models
+        else:
+            guarded(try_sample_task, "Sampling a task")
+        st.switch_page("pages/adapt_predict.py")
 
 
 def draw(view: JobView) -> None:
@@ -125,7 +140,8 @@ def draw(view: JobView) -> None:
         left.plotly_chart(embedding, key="live_embedding", config=STILL)
         left.caption(
             "Ten drawings of each of six characters from alphabets never trained on, in one projection (the "
-            "principal components of the latest model's embedding). Meta-training pulls each character together."
+            "principal components of the latest model's embedding), each panel on its own scale. Meta-training "
+            "pulls each character together."
         )
     if steps is not None:
         right.plotly_chart(steps, key="live_steps", config=STILL)
@@ -154,15 +170,3 @@ def live() -> None:
 
 
 live()
-
-if own_models():
-    names = ", ".join(f"**{plain(m.label)}**" for m in own_models().values())
-    st.success(f"Yours, in this session only: {names}. They are chosen in the sidebar's model list.")
-    has_task = not ss.task.problems()
-    label = "Use it in Adapt and predict" if has_task else "Try it on a sample task"
-    if st.button(label, icon=":material/rocket_launch:", type="primary", key="live_use"):
-        if has_task:
-            ss.autorun = bool(ss.queries)  # Adapt and predict predicts at once, with it among the chosen models
-        else:
-            guarded(try_sample_task, "Sampling a task")
-        st.switch_page("pages/adapt_predict.py")

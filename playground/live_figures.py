@@ -25,6 +25,11 @@ def _layout(fig: go.Figure, height: int, title: str) -> go.Figure:
     return fig
 
 
+def _seconds_range(seconds: list[float], budget: float) -> list[float]:
+    """The whole budget from the start, and a margin so that the last point (just past it) is drawn whole."""
+    return [0, 1.03 * max([budget, *seconds])]
+
+
 def training_curves(progress: list[Progress], budget: float) -> go.Figure:
     """Meta-training loss and query accuracy (smoothed) against seconds of training."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
@@ -36,7 +41,7 @@ def training_curves(progress: list[Progress], budget: float) -> go.Figure:
         go.Scatter(x=seconds, y=[p.loss for p in progress], name="loss", line=dict(color="#E4572E", dash="dot")),
         secondary_y=True,
     )
-    fig.update_xaxes(title="seconds of training", range=[0, budget])
+    fig.update_xaxes(title="seconds of training", range=_seconds_range(seconds, budget))
     fig.update_yaxes(title="accuracy (%)", range=[0, 100], secondary_y=False)
     fig.update_yaxes(title="loss", rangemode="tozero", secondary_y=True, showgrid=False)
     return _layout(fig, 300, "Meta-training episodes")
@@ -64,7 +69,7 @@ def probe_accuracy(snapshots: list[Snapshot], references: dict[str, Measure], bu
             hovertemplate="%{x:.0f} s: %{y:.1f}%<extra></extra>",
         )
     )
-    fig.update_xaxes(title="seconds of training", range=[0, budget])
+    fig.update_xaxes(title="seconds of training", range=_seconds_range([s.seconds for s in snapshots], budget))
     fig.update_yaxes(title="accuracy (%)", range=[0, 100])
     fig.update_layout(showlegend=True)  # "your model" is named even while it is the only trace
     return _layout(fig, 300, "5-way 1-shot accuracy on new alphabets")

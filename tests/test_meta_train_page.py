@@ -31,9 +31,12 @@ def test_a_trained_model_is_its_sessions_only(omniglot):
     assert not mine.exception
     own = list(mine.session_state["own_models"])
     assert len(own) == 1 and own[0] in mine.session_state["model_choice"]
-    labels = [o for o in mine.multiselect(key="model_choice_widget").options]
-    assert any("Your ProtoNet" in label for label in labels)
-    other.run()
+    # AppTest runs a switched-to page alone; the sidebar is drawn by the app's own script.
+    mine.switch_page("app.py").run()
+    picker = mine.multiselect(key="model_choice_widget")
+    assert any("Your ProtoNet (20 s)" in label for label in picker.options), picker.options
+    assert own[0] in picker.value  # chosen in the picker the visitor sees, not only in the session's state
+    other.switch_page("app.py").run()
     assert "own_models" not in other.session_state or not other.session_state["own_models"]
     assert not any("Your" in label for label in other.multiselect(key="model_choice_widget").options)
     # Its own session adapts with it on Adapt and predict.
