@@ -82,9 +82,8 @@ def add_malloc_flag(p: argparse.ArgumentParser, default: str = "keep") -> None:
         choices=["keep", "default"],
         default=default,
         help="keep: glibc's malloc keeps freed memory for reuse instead of returning it to the OS, sparing the "
-        "kernel's page faults (on a CPU ProtoNet's 60-way training step about 1.5x faster, a 50-step 20-way "
-        "5-shot FO-MAML evaluation 1.45x; memory stays at its peak); default: glibc's own settings. Linux only; "
-        "elsewhere nothing changes (default: %(default)s)",
+        "kernel's page faults (faster steps; memory stays at its peak; bench/README.md measures it); default: "
+        "glibc's own settings. Linux only; elsewhere nothing changes (default: %(default)s)",
     )
 
 
@@ -155,8 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         choices=PRECISIONS,
         default="fp32",
-        help="bf16: meta-training steps under bfloat16 autocast, 1.2x to 1.6x as fast a step on a CPU with AVX-512 "
-        "BF16 (README, Benchmarks); weights, optimizer and validation stay float32 (default fp32)",
+        help="bf16: meta-training steps under bfloat16 autocast, faster on a CPU with AVX-512 BF16 or a GPU "
+        "(bench.time_to_accuracy measures it); weights, optimizer and validation stay float32 (default fp32)",
     )
     t.add_argument("--inner-lr", type=positive_float("--inner-lr"))
     t.add_argument("--inner-steps", type=non_negative("--inner-steps"))

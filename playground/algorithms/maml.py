@@ -169,12 +169,11 @@ class MAML(MetaLearner):
     def channels_last(self) -> bool:
         """Lay activations out NHWC (``memory_format="channels_last"``, with the Conv-4 fast forward)?
 
-        Opt-in: on a CPU it cut the time of a meta-iteration by 8-32% (``python -m bench.maml_speed
-        --variants``), but torch's CPU batch norm is less exact NHWC (its statistics lose digits when
-        a channel's mean is large against its spread: 20-60x the NCHW error), which moved float32
-        meta-gradients by up to 1% of their largest entry on the synthetic test glyphs (float64:
-        identical to 1e-14). Compiled (``task_batching="compiled"``) it costs nothing: inductor
-        computes batch norm itself, and float32 meta-gradients are 10x closer to float64 than eager NCHW.
+        Opt-in: CPU pooling is faster NHWC (``python -m bench.maml_speed --variants`` measures a
+        meta-iteration), but torch's CPU batch norm is less exact NHWC: its statistics lose digits
+        when a channel's mean is large against its spread, which moves float32 meta-gradients
+        (float64 agrees). Compiled (``task_batching="compiled"``) it costs nothing: inductor
+        computes batch norm itself.
         """
         return self._fast_body and self.memory_format == "channels_last"
 
@@ -260,9 +259,9 @@ class MAML(MetaLearner):
             return self.task_batching
         transductive_second_order = second_order_steps >= 1 and self.bn == "transductive"
         if self.task_batching == "auto":
-            # Measured (python -m bench.maml_speed --variants, 2 CPU cores): tasks side by side on
-            # threads beat the loop by 1.1-1.2x, vmap and grouped lose to it (0.35-0.9x). On a GPU
-            # batched tasks win; grouped stands in where vmap is inexact.
+            # On a CPU, tasks side by side on threads beat the loop and vmap and grouped lose to it
+            # (python -m bench.maml_speed --variants). On a GPU batched tasks win; grouped stands in
+            # where vmap is inexact.
             if device.type != "cuda":
                 return "threads" if torch.get_num_threads() > 1 else "loop"
             if transductive_second_order:
@@ -389,11 +388,9 @@ class MAML(MetaLearner):
 
         A compiled function cannot be differentiated twice, so the whole task (inner loop, query
         loss) is one ``torch.func.grad``, traced as a single graph: the loop's meta-gradient up to
-        float order. With ``memory_format="channels_last"`` about 1.8x the clone-per-task reference
-        on 2 CPU cores when both keep freed memory, 1.8x-2.0x on two such ranks under torchrun
-        (python -m bench.maml_speed --compile --malloc keep; bench.process_throughput
-        --rank-batching compiled --malloc keep), after about a minute of compiling per process
-        (again for a new task size).
+        float order. It pays once a run is long enough to repay about a minute of compiling per
+        process and per task size (python -m bench.maml_speed --compile --malloc keep;
+        bench.process_throughput --rank-batching compiled --malloc keep).
         """
 
         def task_loss(params: Params, n_way: int, sx, sy, qx, qy):
