@@ -389,16 +389,20 @@ def _ink_map(gray: np.ndarray, name: str) -> tuple[np.ndarray, float, bool]:
     else:
         ink = -dev if dark_ink else dev
     peak = float(np.partition(ink.ravel(), ink.size - k)[ink.size - k])
-    if peak < MIN_CONTRAST:
-        raise InputError(f"{name} is blank: there is no glyph on it, draw or upload one first")
     if photo:
         grain = 1.4826 * float(np.median(np.abs(ink - np.median(ink))))
-        if peak < PHOTO_NOISE_SIGMAS * grain:
-            raise InputError(
-                f"{name} shows no clear glyph, only paper texture or noise: draw the glyph with a dark pen or "
-                "marker and fill about half the frame with it"
-            )
+        if peak < max(MIN_CONTRAST, PHOTO_NOISE_SIGMAS * grain):
+            raise _no_glyph_in_photo(name)
+    elif peak < MIN_CONTRAST:
+        raise InputError(f"{name} is blank: there is no glyph on it, draw or upload one first")
     return ink, peak, photo
+
+
+def _no_glyph_in_photo(name: str) -> InputError:
+    return InputError(
+        f"{name} shows no clear glyph, only paper texture or noise: draw the glyph with a dark pen or marker "
+        "and fill about half the frame with it"
+    )
 
 
 def _photo_strokes(mask: np.ndarray) -> np.ndarray:
@@ -468,6 +472,8 @@ def preprocess_image(source: Any, name: str = DEFAULT_NAME, *, max_pixels: int =
     mask = ink > 0.5 * peak  # faint background noise stays below half the ink level
     if photo:
         mask = _photo_strokes(mask)
+        if not mask.any():
+            raise _no_glyph_in_photo(name)
     fraction = float(mask.mean())
     if fraction > MAX_INK_FRACTION:
         raise InputError(

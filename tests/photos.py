@@ -43,7 +43,7 @@ def paper_photo(
     w, h = size
     side = round(fill * h)
     coverage = np.zeros((h, w), np.float32)
-    row = side * len(glyphs) + round(gap * side) * (len(glyphs) - 1)
+    row = side * len(glyphs) + round(gap * side) * max(0, len(glyphs) - 1)
     x = (w - row) // 2 + int(rng.integers(-w // 20, w // 20 + 1))
     y = (h - side) // 2 + int(rng.integers(-h // 20, h // 20 + 1))
     for glyph in glyphs:
