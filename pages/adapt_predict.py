@@ -13,7 +13,7 @@ from playground.ui.canvas import drawing_canvas, has_ink
 from playground.ui.display import plain, short_names, thumbnail
 from playground.ui.resources import current_device, load_models
 from playground.ui.session import Query, flash, guarded, show_flash, state
-from playground.ui.widgets import class_key, fresh_key, option_widget, reset_inputs
+from playground.ui.widgets import CAMERA_HINT, camera_photo, class_key, fresh_key, option_widget, reset_inputs
 
 MAX_QUERIES = 40
 RIGHT_WRONG = {True: "background-color: #dff3e3", False: "background-color: #fbe1e1"}
@@ -49,8 +49,8 @@ def true_class_box(label: str, key: str):
 
 
 def queries_section() -> None:
-    """Add queries by drawing or uploading; remove them."""
-    draw_tab, upload_tab = st.tabs(["Draw a query", "Upload queries"])
+    """Add queries by drawing, uploading or photographing; remove them."""
+    draw_tab, upload_tab, camera_tab = st.tabs(["Draw a query", "Upload queries", "Camera"])
     with draw_tab:
         c1, c2 = st.columns([3, 2])
         with c2:
@@ -82,6 +82,17 @@ def queries_section() -> None:
                 guarded(lambda f=f: add_query(preprocess_image(f.getvalue(), f.name), up_label, f.name), f"'{f.name}'")
             reset_inputs()
             st.rerun()
+    with camera_tab:
+        c1, c2 = st.columns([3, 2])
+        with c2:
+            cam_label = true_class_box("If you know it", "cam_label")
+            st.caption(CAMERA_HINT)
+        with c1:
+            photo = camera_photo("Photo of a query glyph on paper", fresh_key("q_camera"))
+        if photo is not None:
+            guarded(lambda: add_query(preprocess_image(photo, "the photo"), cam_label, "photo"), "Adding the photo")
+            reset_inputs()
+            st.rerun()
     cols = st.columns(10)
     for i, q in enumerate(ss.queries):
         with cols[i % 10]:
@@ -107,7 +118,9 @@ st.dataframe(
 
 if not ss.queries:
     st.subheader("Queries")
-    st.info("Add at least one query: draw or upload a glyph to classify (a sampled task comes with queries).")
+    st.info(
+        "Add at least one query: draw, upload or photograph a glyph to classify (a sampled task comes with queries)."
+    )
     queries_section()
     st.stop()
 
