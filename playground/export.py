@@ -101,7 +101,9 @@ def adapted_module(
     support_x, support_y = support_x.to(device), support_y.to(device)
     predictor = learner.adapt(support_x, support_y, **kwargs)
     steps, lr = learner.unset_from_card(support_y, kwargs.get("n_steps"), kwargs.get("inner_lr"))
-    used = {k: v for k, v in (("n_steps", steps), ("inner_lr", lr)) if v is not None and learner.adapts_with(k)}
+    given = {"n_steps": steps, "inner_lr": lr}
+    # Neither given nor on the card: the learner's own, which its option's default is.
+    used = {o.name: given.get(o.name) if given.get(o.name) is not None else o.default for o in learner.adapt_options()}
     module = ExportedClassifier(predictor.export_module()).cpu().eval()
     # The file must give the app's answer: check it on the support images, each alone as the file takes them.
     probe = support_x[: min(len(support_x), 4)]
