@@ -11,6 +11,7 @@ from playground.imaging import preprocess_image, to_tensor
 from playground.inference import predict_task, prediction_grid, task_adapt_options
 from playground.ui.canvas import drawing_canvas, has_ink
 from playground.ui.display import plain, short_names, thumbnail
+from playground.ui.export_button import classifier_download
 from playground.ui.resources import current_device, load_models
 from playground.ui.session import Query, flash, guarded, show_flash, state
 from playground.ui.widgets import CAMERA_HINT, camera_photo, class_key, fresh_key, option_widget, reset_inputs
@@ -173,7 +174,13 @@ if clicked or ss.pop("autorun", False):
         query_x = to_tensor([q.image for q in ss.queries])
         learners = {name: learner for name, (_, learner) in models.items()}
         results = predict_task(learners, support_x, support_y, query_x, [q.label for q in ss.queries], settings)
-        ss.results = {"class_names": list(task.class_names), "results": results, "n_queries": len(ss.queries)}
+        ss.results = {
+            "class_names": list(task.class_names),
+            "results": results,
+            "n_queries": len(ss.queries),
+            "support": (support_x, support_y),  # what the download exports: the task these predictions came from
+            "settings": settings,
+        }
 
     with st.spinner("Adapting…"):
         guarded(_run, "Adapting")
@@ -279,6 +286,7 @@ if res is not None:
                 st.plotly_chart(
                     adaptation_curve(r.trace, f"{r.model}: adaptation on the support set"), key=f"curve-{r.model}"
                 )
+    classifier_download(models, [r.model for r in ok], res["support"], names, res["settings"])
     c1, c2 = st.columns(2)
     c1.page_link("pages/explorer.py", label="Why? See inside a model", icon=":material/scatter_plot:")
     c2.page_link("pages/compare.py", label="Compare the models on this task", icon=":material/balance:")

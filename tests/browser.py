@@ -240,11 +240,17 @@ def streamlit_server(
 
 @contextlib.contextmanager
 def browser(
-    width: int = 1400, height: int = 1000, *, page_load_timeout: float = 60.0, extra_flags: Sequence[str] = ()
+    width: int = 1400,
+    height: int = 1000,
+    *,
+    page_load_timeout: float = 60.0,
+    extra_flags: Sequence[str] = (),
+    download_dir: str | os.PathLike | None = None,
 ) -> Iterator[Any]:
     """A headless Chromium (selenium ``WebDriver``) with a fresh temporary profile, quit on exit.
 
-    ``extra_flags`` are added to CHROMIUM_FLAGS, e.g. :func:`fake_camera_flags` for a camera."""
+    ``extra_flags`` are added to CHROMIUM_FLAGS, e.g. :func:`fake_camera_flags` for a camera; files it
+    downloads land in ``download_dir`` when given."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -257,10 +263,16 @@ def browser(
     options.add_argument(f"--window-size={width},{height}")
     for flag in extra_flags:
         options.add_argument(flag)
+    if download_dir is not None:
+        prefs = {"download.default_directory": str(download_dir), "download.prompt_for_download": False}
+        options.add_experimental_option("prefs", prefs)
     driver = None
     try:
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
         driver.set_page_load_timeout(page_load_timeout)
+        if download_dir is not None:  # headless Chromium also needs to be told through the DevTools protocol
+            behavior = {"behavior": "allow", "downloadPath": str(download_dir)}
+            driver.execute_cdp_cmd("Browser.setDownloadBehavior", behavior)
         yield driver
     finally:
         if driver is not None:
@@ -567,3 +579,14 @@ def draw_strokes_on_canvas(
             time.sleep(pause_after_stroke)
     finally:
         driver.switch_to.default_content()
+
+
+def wait_for_download(folder: str | os.PathLike, suffix: str, timeout: float = 60.0) -> Path:
+    """The first finished file ending in ``suffix`` that the browser saves in ``folder``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = [p for p in Path(folder).iterdir() if p.name.endswith(suffix) and p.stat().st_size > 0]
+        if done:
+            return done[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no {suffix} file was downloaded to {folder} within {timeout:.0f} s: {os.listdir(folder)}")

@@ -41,6 +41,10 @@ class DecisionMatrix:
     unit: str  # what a value is, e.g. "probability", "squared distance"
 
 
+class NotExportable(ValueError):
+    """A model whose adapted form has no export (`Predictor.export_module`); the message says why."""
+
+
 class Predictor(ABC):
     """What `MetaLearner.adapt` returns: a classifier for one task, fixed after adaptation."""
 
@@ -72,6 +76,11 @@ class Predictor(ABC):
         with torch.no_grad():
             proba = self.predict_proba(x)
         return [DecisionMatrix("class probabilities", proba, "class", "probability")]
+
+    def export_module(self, group: int = 1) -> nn.Module:
+        """A plain torch module with this task's adapted tensors baked in (`playground.export`): image groups
+        [n, group, 1, 28, 28] -> logits [n, group, n_way], each group scored as one call of `logits` on it."""
+        raise NotExportable(f"{type(self).__name__} does not say how to export it (Predictor.export_module)")
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,8 @@ class MetaLearner(nn.Module, ABC):
     not_distributable: ClassVar[str] = ""
     # Why `playground.training.train` cannot meta-train it (it is assembled otherwise); "" when it can.
     not_trainable: ClassVar[str] = ""
+    # Why its adapted predictor cannot be exported to ONNX (`playground.export`); "" when it can.
+    not_exportable: ClassVar[str] = "its algorithm does not say how to export an adapted model"
 
     def __init__(self, *, n_way: int = 5, outer_lr: float = 1e-3, **unused: Any):
         super().__init__()
@@ -152,6 +163,10 @@ class MetaLearner(nn.Module, ABC):
         n_way = int(support_y.max()) + 1
         settings = self.settings_for(n_way, round(support_y.numel() / n_way), n_steps, inner_lr)
         return settings.get("n_steps", n_steps), settings.get("inner_lr", inner_lr)
+
+    def export_problem(self) -> str:
+        """Why this learner's adapted predictor cannot be exported (`not_exportable`); "" when it can."""
+        return self.not_exportable
 
     # -- configuration -------------------------------------------------------------
     @classmethod

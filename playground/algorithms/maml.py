@@ -51,6 +51,7 @@ from playground.algorithms.task_threads import map_tasks
 from playground.episodes import TaskBatch
 from playground.models import Conv4
 from playground.models.conv4 import batch_stats_embed, batch_stats_embed_supported
+from playground.models.exported import GroupStatsConv4
 from playground.models.functional import functional_forward
 from playground.precision import compile_autocast, compile_options
 
@@ -61,6 +62,7 @@ HEADS = ("shared", "per_class")
 TASK_BATCHING = ("auto", "loop", "vmap", "grouped", "threads", "compiled")
 MEMORY_FORMATS = ("contiguous", "channels_last")
 BATCH_NORM = ("transductive", "per_example")
+EXPORTED_FORWARD = ("forward_fast", "features_fast", "_embed")  # what `export_module` rebuilds
 
 
 class FunctionalPredictor(Predictor):
@@ -87,6 +89,19 @@ class FunctionalPredictor(Predictor):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         batch, skip = self._batch(x)
         return self.learner.features_fast(self.fast, batch)[skip:]
+
+    def export_module(self, group: int = 1) -> nn.Module:
+        """The adapted fast weights; batch statistics per group as `_batch` takes them (a lone image: with the
+        support set; per-example batch norm: each image its own)."""
+        learner, fast = self.learner, self.fast
+        blocks = [
+            tuple(fast.get(f"body.features.{i}.{k}") for k in ("0.weight", "0.bias", "1.weight", "1.bias"))
+            for i in range(len(learner.body.features))
+        ]
+        per_example = learner.bn == "per_example"
+        context = self.support_x if group == 1 and not per_example else None
+        eps = learner.body.features[0][1].eps
+        return GroupStatsConv4(blocks, eps, fast["head.weight"], fast["head.bias"], context, per_example)
 
 
 @register
@@ -140,6 +155,13 @@ class MAML(MetaLearner):
         dim = getattr(self.body, "embedding_dim", hidden)
         self.head_weight = nn.Parameter(torch.zeros(rows, dim))
         self.head_bias = nn.Parameter(torch.zeros(rows))
+
+    def export_problem(self) -> str:
+        """The export rebuilds MAML's forward on a Conv-4 with batch statistics: a learner that changes it cannot."""
+        cls = type(self)
+        if not self._fast_body or any(getattr(cls, m) is not getattr(MAML, m) for m in EXPORTED_FORWARD):
+            return "its network is not MAML's Conv-4 with a linear head, the one form the export rebuilds"
+        return ""
 
     # -- the functional model ------------------------------------------------------------
     def initial_fast_weights(self, n_way: int) -> Params:

@@ -224,6 +224,10 @@ class MANN(MetaLearner):
         "it draws each task's sequence order and label units from the global random generator inside "
         "meta_loss, so a share of the meta-batch gets other random draws than in one process"
     )
+    not_exportable = (
+        "it classifies by a recurrent controller reading an external memory, and the export does not "
+        "rebuild that memory and its controller step"
+    )
 
     name = "mann"
     title = "MANN"

@@ -42,6 +42,7 @@ from playground.algorithms.base import (
 )
 from playground.episodes import TaskBatch
 from playground.models import Conv4
+from playground.models.exported import Embed, PerImage, batch_independent
 
 
 def class_log_probs(attn_logits: torch.Tensor, support_y: torch.Tensor, n_way: int) -> torch.Tensor:
@@ -83,6 +84,25 @@ class MatchingPredictor(Predictor):
         """log p(c | x): the softmax of these is exactly the attention summed per class."""
         return class_log_probs(self.learner.attention_logits(self.embed(x), self.support_g), self.support_y, self.n_way)
 
+    def export_module(self, group: int = 1) -> nn.Module:
+        """The encoder and the embedded support set: each image attends over it alone."""
+        head = _AttentionHead(self.support_g, self.support_y, self.n_way, float(self.learner.log_scale.detach().exp()))
+        return PerImage(Embed(self.learner.encoder, head))
+
+
+class _AttentionHead(nn.Module):
+    """Query embeddings [m, d] -> log of the attention on each class's support images [m, n_way]."""
+
+    def __init__(self, support_g: torch.Tensor, support_y: torch.Tensor, n_way: int, scale: float):
+        super().__init__()
+        self.register_buffer("support_g", F.normalize(support_g.detach(), dim=-1))
+        self.register_buffer("support_y", support_y.detach().clone())
+        self.n_way, self.scale = n_way, scale
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        attn = self.scale * F.normalize(z, dim=-1) @ self.support_g.T
+        return class_log_probs(attn, self.support_y, self.n_way)
+
 
 @register
 class MatchingNet(MetaLearner):
@@ -111,6 +131,13 @@ class MatchingNet(MetaLearner):
             self.support_lstm = nn.LSTM(hidden, hidden, batch_first=True, bidirectional=True)
             self.query_lstm = nn.LSTMCell(2 * hidden, hidden)
         self.log_scale = nn.Parameter(torch.tensor(math.log(scale)), requires_grad=learn_scale)
+
+    def export_problem(self) -> str:
+        if self.fce:
+            return "its full-context embeddings (an LSTM over the support set for each query) are not exported"
+        if not batch_independent(self.encoder):
+            return "its encoder normalises with batch statistics, so an image's embedding depends on its batch"
+        return ""
 
     # -- the two embedding functions -------------------------------------------------
     def support_embeddings(self, z: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from playground.algorithms.base import (
     AdaptOption,
@@ -33,6 +34,7 @@ from playground.algorithms.base import (
 )
 from playground.episodes import TaskBatch
 from playground.models import Conv4
+from playground.models.exported import FixedStatsConv4, PerImage
 
 Params = dict[str, torch.Tensor]
 Stats = list[tuple[torch.Tensor, torch.Tensor]]
@@ -52,11 +54,16 @@ class ScratchPredictor(Predictor):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.learner.head(self.weights, self.embed(x))
 
+    def export_module(self, group: int = 1) -> nn.Module:
+        """The trained weights with the support set's batch-norm statistics: each image alone."""
+        return PerImage(FixedStatsConv4(self.weights, self.stats, self.learner.body.features[0][1].eps))
+
 
 @register
 class Scratch(MetaLearner):
     name = "scratch"
     title = "Scratch"
+    not_exportable = ""
 
     def __init__(
         self,
