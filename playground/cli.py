@@ -948,8 +948,14 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from playground.zoo import CHECKPOINT_DIR, shipped_models
 
-    table = results_table(shipped_models(args.dir or CHECKPOINT_DIR), papers=args.papers)
+    entries = list(shipped_models(args.dir or CHECKPOINT_DIR))
+    table = results_table([e for e in entries if (e.card or {}).get("dataset", "omniglot") == "omniglot"], args.papers)
     print(table)
+    if args.papers:
+        from playground.papers import PUBLISHED_COLOUR, colour_papers_table
+
+        for name in PUBLISHED_COLOUR:
+            print("\n" + colour_papers_table(name, [e.card for e in entries if e.card]))
     if args.readme:
         from playground.readme_table import replace_table
 

@@ -47,6 +47,8 @@ CIFAR_FS_SPLIT: dict[str, tuple[str, ...]] = {
 def source_dir(data_dir: Path) -> Path:
     """The ``cifar-100-python`` folder in or at ``data_dir``; a DataError naming the missing file otherwise."""
     folder = data_dir / "cifar-100-python" if (data_dir / "cifar-100-python").is_dir() else data_dir
+    if folder == data_dir and not (data_dir / "meta").is_file():
+        folder = data_dir / "cifar-100-python"  # neither layout: name the usual one
     for name in FILES:
         if not (folder / name).is_file():
             raise DataError(f"missing {folder / name}. {HOW_TO_GET}")
