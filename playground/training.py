@@ -33,7 +33,7 @@ from playground.checkpoints import (
 )
 from playground.data.datasets import dataset as dataset_info
 from playground.data.datasets import load_dataset_splits
-from playground.data.protocols import Splits
+from playground.data.protocols import Splits, load_splits
 from playground.device import resolve_device
 from playground.episodes import TaskSampler
 from playground.evaluation import evaluate_few_shot
@@ -264,7 +264,10 @@ def train(
             f"--algorithm {cfg.algorithm} cannot run on {info.title}: {learner_class(cfg.algorithm).glyphs_only}"
         )
     torch.manual_seed(cfg.seed)
-    splits = load_dataset_splits(cfg.dataset, cfg.protocol, cfg.data_dir, rotations=cfg.rotations)
+    if info.read is None:  # Omniglot, through its own protocols
+        splits = load_splits(cfg.protocol, cfg.data_dir, rotations=cfg.rotations)
+    else:
+        splits = load_dataset_splits(cfg.dataset, cfg.protocol, cfg.data_dir, rotations=cfg.rotations)
     if splits.train.num_classes == 0:
         raise ValueError(f"--protocol {cfg.protocol} has no meta-training classes: it is for evaluation only")
     validate_config(cfg, splits)
