@@ -221,3 +221,22 @@ def test_report_papers_prints_the_published_colour_figures_and_claims_none_of_ou
     out = capsys.readouterr().out
     assert "| maml | 48.70 | not run | 63.11 | not run | Finn et al. 2017, Table 1 |" in out
     assert "| protonet | 55.50 | not run | 72.00 | not run | Bertinetto et al. 2019, Table 1 |" in out
+
+
+def test_the_app_catalogue_names_a_photo_models_dataset_and_loads_it(cifar, tmp_path):
+    from playground.algorithms import create_learner
+    from playground.checkpoints import save_checkpoint, write_card
+    from playground.zoo import picker_labels, shipped_models
+
+    learner = create_learner("protonet", in_channels=3, image_size=32, hidden=4)
+    path = save_checkpoint(tmp_path / "protonet_cifar.pt", learner, train_config={"dataset": "cifar-fs"})
+    result = {"n_way": 5, "k_shot": 1, "accuracy": 0.5, "ci95": 0.01, "text": "50.0 ± 1.0 %"}
+    write_card(path, {"algorithm": "protonet", "dataset": "cifar-fs", "evaluation": {"results": [result]}})
+    glyphs = save_checkpoint(tmp_path / "protonet_lake.pt", create_learner("protonet", hidden=4))
+    write_card(glyphs, {"algorithm": "protonet", "evaluation": {"results": []}})
+    entries = shipped_models(tmp_path)
+    labels = picker_labels(entries)
+    assert labels["protonet_cifar"] == "ProtoNet (protonet_cifar) · 50.0% · CIFAR-FS"
+    assert labels["protonet_lake"] == "ProtoNet (protonet_lake)"
+    photo = next(e for e in entries if e.name == "protonet_cifar")
+    assert photo.dataset == "cifar-fs" and photo.load().image_shape == (3, 32, 32)  # warmed up on its own images
