@@ -250,9 +250,9 @@ def time_episode(learner: MetaLearner, n_way: int = 5, k_shot: int = 1, n_query:
     support_y = torch.arange(n_way, device=device).repeat_interleave(k_shot)[None]
     query_y = torch.arange(n_way, device=device).repeat_interleave(n_query)[None]
     batch = TaskBatch(
-        torch.rand(1, n_way * k_shot, 1, 28, 28, device=device),
+        torch.rand(1, n_way * k_shot, *learner.image_shape, device=device),
         support_y,
-        torch.rand(1, n_way * n_query, 1, 28, 28, device=device),
+        torch.rand(1, n_way * n_query, *learner.image_shape, device=device),
         query_y,
     )
     steps, lr = settings.get("n_steps"), settings.get("inner_lr")

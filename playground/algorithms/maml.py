@@ -49,7 +49,6 @@ from torch.func import grad, vmap
 from playground.algorithms.base import AdaptOption, MetaLearner, Predictor, StepRecord, StepStats, register
 from playground.algorithms.task_threads import map_tasks
 from playground.episodes import TaskBatch
-from playground.models import Conv4
 from playground.models.conv4 import batch_stats_embed, batch_stats_embed_supported
 from playground.models.exported import GroupStatsConv4
 from playground.models.functional import functional_forward
@@ -108,6 +107,7 @@ class FunctionalPredictor(Predictor):
 class MAML(MetaLearner):
     name = "maml"
     title = "MAML"
+    backbones = ("conv4", "resnet12")
 
     def __init__(
         self,
@@ -138,7 +138,7 @@ class MAML(MetaLearner):
         self.inner_lr, self.inner_steps, self.test_inner_steps = inner_lr, inner_steps, test_inner_steps
         self.first_order, self.head, self.hidden, self.task_batching = first_order, head, hidden, task_batching
         self.bn, self.memory_format = bn, memory_format
-        self.body = model if model is not None else Conv4(hidden=hidden, track_running_stats=False)
+        self.body = model if model is not None else self.make_backbone(hidden, track_running_stats=False)
         # Conv-4 with batch statistics has a faster functional forward; any other body runs as a module.
         self._fast_body = batch_stats_embed_supported(self.body)
         if task_batching == "grouped" and not self._groupable():

@@ -231,6 +231,7 @@ class MANN(MetaLearner):
 
     name = "mann"
     title = "MANN"
+    glyphs_only = "its memory-augmented network takes 1x28x28 glyphs only (a fixed input size)"
 
     def __init__(
         self,

@@ -53,7 +53,6 @@ from playground.algorithms.base import (
 from playground.algorithms.protonet import prototypes
 from playground.data.protocols import ClassDataset
 from playground.episodes import TaskBatch
-from playground.models import Conv4
 from playground.models.exported import PerImage, batch_independent, frozen_copy, squared_distances
 
 HEADS = ("centroid", "linear")
@@ -146,7 +145,7 @@ class Pretrained(MetaLearner):
         self.hidden, self.head, self.scale = hidden, head, scale
         self.test_inner_steps, self.inner_lr, self.n_classes = test_inner_steps, inner_lr, n_classes
         # Running statistics: a feature (and so a prediction) never depends on its batch-mates.
-        self.body = Conv4(hidden=hidden, track_running_stats=True)
+        self.body = self.make_backbone(hidden, track_running_stats=True)
         dim = self.body.embedding_dim
         # Zero-initialised: the classes start alike, and rows added later start the same way.
         self.classifier_weight = nn.Parameter(torch.zeros(n_classes, dim))

@@ -18,7 +18,6 @@ from playground.algorithms.base import (
     support_fit,
 )
 from playground.episodes import TaskBatch
-from playground.models import Conv4
 from playground.models.exported import Embed, MetricHead, PerImage, batch_independent
 
 METRICS = ("euclidean", "cosine")
@@ -75,13 +74,14 @@ class ProtoPredictor(Predictor):
 class ProtoNet(MetaLearner):
     name = "protonet"
     title = "ProtoNet"
+    backbones = ("conv4", "resnet12")
 
     def __init__(self, *, metric: str = "euclidean", hidden: int = 64, model: nn.Module | None = None, **base):
         super().__init__(**base)
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
         self.metric, self.hidden = metric, hidden
-        self.encoder = model if model is not None else Conv4(hidden=hidden, track_running_stats=True)
+        self.encoder = model if model is not None else self.make_backbone(hidden, track_running_stats=True)
         # Cosine similarity lies in [-1, 1]; a learned temperature lets the softmax get confident.
         self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)), requires_grad=metric == "cosine")
 

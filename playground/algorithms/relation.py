@@ -107,6 +107,7 @@ class _RelationModule(nn.Module):
 class RelationNet(MetaLearner):
     name = "relation"
     title = "Relation Net"
+    glyphs_only = "its relation module is sized for the feature maps of 1x28x28 glyphs"
 
     def __init__(self, *, hidden: int = 64, relation_hidden: int = 8, unpadded_blocks: int = 0, **base):
         super().__init__(**base)

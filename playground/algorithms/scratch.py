@@ -33,7 +33,6 @@ from playground.algorithms.base import (
     register,
 )
 from playground.episodes import TaskBatch
-from playground.models import Conv4
 from playground.models.exported import FixedStatsConv4, PerImage
 
 Params = dict[str, torch.Tensor]
@@ -85,7 +84,7 @@ class Scratch(MetaLearner):
         # running statistics (no buffers): batch statistics are computed explicitly in `features`.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
-            self.body = Conv4(hidden=hidden, track_running_stats=False)
+            self.body = self.make_backbone(hidden, track_running_stats=False)
         # Frozen: the initialisation is data, not something meta-training may move.
         self.body.requires_grad_(False)
 

@@ -32,7 +32,6 @@ from torch import nn
 
 from playground.algorithms.base import MetaLearner, Predictor, StepRecord, accuracy, register, support_fit
 from playground.episodes import TaskBatch
-from playground.models import Conv4
 from playground.models.exported import Embed, PerImage, batch_independent, best_per_class, frozen_copy
 
 EVAL_PAIR_ELEMENTS = 1 << 25  # elements of the pairwise-difference tensor per step of `episode_accuracies`
@@ -102,12 +101,12 @@ class SiameseNet(MetaLearner):
     def __init__(self, *, hidden: int = 64, **base):
         super().__init__(**base)
         self.hidden = hidden
-        self.encoder = Conv4(hidden=hidden, track_running_stats=True)
-        self.head = nn.Linear(hidden, 1)
+        self.encoder = self.make_backbone(hidden, track_running_stats=True)
+        self.head = nn.Linear(self.encoder.embedding_dim, 1)
         # Start as a plain L1 similarity, "same" while the mean absolute difference is below 0.75
         # (see the module docstring): logit = 6 - 8 * mean_k |z_a,k - z_b,k|.
         with torch.no_grad():
-            self.head.weight.fill_(-8.0 / hidden)
+            self.head.weight.fill_(-8.0 / self.encoder.embedding_dim)
             self.head.bias.fill_(6.0)
 
     def export_problem(self) -> str:
