@@ -74,7 +74,7 @@ PUBLISHED_COLOUR: dict[str, dict[str, FiveWay]] = {
         "protonet": FiveWay("Snell et al. 2017, Table 2", 49.42, 68.20),
         "matching": FiveWay("Vinyals et al. 2016 (FCE), in Ravi & Larochelle 2017, Table 1", 43.56, 55.31),
         "relation": FiveWay("Sung et al. 2018, Table 2", 50.44, 65.32),
-        "metasgd": FiveWay("Li et al. 2017, Table 2", 50.47, 64.03),
+        "metasgd": FiveWay("Li et al. 2017 (MiniImagenet table)", 50.47, 64.03),
         "reptile": FiveWay("Nichol et al. 2018 (transductive), Table 1", 49.97, 65.99),
     },
     # Bertinetto et al. re-ran MAML, ProtoNet and Relation Net on their split; R2-D2 is their own method.
