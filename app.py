@@ -10,8 +10,8 @@ from playground.ui.session import state
 from playground.zoo import picker_labels
 
 st.set_page_config(page_title="meta-learning playground", page_icon="✍️", layout="wide")
-# glibc then reuses freed activation buffers instead of mapping fresh pages for every adaptation:
-# 20-way 5-shot ProtoNet 2.2x, the two-ProtoNet ensemble 1.7x, MAML 1.2x faster (README, Benchmarks). Idempotent.
+# glibc then reuses freed activation buffers instead of mapping fresh pages for every adaptation
+# (bench.adapt_latency --malloc measures it). Idempotent.
 keep_freed_memory()
 serve_threads()  # every visitor's run is a thread: one torch thread each keeps a class's clicks off each other
 state()

@@ -11,9 +11,10 @@ from playground.imaging import preprocess_image, to_tensor
 from playground.inference import predict_task, prediction_grid, task_adapt_options
 from playground.ui.canvas import drawing_canvas, has_ink
 from playground.ui.display import plain, short_names, thumbnail
+from playground.ui.export_button import classifier_download
 from playground.ui.resources import current_device, load_models
 from playground.ui.session import Query, flash, guarded, show_flash, state
-from playground.ui.widgets import class_key, fresh_key, option_widget, reset_inputs
+from playground.ui.widgets import CAMERA_HINT, camera_photo, class_key, fresh_key, option_widget, reset_inputs
 
 MAX_QUERIES = 40
 RIGHT_WRONG = {True: "background-color: #dff3e3", False: "background-color: #fbe1e1"}
@@ -49,8 +50,8 @@ def true_class_box(label: str, key: str):
 
 
 def queries_section() -> None:
-    """Add queries by drawing or uploading; remove them."""
-    draw_tab, upload_tab = st.tabs(["Draw a query", "Upload queries"])
+    """Add queries by drawing, uploading or photographing; remove them."""
+    draw_tab, upload_tab, camera_tab = st.tabs(["Draw a query", "Upload queries", "Camera"])
     with draw_tab:
         c1, c2 = st.columns([3, 2])
         with c2:
@@ -82,6 +83,17 @@ def queries_section() -> None:
                 guarded(lambda f=f: add_query(preprocess_image(f.getvalue(), f.name), up_label, f.name), f"'{f.name}'")
             reset_inputs()
             st.rerun()
+    with camera_tab:
+        c1, c2 = st.columns([3, 2])
+        with c2:
+            cam_label = true_class_box("If you know it", "cam_label")
+            st.caption(CAMERA_HINT)
+        with c1:
+            photo = camera_photo("Photo of a query glyph on paper", fresh_key("q_camera"))
+        if photo is not None:
+            guarded(lambda: add_query(preprocess_image(photo, "the photo"), cam_label, "photo"), "Adding the photo")
+            reset_inputs()
+            st.rerun()
     cols = st.columns(10)
     for i, q in enumerate(ss.queries):
         with cols[i % 10]:
@@ -107,7 +119,9 @@ st.dataframe(
 
 if not ss.queries:
     st.subheader("Queries")
-    st.info("Add at least one query: draw or upload a glyph to classify (a sampled task comes with queries).")
+    st.info(
+        "Add at least one query: draw, upload or photograph a glyph to classify (a sampled task comes with queries)."
+    )
     queries_section()
     st.stop()
 
@@ -160,7 +174,13 @@ if clicked or ss.pop("autorun", False):
         query_x = to_tensor([q.image for q in ss.queries])
         learners = {name: learner for name, (_, learner) in models.items()}
         results = predict_task(learners, support_x, support_y, query_x, [q.label for q in ss.queries], settings)
-        ss.results = {"class_names": list(task.class_names), "results": results, "n_queries": len(ss.queries)}
+        ss.results = {
+            "class_names": list(task.class_names),
+            "results": results,
+            "n_queries": len(ss.queries),
+            "support": (support_x, support_y),  # what the download exports: the task these predictions came from
+            "settings": settings,
+        }
 
     with st.spinner("Adapting…"):
         guarded(_run, "Adapting")
@@ -266,6 +286,7 @@ if res is not None:
                 st.plotly_chart(
                     adaptation_curve(r.trace, f"{r.model}: adaptation on the support set"), key=f"curve-{r.model}"
                 )
+    classifier_download(models, [r.model for r in ok], res["support"], names, res["settings"])
     c1, c2 = st.columns(2)
     c1.page_link("pages/explorer.py", label="Why? See inside a model", icon=":material/scatter_plot:")
     c2.page_link("pages/compare.py", label="Compare the models on this task", icon=":material/balance:")

@@ -23,7 +23,7 @@ from playground.ui.session import (
     try_sample_task,
     undo_replace,
 )
-from playground.ui.widgets import class_picker, fresh_key, reset_inputs
+from playground.ui.widgets import CAMERA_HINT, camera_photo, class_picker, fresh_key, reset_inputs
 
 ss = state()
 task = ss.task
@@ -57,10 +57,12 @@ if sum(task.shots) == 0:  # nothing built yet: show what the playground does, no
             if ss.get("autorun"):
                 st.switch_page("pages/adapt_predict.py")
             st.rerun()
-        st.caption("Or make your own task below: draw, upload or import one to five examples of each class.")
+        st.caption(
+            "Or make your own task below: draw, upload, photograph or import one to five examples of each class."
+        )
     else:
         offer_download("The sample tasks come from Omniglot, which is not installed here.", key="download_first")
-        st.caption("Or make your own task below: draw or upload one to five examples of each class.")
+        st.caption("Or make your own task below: draw, upload or photograph one to five examples of each class.")
 else:
     problems = task.problems()
     if problems:
@@ -80,8 +82,10 @@ if ss.get("undo"):
 
 # Keyed and tracked, the open tab is kept by the server: a rerun (a file chosen, a message shown
 # above) no longer sends the person back to the first tab with their file hidden in another.
-add_tab, upload_tab, sample_tab, file_tab = st.tabs(
-    ["Draw", "Upload images", "Surprise me (Omniglot)", "Import / export"], key="build_way", on_change="rerun"
+add_tab, upload_tab, camera_tab, sample_tab, file_tab = st.tabs(
+    ["Draw", "Upload images", "Camera", "Surprise me (Omniglot)", "Import / export"],
+    key="build_way",
+    on_change="rerun",
 )
 
 with add_tab:
@@ -132,6 +136,23 @@ with upload_tab:
         if added:
             flash("success", f"Added {len(added)} image(s) to '{plain(task.class_names[target_up])}'.")
         reset_inputs()
+        st.rerun()
+
+with camera_tab:
+    left, right = st.columns([3, 2])
+    with right:
+        target_cam = class_picker("Add to class", "camera_target")
+        st.caption(CAMERA_HINT)
+    with left:
+        photo = camera_photo("Photo of a glyph on paper", fresh_key("camera"))
+    if photo is not None:
+
+        def _add_photo() -> None:
+            task.add_example(target_cam, preprocess_image(photo, "the photo"))
+            flash("success", f"Added a photo to '{plain(task.class_names[target_cam])}'.")
+
+        guarded(_add_photo, "Adding the photo")
+        reset_inputs()  # the camera comes back ready for the next photo
         st.rerun()
 
 with sample_tab:

@@ -3,11 +3,9 @@
 With glibc's defaults a block of 128 KiB or more comes from its own ``mmap`` and goes back to the
 kernel when freed (the threshold rises only as such blocks are freed, up to 32 MiB), and the top of
 the heap is trimmed. A meta-learning step allocates activations of several MiB each, many times
-over: each fresh block is new pages, zeroed by the kernel on first touch. On this project's 2-core
-machine the clone-per-task MAML reference took 300,000 to 500,000 minor page faults per
-meta-iteration that way, and kept memory made it about a third faster; ProtoNet's 60-way training
-step about 1.5x (the README's Benchmarks section). The CLI's ``train``, ``evaluate``, ``lake-runs``
-and ``calibrate-steps`` keep freed memory unless ``--malloc default``, and so does the app.
+over: each fresh block is new pages, zeroed by the kernel on first touch, hundreds of thousands
+of page faults per meta-iteration (bench/README.md measures the difference). The CLI's ``train``,
+``evaluate``, ``lake-runs`` and ``calibrate-steps`` keep freed memory unless ``--malloc default``, and so does the app.
 ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` in the environment do the same for any
 program, at start-up.
 """

@@ -66,3 +66,43 @@ def shift_tasks(tasks: TaskBatch, max_shift: int, generator: torch.Generator | N
         tasks.query_y,
         tasks.class_names,
     )
+
+
+# Colour training augmentation, the usual for mini-ImageNet and CIFAR-FS: a random crop with padding
+# (a random shift with black fill), a horizontal flip and colour jitter, on the [0, 1] pixels.
+CROP_PADDING_FRACTION = 8  # padding = image side // this: 4 px on 32x32, 10 px on 84x84
+JITTER = 0.4  # brightness, contrast and saturation each scaled by a factor in [1 - JITTER, 1 + JITTER]
+
+
+def colour_augment(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Images [..., 3, H, W] in [0, 1], each randomly shifted, flipped and colour-jittered (its own draws)."""
+    lead, shape = x.shape[:-3], x.shape[-3:]
+    flat = random_shifts(x.reshape(-1, *shape), max(1, shape[-1] // CROP_PADDING_FRACTION), generator)
+    n = flat.shape[0]
+
+    def draw(*size: int) -> torch.Tensor:
+        return torch.rand(n, *size, generator=generator).to(x.device)
+
+    flip = draw(1, 1, 1) < 0.5
+    flat = torch.where(flip, flat.flip(-1), flat)
+    brightness, contrast, saturation = (1 + JITTER * (2 * draw(1, 1, 1) - 1) for _ in range(3))
+    flat = flat * brightness
+    grey = (flat * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(3, 1, 1)).sum(-3, keepdim=True)
+    flat = (flat - grey.mean((-2, -1), keepdim=True)) * contrast + grey.mean((-2, -1), keepdim=True)
+    grey = (flat * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(3, 1, 1)).sum(-3, keepdim=True)
+    flat = (flat - grey) * saturation + grey
+    return flat.clamp(0, 1).reshape(*lead, *shape)
+
+
+def colour_augment_tasks(
+    tasks: TaskBatch, normalization: tuple | None, generator: torch.Generator | None = None
+) -> TaskBatch:
+    """The batch with every colour image augmented (`colour_augment`) in [0, 1] and normalised again."""
+    from playground.episodes import denormalize, normalize
+
+    def one(x: torch.Tensor) -> torch.Tensor:
+        if normalization is None:
+            return colour_augment(x, generator)
+        return normalize(colour_augment(denormalize(x, normalization), generator), normalization)
+
+    return TaskBatch(one(tasks.support_x), tasks.support_y, one(tasks.query_x), tasks.query_y, tasks.class_names)

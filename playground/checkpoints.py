@@ -42,6 +42,11 @@ class Checkpoint:
         return self.extra.get("train_config", {}).get("protocol", "lake")
 
     @property
+    def dataset(self) -> str:
+        """The dataset it was trained on (`playground.data.datasets`); checkpoints older than the record: Omniglot."""
+        return self.extra.get("train_config", {}).get("dataset", "omniglot")
+
+    @property
     def trained_protocols(self) -> list[str]:
         """Its own protocol, then those of the models it was fine-tuned from (``--init-from``), as recorded:
         the splits whose training classes its weights have seen."""

@@ -14,6 +14,7 @@ import torch
 
 from playground import distributed
 from playground.algorithms import available, learner_class
+from playground.algorithms.base import BACKBONES
 from playground.algorithms.plugins import PluginError, add_plugin_flag, load_plugins, plugin_flags
 from playground.algorithms.test_time import TestTimeSettings
 from playground.allocator import keep_freed_memory
@@ -24,6 +25,8 @@ from playground.checkpoints import (
     read_checkpoint,
     write_card,
 )
+from playground.data.datasets import ALL_PROTOCOLS, DATASET_NAMES, dataset_of_protocol, load_dataset_splits
+from playground.data.datasets import dataset as dataset_info
 from playground.data.download import base_url, download_data, megabytes, missing_files
 from playground.data.omniglot import DataError, default_data_dir
 from playground.device import DEVICES, resolve_device
@@ -44,6 +47,8 @@ LEARNER_FLAGS = {
     "head": "--head",
     "task_batching": "--task-batching",
     "memory_format": "--memory-format",
+    "backbone": "--backbone",
+    "hidden": "--hidden",
 }
 
 
@@ -82,9 +87,8 @@ def add_malloc_flag(p: argparse.ArgumentParser, default: str = "keep") -> None:
         choices=["keep", "default"],
         default=default,
         help="keep: glibc's malloc keeps freed memory for reuse instead of returning it to the OS, sparing the "
-        "kernel's page faults (on a CPU ProtoNet's 60-way training step about 1.5x faster, a 50-step 20-way "
-        "5-shot FO-MAML evaluation 1.45x; memory stays at its peak); default: glibc's own settings. Linux only; "
-        "elsewhere nothing changes (default: %(default)s)",
+        "kernel's page faults (faster steps; memory stays at its peak; bench/README.md measures it); default: "
+        "glibc's own settings. Linux only; elsewhere nothing changes (default: %(default)s)",
     )
 
 
@@ -114,7 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="meta-train an algorithm")
     t.add_argument("--algorithm", default="protonet", choices=available())
-    t.add_argument("--protocol", default="lake", choices=["lake", "vinyals"])
+    t.add_argument("--dataset", default="omniglot", choices=DATASET_NAMES, help="default omniglot (docs/datasets.md)")
+    t.add_argument(
+        "--protocol",
+        default=None,
+        choices=ALL_PROTOCOLS,
+        help="the dataset's split (default: its first: lake, ravi, ...)",
+    )
     t.add_argument("--ways", type=positive("--ways"), default=5, help="ways of validation/test episodes")
     t.add_argument(
         "--train-ways", type=positive("--train-ways"), default=None, help="ways of training episodes (default: --ways)"
@@ -155,8 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         choices=PRECISIONS,
         default="fp32",
-        help="bf16: meta-training steps under bfloat16 autocast, 1.2x to 1.6x as fast a step on a CPU with AVX-512 "
-        "BF16 (README, Benchmarks); weights, optimizer and validation stay float32 (default fp32)",
+        help="bf16: meta-training steps under bfloat16 autocast, faster on a CPU with AVX-512 BF16 or a GPU "
+        "(bench.time_to_accuracy measures it); weights, optimizer and validation stay float32 (default fp32)",
+    )
+    t.add_argument(
+        "--no-colour-augment", action="store_true", help="colour datasets: no random crop, flip or colour jitter"
+    )
+    t.add_argument(
+        "--backbone", choices=BACKBONES, help="conv4 (default) or resnet12 (widths 64-160-320-640 x hidden/64)"
+    )
+    t.add_argument(
+        "--hidden", type=positive("--hidden"), help="filters of Conv-4 (papers: 64; MAML on mini-ImageNet: 32)"
     )
     t.add_argument("--inner-lr", type=positive_float("--inner-lr"))
     t.add_argument("--inner-steps", type=non_negative("--inner-steps"))
@@ -188,7 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", choices=DEVICES)
-    t.add_argument("--data-dir", default=None, help=f"Omniglot folder (default {default_data_dir()})")
+    t.add_argument(
+        "--data-dir",
+        default=None,
+        help=f"the dataset's folder (Omniglot's default {default_data_dir()}; docs/datasets.md)",
+    )
     t.add_argument("--out", default="runs/latest", help="folder for best.pt, last.pt and log.jsonl")
     t.add_argument(
         "--resume",
@@ -229,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Meta-LSTM scale their learned steps by --inner-lr / inner_lr); choose it on validation with "
         "calibrate-steps --inner-lrs",
     )
-    e.add_argument("--protocol", choices=["lake", "vinyals"], default=None, help="default: the checkpoint's")
+    e.add_argument("--dataset", choices=DATASET_NAMES, default=None, help="default: the checkpoint's")
+    e.add_argument("--protocol", choices=ALL_PROTOCOLS, default=None, help="default: the checkpoint's or the dataset's")
     e.add_argument("--split", choices=["test", "val"], default="test")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto", choices=DEVICES)
@@ -443,7 +467,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         return
     cfg = TrainConfig(
         algorithm=args.algorithm,
-        protocol=args.protocol,
+        dataset=args.dataset,
+        protocol=args.protocol or dataset_info(args.dataset).protocols[0],
+        colour_augment=not args.no_colour_augment,
         ways=args.ways,
         shots=args.shots,
         query=args.query,
@@ -501,8 +527,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     ckpt = read_checkpoint(args.checkpoint)  # read once: the learner and its protocol both come from it
     learner = learner_from_checkpoint(ckpt, device)
     _check_adapt_flags(learner, learner.name, n_steps=args.inner_steps, inner_lr=args.inner_lr)
-    protocol = args.protocol or ckpt.protocol
-    splits_of = _splits_loader(args.data_dir)
+    name = args.dataset or (dataset_of_protocol(args.protocol) if args.protocol else ckpt.dataset)
+    protocol = args.protocol or (ckpt.protocol if name == ckpt.dataset else dataset_info(name).protocols[0])
+    _check_dataset_fits(learner, name)
+    splits_of = _splits_loader(args.data_dir, name)
     overlap = _refuse_seen_classes(ckpt, protocol, args.split, splits_of, allow=args.allow_training_classes)
     if overlap is not None and args.card:
         raise ValueError(f"--card: {overlap.describe()}; a contaminated figure is never written into a card")
@@ -557,15 +585,31 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(f"model card: {path}")
 
 
-def _splits_loader(data_dir: str | None):
-    """``protocol -> Splits`` (unrotated where the protocol allows), each built once."""
+def _check_dataset_fits(learner, name: str) -> None:
+    """Refuse a dataset whose images are not those the learner's network takes (glyphs vs photos)."""
+    info = dataset_info(name)
+    if tuple(info.image_shape) != tuple(learner.image_shape):
+        shape = "x".join(map(str, learner.image_shape))
+        raise ValueError(
+            f"the checkpoint's network takes {shape} images; {info.title} has "
+            f"{'x'.join(map(str, info.image_shape))}: evaluate it on the dataset it was trained for"
+        )
+
+
+def _splits_loader(data_dir: str | None, dataset: str = "omniglot"):
+    """``protocol -> Splits`` (unrotated where the protocol allows), each built once. A protocol of another
+    dataset than ``dataset`` has no classes in common with it: its splits are empty."""
     from playground.data import protocols
 
     built: dict[str, protocols.Splits] = {}
 
     def splits_of(protocol: str) -> protocols.Splits:
         if protocol not in built:
-            built[protocol] = protocols.load_splits(protocol, data_dir, rotations=False)
+            if dataset_of_protocol(protocol) != dataset:
+                none = protocols.ClassDataset(torch.zeros(0, 1, 28, 28, dtype=torch.uint8), [])
+                built[protocol] = protocols.Splits(protocol, none, none, none)
+            else:
+                built[protocol] = load_dataset_splits(dataset, protocol, data_dir, rotations=False)
         return built[protocol]
 
     return splits_of
@@ -906,8 +950,14 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from playground.zoo import CHECKPOINT_DIR, shipped_models
 
-    table = results_table(shipped_models(args.dir or CHECKPOINT_DIR), papers=args.papers)
+    entries = list(shipped_models(args.dir or CHECKPOINT_DIR))
+    table = results_table([e for e in entries if (e.card or {}).get("dataset", "omniglot") == "omniglot"], args.papers)
     print(table)
+    if args.papers:
+        from playground.papers import PUBLISHED_COLOUR, colour_papers_table
+
+        for name in PUBLISHED_COLOUR:
+            print("\n" + colour_papers_table(name, [e.card for e in entries if e.card]))
     if args.readme:
         from playground.readme_table import replace_table
 

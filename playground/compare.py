@@ -37,12 +37,9 @@ StopCheck = Callable[[], bool]
 # Queries per class in the benchmark's episodes (`benchmark_episodes`): they count towards its work.
 BENCHMARK_QUERIES = 5
 
-# The most work one click may start, in image passes (`MetaLearner.episode_work`). Scored one episode at a time,
-# as the page does, with one torch thread on a loaded 2-core machine, an image pass took 0.1 to 1.5 ms for every
-# shipped model but ANIL and pixel_nn (less: counted on the safe side), so one click holds a core for at most
-# about two and a half minutes, mostly under one. The three default models at 5-way 1-shot fit 520 episodes;
-# all 15 shipped models at 20-way 1-shot for 600 episodes, which once held a core for over 6.5 minutes, count
-# 6.8 million.
+# The most work one click may start, in image passes (`MetaLearner.episode_work`), so that one visitor's click
+# holds a core for a few minutes at most on a small server, however many models and episodes they ask for; an
+# image pass's cost per model is measured by bench/compare_defaults.py and bench/README.md.
 MAX_WORK_PER_CLICK = 100_000
 
 # The compare page's first settings, chosen so that each click with the three default models ends within half a
@@ -253,9 +250,9 @@ def time_episode(learner: MetaLearner, n_way: int = 5, k_shot: int = 1, n_query:
     support_y = torch.arange(n_way, device=device).repeat_interleave(k_shot)[None]
     query_y = torch.arange(n_way, device=device).repeat_interleave(n_query)[None]
     batch = TaskBatch(
-        torch.rand(1, n_way * k_shot, 1, 28, 28, device=device),
+        torch.rand(1, n_way * k_shot, *learner.image_shape, device=device),
         support_y,
-        torch.rand(1, n_way * n_query, 1, 28, 28, device=device),
+        torch.rand(1, n_way * n_query, *learner.image_shape, device=device),
         query_y,
     )
     steps, lr = settings.get("n_steps"), settings.get("inner_lr")

@@ -11,7 +11,8 @@ from playground.data.protocols import ClassDataset
 
 @dataclass
 class Task:
-    """One N-way K-shot task. Images are float [n, 1, 28, 28] in [0, 1], ink = 1."""
+    """One N-way K-shot task. Glyphs are float [n, 1, 28, 28] in [0, 1], ink = 1; colour images
+    [n, 3, H, W], normalised with their dataset's mean and std."""
 
     support_x: torch.Tensor
     support_y: torch.Tensor
@@ -77,6 +78,18 @@ def alphabet_of(class_name: str) -> str:
     alphabet, _, rest = class_name.partition("/")
     _, _, rotation = rest.partition(" ")
     return f"{alphabet} {rotation}".strip() if rest else class_name
+
+
+def normalize(x: torch.Tensor, normalization: tuple[tuple[float, ...], tuple[float, ...]]) -> torch.Tensor:
+    """[0, 1] images [..., C, H, W] -> (x - mean) / std per channel."""
+    mean, std = (torch.tensor(v, dtype=x.dtype, device=x.device).view(-1, 1, 1) for v in normalization)
+    return (x - mean) / std
+
+
+def denormalize(x: torch.Tensor, normalization: tuple[tuple[float, ...], tuple[float, ...]]) -> torch.Tensor:
+    """The inverse of `normalize`: back to [0, 1] values."""
+    mean, std = (torch.tensor(v, dtype=x.dtype, device=x.device).view(-1, 1, 1) for v in normalization)
+    return x * std + mean
 
 
 def stack_tasks(tasks: list[Task]) -> TaskBatch:
@@ -148,11 +161,16 @@ class TaskSampler:
             draws.append(torch.argsort(torch.rand(n, self.dataset.drawings_per_class, generator=g), dim=-1)[:, : k + q])
         classes, draws = torch.stack(classes), torch.stack(draws)
         device = self.dataset.images.device
-        imgs = self.dataset.images[classes.to(device)[..., None], draws.to(device)]  # [B, N, K+Q, 28, 28]
-        imgs = imgs.float().div_(255.0).unsqueeze(3)  # [B, N, K+Q, 1, 28, 28]
+        imgs = self.dataset.images[classes.to(device)[..., None], draws.to(device)]  # [B, N, K+Q, (3,) H, W]
+        imgs = imgs.float().div_(255.0)
+        if imgs.dim() == 5:
+            imgs = imgs.unsqueeze(3)  # [B, N, K+Q, 1, 28, 28]
+        shape = imgs.shape[3:]
+        if self.dataset.normalization is not None:
+            imgs = normalize(imgs, self.dataset.normalization)
         labels = torch.arange(n, device=device)
-        support_x = imgs[:, :, :k].reshape(batch_size, n * k, 1, 28, 28)
-        query_x = imgs[:, :, k:].reshape(batch_size, n * q, 1, 28, 28)
+        support_x = imgs[:, :, :k].reshape(batch_size, n * k, *shape)
+        query_x = imgs[:, :, k:].reshape(batch_size, n * q, *shape)
         support_y = labels.repeat_interleave(k).expand(batch_size, -1).contiguous()
         query_y = labels.repeat_interleave(q).expand(batch_size, -1).contiguous()
         names = [[self.dataset.names[c] for c in row.tolist()] for row in classes]

@@ -56,3 +56,57 @@ def published_for(card: dict[str, Any]) -> Published | None:
 def reaches(ours: float, ci95: float, paper: float) -> bool:
     """The issue's bar: our mean is above the paper's, or the paper's figure lies within our 95% CI."""
     return ours + ci95 >= paper
+
+
+@dataclass(frozen=True)
+class FiveWay:
+    """A paper's 5-way 1-shot and 5-shot accuracy (percent) on a colour benchmark, with where it is printed."""
+
+    source: str
+    one_shot: float
+    five_shot: float
+
+
+# Conv-4 backbones throughout (the papers' own widths). Typed from each paper's table (docs/datasets.md).
+PUBLISHED_COLOUR: dict[str, dict[str, FiveWay]] = {
+    "mini-imagenet": {
+        "maml": FiveWay("Finn et al. 2017, Table 1", 48.70, 63.11),
+        "protonet": FiveWay("Snell et al. 2017, Table 2", 49.42, 68.20),
+        "matching": FiveWay("Vinyals et al. 2016 (FCE), in Ravi & Larochelle 2017, Table 1", 43.56, 55.31),
+        "relation": FiveWay("Sung et al. 2018, Table 2", 50.44, 65.32),
+        "metasgd": FiveWay("Li et al. 2017 (MiniImagenet table)", 50.47, 64.03),
+        "reptile": FiveWay("Nichol et al. 2018 (transductive), Table 1", 49.97, 65.99),
+    },
+    # Bertinetto et al. re-ran MAML, ProtoNet and Relation Net on their split; R2-D2 is their own method.
+    "cifar-fs": {
+        "maml": FiveWay("Bertinetto et al. 2019, Table 1", 58.9, 71.5),
+        "protonet": FiveWay("Bertinetto et al. 2019, Table 1", 55.5, 72.0),
+        "relation": FiveWay("Bertinetto et al. 2019, Table 1", 55.0, 69.3),
+        "r2d2": FiveWay("Bertinetto et al. 2019, Table 1 (R2-D2, not in this project)", 65.3, 79.4),
+    },
+}
+
+
+def colour_papers_table(dataset: str, cards: list[dict[str, Any]]) -> str:
+    """Markdown: each published 5-way figure on ``dataset`` beside the best of ours measured there (its
+    model cards' test results), "not run" where no card of that algorithm on that dataset holds one."""
+    lines = [
+        f"| {dataset} | published 5-way 1-shot | ours | published 5-way 5-shot | ours | source |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for algorithm, paper in PUBLISHED_COLOUR[dataset].items():
+        ours = []
+        for k_shot in (1, 5):
+            found = [
+                r
+                for card in cards
+                if card.get("dataset") == dataset and card.get("algorithm") == algorithm
+                for r in (card.get("evaluation") or {}).get("results", [])
+                if r.get("n_way") == 5 and r.get("k_shot") == k_shot
+            ]
+            best = max(found, key=lambda r: r["accuracy"], default=None)
+            ours.append("not run" if best is None else best["text"])
+        lines.append(
+            f"| {algorithm} | {paper.one_shot:.2f} | {ours[0]} | {paper.five_shot:.2f} | {ours[1]} | {paper.source} |"
+        )
+    return "\n".join(lines)

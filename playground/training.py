@@ -22,7 +22,7 @@ import torch
 from playground import distributed
 from playground.algorithms import MetaLearner, create_learner, learner_class
 from playground.algorithms.test_time import TestTimeSettings
-from playground.augment import shift_tasks
+from playground.augment import colour_augment_tasks, shift_tasks
 from playground.checkpoints import (
     Checkpoint,
     learner_from_checkpoint,
@@ -31,6 +31,8 @@ from playground.checkpoints import (
     save_checkpoint,
     write_card,
 )
+from playground.data.datasets import dataset as dataset_info
+from playground.data.datasets import load_dataset_splits
 from playground.data.protocols import Splits, load_splits
 from playground.device import resolve_device
 from playground.episodes import TaskSampler
@@ -41,6 +43,7 @@ from playground.precision import check_precision, training_autocast
 @dataclass
 class TrainConfig:
     algorithm: str = "protonet"
+    dataset: str = "omniglot"  # one of playground.data.datasets.DATASETS
     protocol: str = "lake"
     ways: int = 5
     shots: int = 1
@@ -57,6 +60,7 @@ class TrainConfig:
     test_episodes: int = 600
     rotations: bool = True
     augment_shift: int = 0  # move each training image by up to this many pixels (playground.augment)
+    colour_augment: bool = True  # colour datasets: random crop, flip and colour jitter (playground.augment)
     within_alphabet: bool = False  # every training episode's classes from one alphabet, as in Lake's runs
     precision: str = "fp32"  # bf16: meta-training steps under bfloat16 autocast (playground.precision)
     seed: int = 0
@@ -256,12 +260,24 @@ def train(
     validate_config(cfg)
     if learner_class(cfg.algorithm).not_trainable:
         raise ValueError(f"--algorithm {cfg.algorithm}: {learner_class(cfg.algorithm).not_trainable}")
+    info = dataset_info(cfg.dataset)
+    channels, size, _ = info.image_shape
+    if (channels, size) != (1, 28) and learner_class(cfg.algorithm).glyphs_only:
+        raise ValueError(
+            f"--algorithm {cfg.algorithm} cannot run on {info.title}: {learner_class(cfg.algorithm).glyphs_only}"
+        )
     torch.manual_seed(cfg.seed)
-    splits = load_splits(cfg.protocol, cfg.data_dir, rotations=cfg.rotations)
+    if info.read is None:  # Omniglot, through its own protocols
+        splits = load_splits(cfg.protocol, cfg.data_dir, rotations=cfg.rotations)
+    else:
+        splits = load_dataset_splits(cfg.dataset, cfg.protocol, cfg.data_dir, rotations=cfg.rotations)
+    if splits.train.num_classes == 0:
+        raise ValueError(f"--protocol {cfg.protocol} has no meta-training classes: it is for evaluation only")
     validate_config(cfg, splits)
     distributed.check(cfg.algorithm, cfg.meta_batch)
     train_ways = cfg.train_ways or cfg.ways
-    learner_options = {**cfg.learner, "n_way": train_ways}
+    # The network is sized for the dataset's images (a learner's own options cannot change them).
+    learner_options = {**cfg.learner, "n_way": train_ways, "in_channels": channels, "image_size": size}
     accepted = learner_class(cfg.algorithm).hyperparameters()
     learner_options = {k: v for k, v in learner_options.items() if k in accepted}
     learner: MetaLearner = (
@@ -358,6 +374,8 @@ def train(
             while state["iteration"] < cfg.iterations:
                 # Every rank samples the whole batch (the same stream as one process) and trains on its share.
                 batch = shift_tasks(sampler.sample_batch(cfg.meta_batch), cfg.augment_shift, shifts)
+                if info.colour and cfg.colour_augment:
+                    batch = colour_augment_tasks(batch, info.normalization, shifts)
                 with training_autocast(device, cfg.precision):
                     stats = distributed.meta_train_step(learner, batch)
                 scheduler.step()
@@ -491,6 +509,7 @@ def make_card(checkpoint_path: Path, results: list[dict], device: torch.device, 
     return {
         "algorithm": ckpt.algorithm,
         "config": ckpt.config,
+        "dataset": tc.get("dataset", "omniglot"),
         "protocol": tc.get("protocol"),
         "training": {
             "iterations": ckpt.training.get("iteration"),

@@ -40,6 +40,11 @@ class ModelEntry:
         except ValueError:  # a plugin's model whose module is not loaded: its file name still says what it is
             return self.name
 
+    @property
+    def dataset(self) -> str:
+        """The dataset it was trained on, from its card (`playground.data.datasets`); cards without one: Omniglot."""
+        return (self.card or {}).get("dataset") or "omniglot"
+
     def figure(self, n_way: int = 5, k_shot: int = 1) -> dict[str, Any] | None:
         """The card's result for n_way/k_shot (accuracy, ci95, text, settings), or None if it has none."""
         results = (self.card or {}).get("evaluation", {}).get("results", [])
@@ -86,7 +91,7 @@ class SessionModel(ModelEntry):
 def warm_up(learner: MetaLearner) -> None:
     """One tiny adaptation, so the first user's click does not pay torch's one-off set-up costs; then one
     benchmark-shaped episode, timed, so that the app can say how long a benchmark will take before it starts."""
-    x = torch.rand(4, 1, 28, 28, device=learner.device)
+    x = torch.rand(4, *learner.image_shape, device=learner.device)
     learner.adapt(x, torch.tensor([0, 0, 1, 1], device=learner.device), n_steps=1).predict_proba(x)
     try:
         time_episode(learner)
@@ -107,13 +112,19 @@ def default_selection(names: list[str]) -> list[str]:
 
 def picker_labels(entries: list[ModelEntry]) -> dict[str, str]:
     """What the app's model picker shows for each model: "ProtoNet · 98.3%", its card's 5-way 1-shot
-    figure beside the algorithm's short name, and the file's name too where two models share a title."""
+    figure beside the algorithm's short name, and the file's name too where two models share a title; a model
+    trained on photos rather than Omniglot's glyphs names its dataset ("ProtoNet · 78.2% · CIFAR-FS")."""
+    from playground.data.datasets import DATASETS
+
     titles = [e.title for e in entries]
     labels = {}
     for e in entries:
         title = e.title if titles.count(e.title) == 1 else f"{e.title} ({e.name})"
         figure = (e.figure(5, 1) or {}).get("accuracy")
         labels[e.name] = title if figure is None else f"{title} · {100 * figure:.1f}%"
+        if e.dataset != "omniglot":
+            info = DATASETS.get(e.dataset)
+            labels[e.name] += f" · {info.title if info else e.dataset}"
     return labels
 
 

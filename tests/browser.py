@@ -239,8 +239,18 @@ def streamlit_server(
 
 
 @contextlib.contextmanager
-def browser(width: int = 1400, height: int = 1000, *, page_load_timeout: float = 60.0) -> Iterator[Any]:
-    """A headless Chromium (selenium ``WebDriver``) with a fresh temporary profile, quit on exit."""
+def browser(
+    width: int = 1400,
+    height: int = 1000,
+    *,
+    page_load_timeout: float = 60.0,
+    extra_flags: Sequence[str] = (),
+    download_dir: str | os.PathLike | None = None,
+) -> Iterator[Any]:
+    """A headless Chromium (selenium ``WebDriver``) with a fresh temporary profile, quit on exit.
+
+    ``extra_flags`` are added to CHROMIUM_FLAGS, e.g. :func:`fake_camera_flags` for a camera; files it
+    downloads land in ``download_dir`` when given."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -251,16 +261,58 @@ def browser(width: int = 1400, height: int = 1000, *, page_load_timeout: float =
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={user_data_dir}")
     options.add_argument(f"--window-size={width},{height}")
+    for flag in extra_flags:
+        options.add_argument(flag)
+    if download_dir is not None:
+        prefs = {"download.default_directory": str(download_dir), "download.prompt_for_download": False}
+        options.add_experimental_option("prefs", prefs)
     driver = None
     try:
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
         driver.set_page_load_timeout(page_load_timeout)
+        if download_dir is not None:  # headless Chromium also needs to be told through the DevTools protocol
+            behavior = {"behavior": "allow", "downloadPath": str(download_dir)}
+            driver.execute_cdp_cmd("Browser.setDownloadBehavior", behavior)
         yield driver
     finally:
         if driver is not None:
             with contextlib.suppress(Exception):
                 driver.quit()
         shutil.rmtree(user_data_dir, ignore_errors=True)
+
+
+def fake_camera_flags(video: str | os.PathLike) -> tuple[str, ...]:
+    """Chromium flags that make ``video`` (a .y4m or .mjpeg file, played in a loop) the camera, and
+    grant camera access without asking."""
+    return (
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={video}",
+    )
+
+
+def write_y4m(path: str | os.PathLike, rgb: Any, frames: int = 2) -> Path:
+    """Write an HxWx3 uint8 RGB array as a Y4M video (4:2:0, ``frames`` identical frames) for
+    :func:`fake_camera_flags`; H and W must be even."""
+    import numpy as np
+
+    rgb = np.asarray(rgb, dtype=np.float32)
+    h, w = rgb.shape[:2]
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b  # full-range BT.601, as C420jpeg means
+    u = (b - y) * 0.564 + 128
+    v = (r - y) * 0.713 + 128
+
+    def plane(a):
+        return np.clip(np.rint(a), 0, 255).astype(np.uint8).tobytes()
+
+    def half(a):
+        return a.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+
+    frame = b"FRAME\n" + plane(y) + plane(half(u)) + plane(half(v))
+    path = Path(path)
+    path.write_bytes(f"YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg\n".encode() + frame * frames)
+    return path
 
 
 # --- Streamlit page helpers ---------------------------------------------------------------------
@@ -527,3 +579,14 @@ def draw_strokes_on_canvas(
             time.sleep(pause_after_stroke)
     finally:
         driver.switch_to.default_content()
+
+
+def wait_for_download(folder: str | os.PathLike, suffix: str, timeout: float = 60.0) -> Path:
+    """The first finished file ending in ``suffix`` that the browser saves in ``folder``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = [p for p in Path(folder).iterdir() if p.name.endswith(suffix) and p.stat().st_size > 0]
+        if done:
+            return done[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no {suffix} file was downloaded to {folder} within {timeout:.0f} s: {os.listdir(folder)}")

@@ -15,6 +15,9 @@ from torch import nn
 from playground.algorithms.test_time import TestTimeSettings
 from playground.data.protocols import ClassDataset
 from playground.episodes import TaskBatch
+from playground.models.resnet12 import STANDARD_WIDTHS
+
+BACKBONES = ("conv4", "resnet12")  # what `MetaLearner.make_backbone` builds
 
 
 @dataclass
@@ -41,6 +44,10 @@ class DecisionMatrix:
     unit: str  # what a value is, e.g. "probability", "squared distance"
 
 
+class NotExportable(ValueError):
+    """A model whose adapted form has no export (`Predictor.export_module`); the message says why."""
+
+
 class Predictor(ABC):
     """What `MetaLearner.adapt` returns: a classifier for one task, fixed after adaptation."""
 
@@ -49,7 +56,7 @@ class Predictor(ABC):
 
     @abstractmethod
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores [n, n_way] for images [n, 1, 28, 28]."""
+        """Class scores [n, n_way] for images [n, C, H, W] (the learner's `image_shape`)."""
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         return self.logits(x).softmax(-1)
@@ -72,6 +79,11 @@ class Predictor(ABC):
         with torch.no_grad():
             proba = self.predict_proba(x)
         return [DecisionMatrix("class probabilities", proba, "class", "probability")]
+
+    def export_module(self, group: int = 1) -> nn.Module:
+        """A plain torch module with this task's adapted tensors baked in (`playground.export`): image groups
+        [n, group, 1, 28, 28] -> logits [n, group, n_way], each group scored as one call of `logits` on it."""
+        raise NotExportable(f"{type(self).__name__} does not say how to export it (Predictor.export_module)")
 
 
 @dataclass(frozen=True)
@@ -119,14 +131,58 @@ class MetaLearner(nn.Module, ABC):
     # Whether the app's live page may meta-train it: a small network whose iterations take well under a second
     # on a CPU, so that a minute of training shows it learning (`playground.live_training`).
     trains_live: ClassVar[bool] = False
+    # Why its adapted predictor cannot be exported to ONNX (`playground.export`); "" when it can.
+    not_exportable: ClassVar[str] = "its algorithm does not say how to export an adapted model"
+    # Why it takes only 1x28x28 glyphs (a network sized for them); "" when its network is `make_backbone`'s.
+    glyphs_only: ClassVar[str] = ""
+    # The backbones `make_backbone` builds for it (those whose forward pass it can run).
+    backbones: ClassVar[tuple[str, ...]] = ("conv4",)
 
-    def __init__(self, *, n_way: int = 5, outer_lr: float = 1e-3, **unused: Any):
+    def __init__(
+        self,
+        *,
+        n_way: int = 5,
+        outer_lr: float = 1e-3,
+        in_channels: int = 1,
+        image_size: int = 28,
+        backbone: str = "conv4",
+        **unused: Any,
+    ):
         super().__init__()
         if unused:
             raise TypeError(f"{type(self).__name__} got unknown options: {', '.join(sorted(unused))}")
+        if (in_channels, image_size) != (1, 28) and self.glyphs_only:
+            raise ValueError(
+                f"{self.name} cannot run on {in_channels}x{image_size}x{image_size} images: {self.glyphs_only}"
+            )
+        if backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {', '.join(BACKBONES)} (got {backbone!r})")
+        if backbone not in self.backbones:
+            raise ValueError(f"{self.name} runs on {', '.join(self.backbones)} only, not {backbone}")
         self.n_way = n_way
         self.outer_lr = outer_lr
+        self.in_channels, self.image_size, self.backbone = in_channels, image_size, backbone
         self._optimizer: torch.optim.Optimizer | None = None
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """[C, H, W] of the images it takes: (1, 28, 28) for glyphs, (3, 84, 84) for mini-ImageNet."""
+        return (self.in_channels, self.image_size, self.image_size)
+
+    def make_backbone(self, hidden: int, track_running_stats: bool) -> nn.Module:
+        """The learner's embedding network for its images: Conv-4 with ``hidden`` filters, or ResNet-12
+        whose widths are the standard 64-160-320-640 scaled by ``hidden / 64``."""
+        from playground.models import Conv4, ResNet12
+
+        if self.backbone == "resnet12":
+            widths = tuple(max(1, round(w * hidden / 64)) for w in STANDARD_WIDTHS)
+            return ResNet12(self.in_channels, widths, track_running_stats=track_running_stats)
+        return Conv4(
+            in_channels=self.in_channels,
+            hidden=hidden,
+            image_size=self.image_size,
+            track_running_stats=track_running_stats,
+        )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -155,6 +211,10 @@ class MetaLearner(nn.Module, ABC):
         n_way = int(support_y.max()) + 1
         settings = self.settings_for(n_way, round(support_y.numel() / n_way), n_steps, inner_lr)
         return settings.get("n_steps", n_steps), settings.get("inner_lr", inner_lr)
+
+    def export_problem(self) -> str:
+        """Why this learner's adapted predictor cannot be exported (`not_exportable`); "" when it can."""
+        return self.not_exportable
 
     # -- configuration -------------------------------------------------------------
     @classmethod
@@ -276,8 +336,9 @@ class MetaLearner(nn.Module, ABC):
 
     def check_support(self, support_x: torch.Tensor, support_y: torch.Tensor) -> int:
         """Validate a support set; returns its number of classes."""
-        if support_x.ndim != 4 or support_x.shape[1:] != (1, 28, 28):
-            raise ValueError(f"support images must be [n, 1, 28, 28], got {list(support_x.shape)}")
+        shape = getattr(self, "image_shape", (1, 28, 28))
+        if support_x.ndim != 4 or tuple(support_x.shape[1:]) != shape:
+            raise ValueError(f"support images must be [n, {', '.join(map(str, shape))}], got {list(support_x.shape)}")
         if support_y.ndim != 1 or support_y.shape[0] != support_x.shape[0]:
             raise ValueError("support labels must be one integer per support image")
         n_way = int(support_y.max()) + 1

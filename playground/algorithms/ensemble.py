@@ -33,8 +33,9 @@ from playground.algorithms.base import (
     register,
     support_fit,
 )
-from playground.augment import shift_views
+from playground.augment import shift_views, view_offsets
 from playground.episodes import TaskBatch
+from playground.models.exported import ShiftViews
 
 MAX_VIEW_SHIFT = 3  # 49 views: past that each prediction costs too much for an interactive page
 
@@ -96,6 +97,29 @@ class EnsemblePredictor(Predictor):
     def prototypes_for(self, x: torch.Tensor) -> torch.Tensor | None:
         return self.predictors[0].prototypes_for(x) if len(self.predictors) == 1 else None
 
+    def export_module(self, group: int = 1) -> nn.Module:
+        """Every member's export, each fed a group's shifted views in one call as `logits` feeds them."""
+        views = len(view_offsets(self.learner.view_shift))
+        members = [p.export_module(group * views) for p in self.predictors]
+        return _EnsembleModule(ShiftViews(view_offsets(self.learner.view_shift)), members, views)
+
+
+class _EnsembleModule(nn.Module):
+    """Image groups [n, g, ...] -> the members' log-probabilities [n, g, n_way], averaged over views and members."""
+
+    def __init__(self, views: nn.Module, members: list[nn.Module], n_views: int):
+        super().__init__()
+        self.views, self.members, self.n_views = views, nn.ModuleList(members), n_views
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = x.shape[1]
+        seen = self.views(x)  # [n, views * g, 1, H, W], view-major as `EnsemblePredictor.views`
+        per_member = []
+        for member in self.members:
+            out = member(seen)
+            per_member.append(out.log_softmax(-1).reshape(-1, self.n_views, g, out.shape[-1]).mean(1))
+        return torch.stack(per_member).mean(0)
+
 
 @register
 class Ensemble(MetaLearner):
@@ -121,6 +145,15 @@ class Ensemble(MetaLearner):
         self.step_views = bool(step_views)
         self.learners = _members_from_specs(specs)
         self.members = [dict(m) for m in specs]
+
+    def export_problem(self) -> str:
+        """Exportable when every member is; otherwise which member is not, and why."""
+        problems = [
+            f"member {i + 1} ({learner.title or learner.name}) cannot be: {learner.export_problem()}"
+            for i, learner in enumerate(self.learners)
+            if learner.export_problem()
+        ]
+        return "; ".join(problems)
 
     def meta_loss(self, tasks: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
         raise RuntimeError(self.not_trainable)

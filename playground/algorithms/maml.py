@@ -49,8 +49,8 @@ from torch.func import grad, vmap
 from playground.algorithms.base import AdaptOption, MetaLearner, Predictor, StepRecord, StepStats, register
 from playground.algorithms.task_threads import map_tasks
 from playground.episodes import TaskBatch
-from playground.models import Conv4
 from playground.models.conv4 import batch_stats_embed, batch_stats_embed_supported
+from playground.models.exported import GroupStatsConv4
 from playground.models.functional import functional_forward
 from playground.precision import compile_autocast, compile_options
 
@@ -61,6 +61,7 @@ HEADS = ("shared", "per_class")
 TASK_BATCHING = ("auto", "loop", "vmap", "grouped", "threads", "compiled")
 MEMORY_FORMATS = ("contiguous", "channels_last")
 BATCH_NORM = ("transductive", "per_example")
+EXPORTED_FORWARD = ("forward_fast", "features_fast", "_embed")  # what `export_module` rebuilds
 
 
 class FunctionalPredictor(Predictor):
@@ -88,12 +89,26 @@ class FunctionalPredictor(Predictor):
         batch, skip = self._batch(x)
         return self.learner.features_fast(self.fast, batch)[skip:]
 
+    def export_module(self, group: int = 1) -> nn.Module:
+        """The adapted fast weights; batch statistics per group as `_batch` takes them (a lone image: with the
+        support set; per-example batch norm: each image its own)."""
+        learner, fast = self.learner, self.fast
+        blocks = [
+            tuple(fast.get(f"body.features.{i}.{k}") for k in ("0.weight", "0.bias", "1.weight", "1.bias"))
+            for i in range(len(learner.body.features))
+        ]
+        per_example = learner.bn == "per_example"
+        context = self.support_x if group == 1 and not per_example else None
+        eps = learner.body.features[0][1].eps
+        return GroupStatsConv4(blocks, eps, fast["head.weight"], fast["head.bias"], context, per_example)
+
 
 @register
 class MAML(MetaLearner):
     name = "maml"
     title = "MAML"
     trains_live = True
+    backbones = ("conv4", "resnet12")
 
     def __init__(
         self,
@@ -124,7 +139,7 @@ class MAML(MetaLearner):
         self.inner_lr, self.inner_steps, self.test_inner_steps = inner_lr, inner_steps, test_inner_steps
         self.first_order, self.head, self.hidden, self.task_batching = first_order, head, hidden, task_batching
         self.bn, self.memory_format = bn, memory_format
-        self.body = model if model is not None else Conv4(hidden=hidden, track_running_stats=False)
+        self.body = model if model is not None else self.make_backbone(hidden, track_running_stats=False)
         # Conv-4 with batch statistics has a faster functional forward; any other body runs as a module.
         self._fast_body = batch_stats_embed_supported(self.body)
         if task_batching == "grouped" and not self._groupable():
@@ -141,6 +156,13 @@ class MAML(MetaLearner):
         dim = getattr(self.body, "embedding_dim", hidden)
         self.head_weight = nn.Parameter(torch.zeros(rows, dim))
         self.head_bias = nn.Parameter(torch.zeros(rows))
+
+    def export_problem(self) -> str:
+        """The export rebuilds MAML's forward on a Conv-4 with batch statistics: a learner that changes it cannot."""
+        cls = type(self)
+        if not self._fast_body or any(getattr(cls, m) is not getattr(MAML, m) for m in EXPORTED_FORWARD):
+            return "its network is not MAML's Conv-4 with a linear head, the one form the export rebuilds"
+        return ""
 
     # -- the functional model ------------------------------------------------------------
     def initial_fast_weights(self, n_way: int) -> Params:
@@ -170,12 +192,11 @@ class MAML(MetaLearner):
     def channels_last(self) -> bool:
         """Lay activations out NHWC (``memory_format="channels_last"``, with the Conv-4 fast forward)?
 
-        Opt-in: on a CPU it cut the time of a meta-iteration by 8-32% (``python -m bench.maml_speed
-        --variants``), but torch's CPU batch norm is less exact NHWC (its statistics lose digits when
-        a channel's mean is large against its spread: 20-60x the NCHW error), which moved float32
-        meta-gradients by up to 1% of their largest entry on the synthetic test glyphs (float64:
-        identical to 1e-14). Compiled (``task_batching="compiled"``) it costs nothing: inductor
-        computes batch norm itself, and float32 meta-gradients are 10x closer to float64 than eager NCHW.
+        Opt-in: CPU pooling is faster NHWC (``python -m bench.maml_speed --variants`` measures a
+        meta-iteration), but torch's CPU batch norm is less exact NHWC: its statistics lose digits
+        when a channel's mean is large against its spread, which moves float32 meta-gradients
+        (float64 agrees). Compiled (``task_batching="compiled"``) it costs nothing: inductor
+        computes batch norm itself.
         """
         return self._fast_body and self.memory_format == "channels_last"
 
@@ -261,9 +282,9 @@ class MAML(MetaLearner):
             return self.task_batching
         transductive_second_order = second_order_steps >= 1 and self.bn == "transductive"
         if self.task_batching == "auto":
-            # Measured (python -m bench.maml_speed --variants, 2 CPU cores): tasks side by side on
-            # threads beat the loop by 1.1-1.2x, vmap and grouped lose to it (0.35-0.9x). On a GPU
-            # batched tasks win; grouped stands in where vmap is inexact.
+            # On a CPU, tasks side by side on threads beat the loop and vmap and grouped lose to it
+            # (python -m bench.maml_speed --variants). On a GPU batched tasks win; grouped stands in
+            # where vmap is inexact.
             if device.type != "cuda":
                 return "threads" if torch.get_num_threads() > 1 else "loop"
             if transductive_second_order:
@@ -390,11 +411,9 @@ class MAML(MetaLearner):
 
         A compiled function cannot be differentiated twice, so the whole task (inner loop, query
         loss) is one ``torch.func.grad``, traced as a single graph: the loop's meta-gradient up to
-        float order. With ``memory_format="channels_last"`` about 1.8x the clone-per-task reference
-        on 2 CPU cores when both keep freed memory, 1.8x-2.0x on two such ranks under torchrun
-        (python -m bench.maml_speed --compile --malloc keep; bench.process_throughput
-        --rank-batching compiled --malloc keep), after about a minute of compiling per process
-        (again for a new task size).
+        float order. It pays once a run is long enough to repay about a minute of compiling per
+        process and per task size (python -m bench.maml_speed --compile --malloc keep;
+        bench.process_throughput --rank-batching compiled --malloc keep).
         """
 
         def task_loss(params: Params, n_way: int, sx, sy, qx, qy):

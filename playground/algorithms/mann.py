@@ -224,9 +224,14 @@ class MANN(MetaLearner):
         "it draws each task's sequence order and label units from the global random generator inside "
         "meta_loss, so a share of the meta-batch gets other random draws than in one process"
     )
+    not_exportable = (
+        "it classifies by a recurrent controller reading an external memory, and the export does not "
+        "rebuild that memory and its controller step"
+    )
 
     name = "mann"
     title = "MANN"
+    glyphs_only = "its memory-augmented network takes 1x28x28 glyphs only (a fixed input size)"
 
     def __init__(
         self,

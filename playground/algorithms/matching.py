@@ -41,7 +41,7 @@ from playground.algorithms.base import (
     support_fit,
 )
 from playground.episodes import TaskBatch
-from playground.models import Conv4
+from playground.models.exported import Embed, PerImage, batch_independent
 
 
 def class_log_probs(attn_logits: torch.Tensor, support_y: torch.Tensor, n_way: int) -> torch.Tensor:
@@ -83,6 +83,25 @@ class MatchingPredictor(Predictor):
         """log p(c | x): the softmax of these is exactly the attention summed per class."""
         return class_log_probs(self.learner.attention_logits(self.embed(x), self.support_g), self.support_y, self.n_way)
 
+    def export_module(self, group: int = 1) -> nn.Module:
+        """The encoder and the embedded support set: each image attends over it alone."""
+        head = _AttentionHead(self.support_g, self.support_y, self.n_way, float(self.learner.log_scale.detach().exp()))
+        return PerImage(Embed(self.learner.encoder, head))
+
+
+class _AttentionHead(nn.Module):
+    """Query embeddings [m, d] -> log of the attention on each class's support images [m, n_way]."""
+
+    def __init__(self, support_g: torch.Tensor, support_y: torch.Tensor, n_way: int, scale: float):
+        super().__init__()
+        self.register_buffer("support_g", F.normalize(support_g.detach(), dim=-1))
+        self.register_buffer("support_y", support_y.detach().clone())
+        self.n_way, self.scale = n_way, scale
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        attn = self.scale * F.normalize(z, dim=-1) @ self.support_g.T
+        return class_log_probs(attn, self.support_y, self.n_way)
+
 
 @register
 class MatchingNet(MetaLearner):
@@ -106,11 +125,19 @@ class MatchingNet(MetaLearner):
             raise ValueError(f"scale must be positive, got {scale}")
         self.fce, self.process_steps, self.scale, self.learn_scale = fce, process_steps, scale, learn_scale
         self.hidden = hidden
-        self.encoder = Conv4(hidden=hidden, track_running_stats=True)
+        self.encoder = self.make_backbone(hidden, track_running_stats=True)
+        self.dim = d = self.encoder.embedding_dim  # hidden on glyphs; larger images keep a feature map
         if fce:
-            self.support_lstm = nn.LSTM(hidden, hidden, batch_first=True, bidirectional=True)
-            self.query_lstm = nn.LSTMCell(2 * hidden, hidden)
+            self.support_lstm = nn.LSTM(d, d, batch_first=True, bidirectional=True)
+            self.query_lstm = nn.LSTMCell(2 * d, d)
         self.log_scale = nn.Parameter(torch.tensor(math.log(scale)), requires_grad=learn_scale)
+
+    def export_problem(self) -> str:
+        if self.fce:
+            return "its full-context embeddings (an LSTM over the support set for each query) are not exported"
+        if not batch_independent(self.encoder):
+            return "its encoder normalises with batch statistics, so an image's embedding depends on its batch"
+        return ""
 
     # -- the two embedding functions -------------------------------------------------
     def support_embeddings(self, z: torch.Tensor) -> torch.Tensor:
@@ -120,7 +147,7 @@ class MatchingNet(MetaLearner):
         lead = z.shape[:-2]
         seq = z.reshape(-1, *z.shape[-2:])
         out, _ = self.support_lstm(seq)  # [B, s, 2d]: forward and backward hidden states
-        g = seq + out[..., : self.hidden] + out[..., self.hidden :]
+        g = seq + out[..., : self.dim] + out[..., self.dim :]
         return g.reshape(*lead, *g.shape[-2:])
 
     def query_embeddings(self, z: torch.Tensor, support_g: torch.Tensor) -> torch.Tensor:
@@ -132,8 +159,8 @@ class MatchingNet(MetaLearner):
         for _ in range(self.process_steps):
             read = (h @ support_g.transpose(-1, -2)).softmax(-1) @ support_g  # [..., q, d]
             h_hat, c = self.query_lstm(
-                torch.cat([x, read], -1).reshape(-1, 2 * self.hidden),
-                (h.reshape(-1, self.hidden), c.reshape(-1, self.hidden)),
+                torch.cat([x, read], -1).reshape(-1, 2 * self.dim),
+                (h.reshape(-1, self.dim), c.reshape(-1, self.dim)),
             )
             h, c = h_hat.view_as(x) + x, c.view_as(x)
         return h

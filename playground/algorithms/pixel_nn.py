@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from playground.algorithms.base import MetaLearner, Predictor, StepRecord, StepStats, register
 from playground.episodes import TaskBatch
+from playground.models.exported import PerImage, best_per_class, cosine, squared_distances
 
 METRICS = ("euclidean", "cosine")
 
@@ -26,11 +28,35 @@ class PixelPredictor(Predictor):
         """Per class, minus the distance to its nearest support image, scaled by ``temperature``."""
         return self.learner.class_scores(self.embed(x), self.support, self.support_y, self.n_way)
 
+    def export_module(self, group: int = 1) -> nn.Module:
+        """The support images themselves: each image is compared with them alone."""
+        member = F.one_hot(self.support_y, self.n_way).bool()
+        return PerImage(_NearestModule(self.support, member, self.learner.metric, self.learner.temperature))
+
+
+class _NearestModule(nn.Module):
+    """`PixelNearestNeighbour.class_scores` against support images held as a buffer."""
+
+    def __init__(self, support: torch.Tensor, member: torch.Tensor, metric: str, temperature: float):
+        super().__init__()
+        self.register_buffer("support", support.detach().clone())
+        self.register_buffer("member", member.detach().clone())
+        self.metric, self.temperature = metric, float(temperature)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = x.flatten(1)
+        if self.metric == "cosine":
+            dist = 1 - cosine(q, self.support)
+        else:
+            dist = squared_distances(q, self.support).sqrt() / q.shape[-1] ** 0.5
+        return -best_per_class(dist, self.member, largest=False) / self.temperature
+
 
 @register
 class PixelNearestNeighbour(MetaLearner):
     name = "pixel-nn"
     title = "Pixel neighbour"
+    not_exportable = ""
 
     def __init__(self, *, metric: str = "euclidean", temperature: float = 0.1, **base):
         super().__init__(**base)

@@ -53,7 +53,7 @@ from playground.algorithms.base import (
 from playground.algorithms.protonet import prototypes
 from playground.data.protocols import ClassDataset
 from playground.episodes import TaskBatch
-from playground.models import Conv4
+from playground.models.exported import PerImage, batch_independent, frozen_copy, squared_distances
 
 HEADS = ("centroid", "linear")
 # Floor of the running mean's update weight: the mean follows the last ~20 steps, as the
@@ -87,6 +87,32 @@ class PretrainedPredictor(Predictor):
         weight, bias = self.linear
         return z @ weight.T + bias
 
+    def export_module(self, group: int = 1) -> nn.Module:
+        """The body, the centring mean and the head (centroids or linear): each image alone."""
+        learner = self.learner
+        if self.centroids is not None:
+            head = ("centroid", self.centroids, torch.zeros(0))
+        else:
+            head = ("linear", *self.linear)
+        return PerImage(_PretrainedModule(learner.body, learner.feature_mean, learner.scale, *head))
+
+
+class _PretrainedModule(nn.Module):
+    """Images [m, 1, 28, 28] -> logits [m, n_way] on the centred, L2-normalised body features."""
+
+    def __init__(self, body: nn.Module, mean: torch.Tensor, scale: float, head: str, a: torch.Tensor, b: torch.Tensor):
+        super().__init__()
+        self.body, self.head, self.scale = frozen_copy(body), head, float(scale)
+        self.register_buffer("mean", mean.detach().clone())
+        self.register_buffer("a", a.detach().clone())
+        self.register_buffer("b", b.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = F.normalize(self.body(x) - self.mean, dim=-1)
+        if self.head == "centroid":
+            return -self.scale * squared_distances(z, self.a)
+        return z @ self.a.T + self.b
+
 
 @register
 class Pretrained(MetaLearner):
@@ -119,7 +145,7 @@ class Pretrained(MetaLearner):
         self.hidden, self.head, self.scale = hidden, head, scale
         self.test_inner_steps, self.inner_lr, self.n_classes = test_inner_steps, inner_lr, n_classes
         # Running statistics: a feature (and so a prediction) never depends on its batch-mates.
-        self.body = Conv4(hidden=hidden, track_running_stats=True)
+        self.body = self.make_backbone(hidden, track_running_stats=True)
         dim = self.body.embedding_dim
         # Zero-initialised: the classes start alike, and rows added later start the same way.
         self.classifier_weight = nn.Parameter(torch.zeros(n_classes, dim))
@@ -128,6 +154,11 @@ class Pretrained(MetaLearner):
         self.register_buffer("feature_mean_updates", torch.zeros((), dtype=torch.long))
         self.class_names: list[str] = []  # row i of the classifier is class_names[i]
         self._row: dict[str, int] = {}
+
+    def export_problem(self) -> str:
+        if not batch_independent(self.body):
+            return "its body normalises with batch statistics, so an image's features depend on its batch"
+        return ""
 
     # -- the class vocabulary ------------------------------------------------------------------
     def prepare_training(self, train_set: ClassDataset) -> None:

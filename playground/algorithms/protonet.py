@@ -18,7 +18,7 @@ from playground.algorithms.base import (
     support_fit,
 )
 from playground.episodes import TaskBatch
-from playground.models import Conv4
+from playground.models.exported import Embed, MetricHead, PerImage, batch_independent
 
 METRICS = ("euclidean", "cosine")
 
@@ -63,21 +63,33 @@ class ProtoPredictor(Predictor):
             DecisionMatrix("squared distance to each prototype", self.distances(x), "class", "squared distance")
         ]
 
+    def export_module(self, group: int = 1) -> nn.Module:
+        """The encoder and the prototypes: each image is embedded alone (running batch-norm statistics)."""
+        learner = self.learner
+        head = MetricHead(self.prototypes, learner.metric, float(learner.log_scale.detach().exp()))
+        return PerImage(Embed(learner.encoder, head))
+
 
 @register
 class ProtoNet(MetaLearner):
     name = "protonet"
     title = "ProtoNet"
     trains_live = True
+    backbones = ("conv4", "resnet12")
 
     def __init__(self, *, metric: str = "euclidean", hidden: int = 64, model: nn.Module | None = None, **base):
         super().__init__(**base)
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
         self.metric, self.hidden = metric, hidden
-        self.encoder = model if model is not None else Conv4(hidden=hidden, track_running_stats=True)
+        self.encoder = model if model is not None else self.make_backbone(hidden, track_running_stats=True)
         # Cosine similarity lies in [-1, 1]; a learned temperature lets the softmax get confident.
         self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)), requires_grad=metric == "cosine")
+
+    def export_problem(self) -> str:
+        if not batch_independent(self.encoder):
+            return "its encoder normalises with batch statistics, so an image's embedding depends on its batch"
+        return ""
 
     def logits_from_embeddings(self, query: torch.Tensor, protos: torch.Tensor) -> torch.Tensor:
         return proto_logits(query, protos, self.metric, self.log_scale.exp())

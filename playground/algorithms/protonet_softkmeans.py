@@ -24,6 +24,7 @@ from torch import nn
 from playground.algorithms.base import StepRecord, register, support_fit
 from playground.algorithms.protonet import ProtoNet, ProtoPredictor, prototypes
 from playground.episodes import TaskBatch
+from playground.models.exported import frozen_copy, metric_logits
 
 
 def refine_prototypes(
@@ -76,6 +77,35 @@ class SoftKMeansPredictor(ProtoPredictor):
     def prototypes_for(self, x: torch.Tensor) -> torch.Tensor:
         """The prototypes refined with the images x (what they are classified against)."""
         return self.refined_prototypes(x)
+
+    def export_module(self, group: int = 1) -> nn.Module:
+        """The encoder and the support embeddings; each group refines its own prototypes (one image: itself)."""
+        learner = self.learner
+        one_hot = F.one_hot(self.support_y, self.n_way).to(self.support_z.dtype)
+        return _SoftKMeansModule(
+            learner.encoder, one_hot.T @ self.support_z, one_hot.sum(0), learner.refine_steps, learner.metric,
+            float(learner.log_scale.detach().exp()),
+        )  # fmt: skip
+
+
+class _SoftKMeansModule(nn.Module):
+    """`refine_prototypes` per group of images, from the support's class sums and counts held as buffers."""
+
+    def __init__(self, encoder: nn.Module, sums: torch.Tensor, counts: torch.Tensor, steps: int, metric: str, scale):
+        super().__init__()
+        self.encoder, self.steps, self.metric, self.scale = frozen_copy(encoder), steps, metric, scale
+        self.register_buffer("sums", sums.detach().clone())
+        self.register_buffer("counts", counts.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = x.shape[1]
+        z = self.encoder(x.flatten(0, 1))
+        z = z.reshape(-1, g, z.shape[-1])  # [n, g, d]
+        protos = self.sums / self.counts.unsqueeze(-1)
+        for _ in range(self.steps):
+            m = metric_logits(z, protos, self.metric, self.scale).softmax(-1)  # [n, g, N]
+            protos = (self.sums + m.transpose(-1, -2) @ z) / (self.counts + m.sum(-2)).unsqueeze(-1)
+        return metric_logits(z, protos, self.metric, self.scale)
 
 
 @register

@@ -32,6 +32,7 @@ from torch import nn
 from playground.algorithms.base import MetaLearner, Predictor, StepRecord, accuracy, register, support_fit
 from playground.algorithms.protonet import prototypes
 from playground.episodes import TaskBatch
+from playground.models.exported import PerImage, batch_independent, frozen_copy
 
 EVAL_PAIRS = 8192  # (query, class) pairs per relation-module call in `episode_accuracies`
 
@@ -76,11 +77,37 @@ class RelationPredictor(Predictor):
         """log relation score: its softmax is the scores normalised to sum to 1."""
         return F.logsigmoid(self.relation_logits(x))
 
+    def export_module(self, group: int = 1) -> nn.Module:
+        """The encoder, the relation module and each class's mean support map: every image scored alone."""
+        return PerImage(_RelationModule(self.learner.encoder, self.learner.relation, self.class_maps))
+
+
+class _RelationModule(nn.Module):
+    """Images [m, 1, 28, 28] -> log relation score with each class's map [m, n_way]."""
+
+    def __init__(self, encoder: nn.Module, relation: nn.Module, class_maps: torch.Tensor):
+        super().__init__()
+        self.encoder, self.relation = frozen_copy(encoder), frozen_copy(relation)
+        self.register_buffer("class_maps", class_maps.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        maps = self.encoder(x)  # [m, C, H, W]
+        n = self.class_maps.shape[0]
+        pairs = torch.cat(
+            [
+                self.class_maps.unsqueeze(0).expand(maps.shape[0], -1, -1, -1, -1),
+                maps.unsqueeze(1).expand(-1, n, -1, -1, -1),
+            ],
+            dim=2,
+        )
+        return F.logsigmoid(self.relation(pairs.flatten(0, 1)).reshape(-1, n))
+
 
 @register
 class RelationNet(MetaLearner):
     name = "relation"
     title = "Relation Net"
+    glyphs_only = "its relation module is sized for the feature maps of 1x28x28 glyphs"
 
     def __init__(self, *, hidden: int = 64, relation_hidden: int = 8, unpadded_blocks: int = 0, **base):
         super().__init__(**base)
@@ -101,6 +128,11 @@ class RelationNet(MetaLearner):
             nn.ReLU(),
             nn.Linear(relation_hidden, 1),
         )
+
+    def export_problem(self) -> str:
+        if not batch_independent(self.encoder) or not batch_independent(self.relation):
+            return "its encoder normalises with batch statistics, so an image's embedding depends on its batch"
+        return ""
 
     def class_maps(self, support_maps: torch.Tensor, support_y: torch.Tensor, n_way: int) -> torch.Tensor:
         """Mean support feature map per class: [..., s, C, H, W] -> [..., n_way, C, H, W]."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from playground.algorithms.base import (
     AdaptOption,
@@ -32,7 +33,7 @@ from playground.algorithms.base import (
     register,
 )
 from playground.episodes import TaskBatch
-from playground.models import Conv4
+from playground.models.exported import FixedStatsConv4, PerImage
 
 Params = dict[str, torch.Tensor]
 Stats = list[tuple[torch.Tensor, torch.Tensor]]
@@ -52,11 +53,16 @@ class ScratchPredictor(Predictor):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.learner.head(self.weights, self.embed(x))
 
+    def export_module(self, group: int = 1) -> nn.Module:
+        """The trained weights with the support set's batch-norm statistics: each image alone."""
+        return PerImage(FixedStatsConv4(self.weights, self.stats, self.learner.body.features[0][1].eps))
+
 
 @register
 class Scratch(MetaLearner):
     name = "scratch"
     title = "Scratch"
+    not_exportable = ""
 
     def __init__(
         self,
@@ -78,7 +84,7 @@ class Scratch(MetaLearner):
         # running statistics (no buffers): batch statistics are computed explicitly in `features`.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
-            self.body = Conv4(hidden=hidden, track_running_stats=False)
+            self.body = self.make_backbone(hidden, track_running_stats=False)
         # Frozen: the initialisation is data, not something meta-training may move.
         self.body.requires_grad_(False)
 

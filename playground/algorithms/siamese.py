@@ -32,7 +32,7 @@ from torch import nn
 
 from playground.algorithms.base import MetaLearner, Predictor, StepRecord, accuracy, register, support_fit
 from playground.episodes import TaskBatch
-from playground.models import Conv4
+from playground.models.exported import Embed, PerImage, batch_independent, best_per_class, frozen_copy
 
 EVAL_PAIR_ELEMENTS = 1 << 25  # elements of the pairwise-difference tensor per step of `episode_accuracies`
 
@@ -73,6 +73,25 @@ class SiamesePredictor(Predictor):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return best_match_logits(self.learner.pair_logits(self.embed(x), self.support_z), self.support_y, self.n_way)
 
+    def export_module(self, group: int = 1) -> nn.Module:
+        """The encoder, the verification head and the support embeddings: every image compared alone."""
+        member = F.one_hot(self.support_y, self.n_way).bool()
+        return PerImage(Embed(self.learner.encoder, _BestMatchHead(self.learner.head, self.support_z, member)))
+
+
+class _BestMatchHead(nn.Module):
+    """Embeddings [m, d] -> each class's best verification logit over its support images [m, n_way]."""
+
+    def __init__(self, head: nn.Module, support_z: torch.Tensor, member: torch.Tensor):
+        super().__init__()
+        self.head = frozen_copy(head)
+        self.register_buffer("support_z", support_z.detach().clone())
+        self.register_buffer("member", member.detach().clone())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        pair = self.head((z.unsqueeze(-2) - self.support_z.unsqueeze(0)).abs()).squeeze(-1)
+        return best_per_class(pair, self.member, largest=True)
+
 
 @register
 class SiameseNet(MetaLearner):
@@ -82,13 +101,18 @@ class SiameseNet(MetaLearner):
     def __init__(self, *, hidden: int = 64, **base):
         super().__init__(**base)
         self.hidden = hidden
-        self.encoder = Conv4(hidden=hidden, track_running_stats=True)
-        self.head = nn.Linear(hidden, 1)
+        self.encoder = self.make_backbone(hidden, track_running_stats=True)
+        self.head = nn.Linear(self.encoder.embedding_dim, 1)
         # Start as a plain L1 similarity, "same" while the mean absolute difference is below 0.75
         # (see the module docstring): logit = 6 - 8 * mean_k |z_a,k - z_b,k|.
         with torch.no_grad():
-            self.head.weight.fill_(-8.0 / hidden)
+            self.head.weight.fill_(-8.0 / self.encoder.embedding_dim)
             self.head.bias.fill_(6.0)
+
+    def export_problem(self) -> str:
+        if not batch_independent(self.encoder):
+            return "its encoder normalises with batch statistics, so an image's embedding depends on its batch"
+        return ""
 
     def pair_logits(self, za: torch.Tensor, zb: torch.Tensor) -> torch.Tensor:
         """Pre-sigmoid verification score of every a with every b: [..., m, d] x [..., n, d] -> [..., m, n]."""

@@ -34,10 +34,19 @@ LAKE_VALIDATION_POSITIONS = (5, 11, 17, 23, 29)
 
 @dataclass
 class ClassDataset:
-    """Few-shot classes: images[c, d] is drawing d of class c (uint8, ink=255, 28x28)."""
+    """Few-shot classes: images[c, d] is drawing d of class c (uint8; glyphs [28, 28] with ink=255,
+    colour images [3, H, W]). ``normalization`` (per-channel mean, std of [0, 1] values) is applied to
+    every sampled image, for datasets that declare one (`playground.data.datasets`)."""
 
-    images: torch.Tensor  # [C, D, 28, 28] uint8
+    images: torch.Tensor  # [C, D, 28, 28] or [C, D, 3, H, W] uint8
     names: list[str]
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """[channels, height, width] of one image."""
+        shape = tuple(self.images.shape[2:])
+        return (1, *shape) if len(shape) == 2 else shape
 
     @property
     def num_classes(self) -> int:
@@ -48,7 +57,7 @@ class ClassDataset:
         return self.images.shape[1]
 
     def to(self, device: torch.device | str) -> ClassDataset:
-        return ClassDataset(self.images.to(device), self.names)
+        return ClassDataset(self.images.to(device), self.names, self.normalization)
 
 
 @dataclass

@@ -1,4 +1,8 @@
-"""The Conv-4 backbone of the few-shot papers: 4 x [3x3 conv 64, batch norm, ReLU, 2x2 max-pool]."""
+"""The Conv-4 backbone of the few-shot papers: 4 x [3x3 conv 64, batch norm, ReLU, 2x2 max-pool].
+
+On colour images the papers keep the same four blocks: 32 filters for MAML on mini-ImageNet (84 -> 42 ->
+21 -> 10 -> 5, an 800-d embedding), 64 for ProtoNet (1600-d). ``image_size`` sets the flattened size.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ def conv_block(in_channels: int, out_channels: int, track_running_stats: bool) -
 
 
 class Conv4(nn.Module):
-    """28x28 -> 14 -> 7 -> 3 -> 1: a 64-d embedding, with an optional linear head.
+    """28x28 -> 14 -> 7 -> 3 -> 1: a 64-d embedding, with an optional linear head. Larger images
+    (``image_size``) keep their last feature map, flattened: ``hidden * side**2`` features.
 
     Batch norm. With ``track_running_stats=True`` (metric learners such as ProtoNet) it
     keeps running statistics in training and uses them in eval mode, so an embedding does
@@ -36,14 +41,15 @@ class Conv4(nn.Module):
         out_features: int | None = None,
         track_running_stats: bool = True,
         zero_head: bool = False,
+        image_size: int = 28,
     ):
         super().__init__()
         channels = [in_channels] + [hidden] * n_blocks
         self.features = nn.Sequential(
             *[conv_block(channels[i], channels[i + 1], track_running_stats) for i in range(n_blocks)]
         )
-        self.embedding_dim = hidden
-        self.head = nn.Linear(hidden, out_features) if out_features else None
+        self.embedding_dim = hidden * feature_side(image_size, n_blocks) ** 2
+        self.head = nn.Linear(self.embedding_dim, out_features) if out_features else None
         if self.head is not None and zero_head:
             # Zero-initialised head: every class starts equal, so the meta-learned init does not
             # depend on the arbitrary order in which an episode numbers its classes.
@@ -56,6 +62,16 @@ class Conv4(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.embed(x)
         return self.head(z) if self.head is not None else z
+
+
+def feature_side(image_size: int, n_blocks: int) -> int:
+    """The side of the last feature map: each 2x2 max-pool halves it, rounding down."""
+    side = image_size
+    for _ in range(n_blocks):
+        side //= 2
+    if side < 1:
+        raise ValueError(f"{image_size}x{image_size} images are too small for {n_blocks} pooling blocks")
+    return side
 
 
 def batch_stats_embed_supported(module: nn.Module) -> bool:

@@ -4,7 +4,7 @@
 duration of the call, so two threads adapting one shared model at once would see each other's
 weights. The app serves every session from one cached model, so adaptation must never do that.
 `functional_forward` computes the forward pass of the layers our models are built from
-(Conv-4, the sine regressor: convolutions, batch norm, ReLU, max-pooling, linear layers) with
+(Conv-4, ResNet-12, the sine regressor: convolutions, batch norm, ReLU, max-pooling, linear layers) with
 ``torch.nn.functional`` directly from the dict. Any other module falls back to
 ``functional_call`` under a per-module lock: correct, one call at a time.
 """
@@ -21,7 +21,7 @@ from torch import nn
 from torch.func import functional_call
 
 Params = dict[str, torch.Tensor]
-_LEAVES = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.Linear, nn.Flatten)
+_LEAVES = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.LeakyReLU, nn.MaxPool2d, nn.Linear, nn.Flatten)
 _locks: weakref.WeakKeyDictionary[nn.Module, threading.Lock] = weakref.WeakKeyDictionary()
 _locks_guard = threading.Lock()
 
@@ -30,6 +30,7 @@ _locks_guard = threading.Lock()
 def _custom_forwards() -> dict[type, object]:
     # Imported here: the model modules import this one.
     from playground.models.conv4 import Conv4
+    from playground.models.resnet12 import ResidualBlock, ResNet12
     from playground.sinusoid.model import SineRegressor
 
     def conv4(m: Conv4, p: Params, x: torch.Tensor, prefix: str) -> torch.Tensor:
@@ -39,7 +40,14 @@ def _custom_forwards() -> dict[type, object]:
     def sine(m: SineRegressor, p: Params, x: torch.Tensor, prefix: str) -> torch.Tensor:
         return _forward(m.net, p, x.reshape(-1, 1), prefix + "net.").reshape(x.shape)
 
-    return {Conv4: conv4, SineRegressor: sine}
+    def residual(m: ResidualBlock, p: Params, x: torch.Tensor, prefix: str) -> torch.Tensor:
+        y = _forward(m.body, p, x, prefix + "body.") + _forward(m.shortcut, p, x, prefix + "shortcut.")
+        return _forward(m.out, p, y, prefix + "out.")
+
+    def resnet12(m: ResNet12, p: Params, x: torch.Tensor, prefix: str) -> torch.Tensor:
+        return _forward(m.blocks, p, x, prefix + "blocks.").mean((-2, -1))
+
+    return {Conv4: conv4, SineRegressor: sine, ResidualBlock: residual, ResNet12: resnet12}
 
 
 _supported: weakref.WeakKeyDictionary[nn.Module, bool] = weakref.WeakKeyDictionary()
@@ -81,6 +89,8 @@ def _forward(module: nn.Module, p: Params, x: torch.Tensor, prefix: str) -> torc
         return F.batch_norm(x, None, None, w, b, True, 0.0, module.eps)
     if isinstance(module, nn.ReLU):
         return F.relu(x)
+    if isinstance(module, nn.LeakyReLU):
+        return F.leaky_relu(x, module.negative_slope)
     if isinstance(module, nn.MaxPool2d):
         return F.max_pool2d(x, module.kernel_size, module.stride, module.padding, module.dilation, module.ceil_mode)
     if isinstance(module, nn.Linear):

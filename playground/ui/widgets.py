@@ -65,3 +65,19 @@ def option_widget(container: DeltaGenerator, option: AdaptOption, key: str) -> f
         help=option.help,
         persist_state="session",
     )
+
+
+CAMERA_HINT = (
+    "Draw one glyph with a dark pen or marker on plain paper. Hold it so the glyph fills about half the "
+    "frame, in even light; each photo is added as it is taken."
+)
+
+
+def camera_photo(label: str, key: str) -> bytes | None:
+    """A camera for a photo of one glyph on paper: the photo's bytes once taken, else None.
+
+    Key it with fresh_key() and call reset_inputs() after using a photo: the camera comes back
+    ready for the next one instead of showing the last photo again.
+    """
+    shot = st.camera_input(label, key=key, help=CAMERA_HINT)
+    return None if shot is None else shot.getvalue()
