@@ -70,6 +70,10 @@ def positive_float(name: str):
     return number(name, float, lambda v: 0 < v < float("inf"), "a positive finite number")
 
 
+def probability(name: str):
+    return number(name, float, lambda v: 0 <= v <= 1, "a probability between 0 and 1")
+
+
 def non_negative(name: str):
     return number(name, int, lambda v: v >= 0, "0 or more")
 
@@ -144,6 +148,21 @@ def build_parser() -> argparse.ArgumentParser:
         type=non_negative("--augment-shift"),
         default=0,
         help="move each training image by a random offset of up to this many pixels each way (default 0: off)",
+    )
+    t.add_argument(
+        "--augment-style",
+        type=probability("--augment-style"),
+        default=TrainConfig.augment_style,
+        metavar="P",
+        help="draw each training image, with probability P, as one of its drawing's style-shifted variants (a pen, "
+        "a hand, paper, a phone photo, JPEG: docs/style_shift.md), made once from the background alphabets and "
+        "cached (default %(default)s: off)",
+    )
+    t.add_argument(
+        "--style-variants",
+        type=positive("--style-variants"),
+        default=TrainConfig.style_variants,
+        help="shifted variants per drawing in the bank --augment-style draws from (default %(default)s)",
     )
     t.add_argument(
         "--within-alphabet",
@@ -453,6 +472,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         val_episodes=args.val_episodes,
         rotations=not args.no_rotations,
         augment_shift=args.augment_shift,
+        augment_style=args.augment_style,
+        style_variants=args.style_variants,
         within_alphabet=args.within_alphabet,
         precision=args.precision,
         seed=args.seed,
