@@ -28,8 +28,8 @@ from playground.data.style_shift import (
     MIXED,
     NONE,
     SHIFT_NAMES,
-    _imaging_version,
     check_shift,
+    code_version,
     image_seed,
     load_originals,
     shifted_image,
@@ -81,7 +81,7 @@ class ShiftedImages:
         return len(self.rows_of)
 
     def _file(self, row: str) -> Path:
-        key = hashlib.sha256(f"{row}|{self.seed}|{CACHE_VERSION}|{_imaging_version()}".encode()).hexdigest()[:16]
+        key = hashlib.sha256(f"{row}|{self.seed}|{CACHE_VERSION}|{code_version()}".encode()).hexdigest()[:16]
         return self.cache_dir / f"style-bench-{row}-{key}.npz"
 
     def _load(self, row: str) -> None:

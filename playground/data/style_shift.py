@@ -124,13 +124,12 @@ def _pad(picture: Picture, margin: int) -> Picture:
 
 
 def hairline(picture: Picture, strength: float, rng: np.random.Generator) -> Picture:
-    """A fine pen: strokes thinned towards a 1-px line (strength 1)."""
-    ink = ink_of(picture)
-    mask = ink > 0.5
-    width = 1.0 + (1.0 - strength) * 1.5 * rng.uniform(0.5, 1.0)  # disk radius, Omniglot's is about 2
-    lines = skeleton(mask)
-    thin = ndimage.binary_dilation(lines, _disk(width - 1.0)) if width >= 1.5 else lines
-    return picture_of(thin.astype(np.float32))
+    """A fine pen: strokes thinned towards a 1-px line (strength 1), drawn antialiased."""
+    lines = skeleton(ink_of(picture) > 0.5)
+    # Half the pen's width; Omniglot's strokes are about 2.2 px either side of their centre line.
+    radius = 0.5 + 1.5 * (1.0 - strength * rng.uniform(0.7, 1.0))
+    distance = ndimage.distance_transform_edt(~lines)
+    return picture_of(np.clip(radius + 0.5 - distance, 0.0, 1.0).astype(np.float32))
 
 
 def marker(picture: Picture, strength: float, rng: np.random.Generator) -> Picture:
@@ -154,7 +153,7 @@ def slant(picture: Picture, strength: float, rng: np.random.Generator) -> Pictur
 
 def rotation(picture: Picture, strength: float, rng: np.random.Generator) -> Picture:
     """The page turned by up to 15 degrees either way."""
-    angle = math.radians(15.0 * strength * rng.uniform(-1.0, 1.0))
+    angle = math.radians(15.0 * strength * rng.uniform(0.3, 1.0) * rng.choice([-1.0, 1.0]))
     margin = round(0.2 * picture.shape[0])
     picture = _pad(picture, margin)
     c, s = math.cos(angle), math.sin(angle)
@@ -218,7 +217,7 @@ def stroke_ends(picture: Picture, strength: float, rng: np.random.Generator) -> 
         half = size if style == "serif" else 1.5 * size
         for t in np.linspace(-half if style == "serif" else 0.0, half, 4 * math.ceil(half) + 1):
             cy, cx = y + t * direction[0], x + t * direction[1]
-            out |= (yy - cy) ** 2 + (xx - cx) ** 2 <= 2.0
+            out |= (yy - cy) ** 2 + (xx - cx) ** 2 <= 4.0  # as wide as the pen
     return picture_of(out.astype(np.float32))
 
 
@@ -464,11 +463,13 @@ def load_originals(data_dir: str | Path | None = None, cache_dir: str | Path | N
 BANK_VARIANTS = 4  # shifted variants per drawing in a training bank, unless told otherwise
 
 
-def _imaging_version() -> str:
-    """A hash of the preprocessing's source: a bank made through another preprocessing is rebuilt."""
+def code_version() -> str:
+    """A hash of the shifts' and the preprocessing's source: images made by other code are made again."""
     import playground.imaging
 
-    return hashlib.sha256(Path(playground.imaging.__file__).read_bytes()).hexdigest()[:12]
+    h = hashlib.sha256(Path(playground.imaging.__file__).read_bytes())
+    h.update(Path(__file__).read_bytes())
+    return h.hexdigest()[:12]
 
 
 def _bank_rows(args: tuple[Originals, list[int], int, int]) -> np.ndarray:
@@ -506,7 +507,7 @@ def style_bank(
     if missing:
         raise ValueError(f"no Omniglot character named {missing[0]!r} ({len(missing)} unknown)")
     key = hashlib.sha256(
-        "|".join([*names, str(variants), str(seed), str(CACHE_VERSION), *SHIFT_NAMES, _imaging_version()]).encode()
+        "|".join([*names, str(variants), str(seed), str(CACHE_VERSION), *SHIFT_NAMES, code_version()]).encode()
     ).hexdigest()[:16]
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache_file = cache_dir / f"style-bank-{key}.npy"
