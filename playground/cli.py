@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from playground import distributed
+from playground import distributed, style_bench
 from playground.algorithms import available, learner_class
 from playground.algorithms.plugins import PluginError, add_plugin_flag, load_plugins, plugin_flags
 from playground.algorithms.test_time import TestTimeSettings
@@ -368,6 +368,13 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("checkpoint")
     sh.add_argument("target", help="e.g. assets/checkpoints/NAME.pt")
     sh.add_argument("--note", default=None, help="the card's note: how the model was made, what it is for")
+
+    ss = sub.add_parser(
+        "style-shift",
+        help="the style-shift benchmark: shipped models on shifted evaluation drawings (docs/style_shift.md)",
+    )
+    style_bench.add_arguments(ss)
+    add_threads_flag(ss)
 
     d = sub.add_parser("download", help="fetch Omniglot with torchvision (needs internet)")
     d.add_argument("--data-dir", default="data/omniglot")
@@ -992,6 +999,11 @@ def cmd_sinusoid(args: argparse.Namespace) -> None:
     print(f"checkpoint: {path}\nmodel card: {path.with_suffix('.json')}")
 
 
+def cmd_style_shift(args: argparse.Namespace) -> None:
+    _work_starts()
+    style_bench.run_from_args(args, shlex.join(["python", "-m", "playground", *args.argv]))
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         load_plugins(plugin_flags(sys.argv[1:] if argv is None else argv))  # before the parser takes its choices
@@ -1015,6 +1027,7 @@ def main(argv: list[str] | None = None) -> int:
             "report": cmd_report,
             "ship": cmd_ship,
             "ensemble": cmd_ensemble,
+            "style-shift": cmd_style_shift,
             "download": cmd_download,
             "sinusoid": cmd_sinusoid,
         }[args.command](args)

@@ -269,3 +269,72 @@ def format_table(cells: Sequence[Cell]) -> str:
                 + f"  {refused}"
             )
     return "\n".join(lines)
+
+
+DEFAULT_OUT = Path("test-artifacts") / "style_shift.json"
+
+
+def _setting(text: str) -> tuple[int, int]:
+    import argparse
+
+    ways, _, shots = text.partition("x")
+    try:
+        return int(ways), int(shots)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a setting is WAYSxSHOTS, e.g. 5x1 (got {text!r})") from None
+
+
+def add_arguments(ap: Any) -> None:
+    """The benchmark's options, for `bench.style_shift` and ``python -m playground style-shift`` alike."""
+    ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="shipped model names")
+    ap.add_argument("--shifts", nargs="+", default=list(ROWS), choices=ROWS, help="rows (default: all)")
+    ap.add_argument(
+        "--settings",
+        nargs="+",
+        type=_setting,
+        default=list(SETTINGS),
+        help="WAYSxSHOTS, e.g. 5x1 20x1 (default: 5x1 5x5 20x1)",
+    )
+    ap.add_argument(
+        "--episodes", type=int, default=DEFAULT_EPISODES, help="episodes per shift and setting (default %(default)s)"
+    )
+    ap.add_argument("--query", type=int, default=DEFAULT_QUERIES, help="queries per class (default %(default)s)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=2, help="processes rendering the shifted images (default 2)")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results (default %(default)s)")
+
+
+def run_from_args(args: Any, command: str, echo: Callable[[str], None] = print) -> list[Cell]:
+    """Load the models, run the benchmark, print the table and write the JSON that ``args`` ask for."""
+    import json
+    import time
+
+    from playground.zoo import shipped_models
+
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be at least 1 (got {args.episodes})")
+    entries = {e.name: e for e in shipped_models()}
+    unknown = [m for m in args.models if m not in entries]
+    if unknown:
+        raise ValueError(f"no shipped model named {', '.join(unknown)}; there are {', '.join(entries)}")
+    learners = {m: entries[m].load("cpu", warm=False) for m in args.models}
+    t0 = time.perf_counter()
+    cells = style_shift_benchmark(
+        learners, args.shifts, args.settings, args.episodes, args.query, args.seed, workers=args.workers, progress=echo
+    )
+    took = time.perf_counter() - t0
+    echo(format_table(cells))
+    echo(f"\n{took:.0f} s; {torch.get_num_threads()} torch thread(s)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "command": command,
+        "episodes_per_cell": args.episodes,
+        "queries_per_class": args.query,
+        "seed": args.seed,
+        "seconds": round(took, 1),
+        "torch_threads": torch.get_num_threads(),
+        "results": [c.as_dict() for c in cells],
+    }
+    args.out.write_text(json.dumps(record, indent=1))
+    echo(f"wrote {args.out}")
+    return cells
