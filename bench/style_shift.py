@@ -1,8 +1,8 @@
 """The style-shift benchmark: each shipped model per shift and overall, with 95% CIs.
 
-    python -m bench.style_shift                                   # the default models, 10 episodes per cell
-    python -m bench.style_shift --episodes 100 --out test-artifacts/style_shift.json
-    python -m bench.style_shift --models protonet_lake pixel_nn --shifts none photo mixed --settings 5x1
+    python -m bench.style_shift                      # the default models; rows none and mixed; 10 episodes a cell
+    python -m bench.style_shift --shifts all --models protonet_lake softkmeans_lake matching_lake pixel_nn
+    python -m bench.style_shift --shifts none photo mixed --settings 5x1 --episodes 100
 
 Evaluation-alphabet episodes whose support and query images are each shifted on their own
 (`playground.style_bench`), through the app's `preprocess_image`, each model adapting with its card's

@@ -199,3 +199,20 @@ def test_benchmark_runs_and_a_strong_shift_bites(tmp_path):
         learners, ["none", "photo"], [(5, 1)], episodes=20, n_query=3, images=ShiftedImages(0, cache_dir=tmp_path)
     )
     assert [c.accuracies for c in again[:2]] == [by["none"].accuracies, by["photo"].accuracies]
+
+
+def test_the_command_writes_the_table_and_json(tmp_path, capsys):
+    import json
+
+    from playground.cli import main
+
+    out = tmp_path / "style.json"
+    argv = ["style-shift", "--models", "pixel_nn", "--shifts", "none", "--settings", "5x1", "--episodes", "3"]
+    assert main([*argv, "--workers", "1", "--out", str(out), "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "5-way 1-shot (3 episodes per shift" in printed and "pixel_nn" in printed
+    record = json.loads(out.read_text())
+    (cell,) = record["results"]
+    assert (cell["model"], cell["shift"], cell["episodes"]) == ("pixel_nn", "none", 3)
+    assert record["command"].startswith("python -m playground style-shift")
+    assert main(["style-shift", "--models", "nonesuch", "--out", str(out)]) == 2
