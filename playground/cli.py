@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from playground import distributed
+from playground import distributed, style_bench
 from playground.algorithms import available, learner_class
 from playground.algorithms.base import BACKBONES
 from playground.algorithms.plugins import PluginError, add_plugin_flag, load_plugins, plugin_flags
@@ -74,6 +74,10 @@ def positive(name: str):
 
 def positive_float(name: str):
     return number(name, float, lambda v: 0 < v < float("inf"), "a positive finite number")
+
+
+def probability(name: str):
+    return number(name, float, lambda v: 0 <= v <= 1, "a probability between 0 and 1")
 
 
 def non_negative(name: str):
@@ -155,6 +159,21 @@ def build_parser() -> argparse.ArgumentParser:
         type=non_negative("--augment-shift"),
         default=0,
         help="move each training image by a random offset of up to this many pixels each way (default 0: off)",
+    )
+    t.add_argument(
+        "--augment-style",
+        type=probability("--augment-style"),
+        default=TrainConfig.augment_style,
+        metavar="P",
+        help="draw each training image, with probability P, as one of its drawing's style-shifted variants (a pen, "
+        "a hand, paper, a phone photo, JPEG: docs/style_shift.md), made once from the background alphabets and "
+        "cached (default %(default)s: off)",
+    )
+    t.add_argument(
+        "--style-variants",
+        type=positive("--style-variants"),
+        default=TrainConfig.style_variants,
+        help="shifted variants per drawing in the bank --augment-style draws from (default %(default)s)",
     )
     t.add_argument(
         "--within-alphabet",
@@ -375,6 +394,13 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("target", help="e.g. assets/checkpoints/NAME.pt")
     sh.add_argument("--note", default=None, help="the card's note: how the model was made, what it is for")
 
+    ss = sub.add_parser(
+        "style-shift",
+        help="the style-shift benchmark: shipped models on shifted evaluation drawings (docs/style_shift.md)",
+    )
+    style_bench.add_arguments(ss)
+    add_threads_flag(ss)
+
     d = sub.add_parser(
         "download", help="fetch Omniglot and Lake's runs into the data folder, checked against their checksums"
     )
@@ -482,6 +508,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         val_episodes=args.val_episodes,
         rotations=not args.no_rotations,
         augment_shift=args.augment_shift,
+        augment_style=args.augment_style,
+        style_variants=args.style_variants,
         within_alphabet=args.within_alphabet,
         precision=args.precision,
         seed=args.seed,
@@ -1046,6 +1074,11 @@ def cmd_sinusoid(args: argparse.Namespace) -> None:
     print(f"checkpoint: {path}\nmodel card: {path.with_suffix('.json')}")
 
 
+def cmd_style_shift(args: argparse.Namespace) -> None:
+    _work_starts()
+    style_bench.run_from_args(args, shlex.join(["python", "-m", "playground", *args.argv]))
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         load_plugins(plugin_flags(sys.argv[1:] if argv is None else argv))  # before the parser takes its choices
@@ -1069,6 +1102,7 @@ def main(argv: list[str] | None = None) -> int:
             "report": cmd_report,
             "ship": cmd_ship,
             "ensemble": cmd_ensemble,
+            "style-shift": cmd_style_shift,
             "download": cmd_download,
             "sinusoid": cmd_sinusoid,
         }[args.command](args)

@@ -161,7 +161,7 @@ class TaskSampler:
             draws.append(torch.argsort(torch.rand(n, self.dataset.drawings_per_class, generator=g), dim=-1)[:, : k + q])
         classes, draws = torch.stack(classes), torch.stack(draws)
         device = self.dataset.images.device
-        imgs = self.dataset.images[classes.to(device)[..., None], draws.to(device)]  # [B, N, K+Q, (3,) H, W]
+        imgs = self._gather(classes, draws)  # [B, N, K+Q, (3,) H, W]
         imgs = imgs.float().div_(255.0)
         if imgs.dim() == 5:
             imgs = imgs.unsqueeze(3)  # [B, N, K+Q, 1, 28, 28]
@@ -176,9 +176,50 @@ class TaskSampler:
         names = [[self.dataset.names[c] for c in row.tolist()] for row in classes]
         return TaskBatch(support_x, support_y, query_x, query_y, names)
 
+    def _gather(self, classes: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+        """The uint8 images of drawings ``draws`` [B, N, K+Q] of classes ``classes`` [B, N]."""
+        device = self.dataset.images.device
+        return self.dataset.images[classes.to(device)[..., None], draws.to(device)]
+
     def sample(self) -> Task:
         return self.sample_batch(1)[0]
 
     def __iter__(self):
         while True:
             yield self.sample()
+
+
+class StyleTaskSampler(TaskSampler):
+    """A `TaskSampler` whose every image is, with probability ``p``, one of its drawing's shifted
+    variants (``variants[c, d, v]``, e.g. `playground.data.style_shift.style_variants`) instead of the
+    drawing itself. The choices come from a generator of their own, so the episodes (classes and
+    drawings) are the same as without it; support and query images are chosen independently."""
+
+    def __init__(self, dataset: ClassDataset, variants: torch.Tensor, p: float, *args, seed: int = 0, **kwargs):
+        super().__init__(dataset, *args, seed=seed, **kwargs)
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"the style probability must be between 0 and 1 (got {p})")
+        if variants.shape[:2] != dataset.images.shape[:2] or variants.shape[3:] != dataset.images.shape[2:]:
+            raise ValueError(
+                f"style variants of shape {tuple(variants.shape)} do not fit the dataset's images "
+                f"{tuple(dataset.images.shape)}"
+            )
+        self.variants, self.p = variants.to(dataset.images.device), p
+        self.style_generator = torch.Generator().manual_seed(seed + 3)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "style_rng": self.style_generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if "style_rng" in state:
+            self.style_generator.set_state(state["style_rng"])
+
+    def _gather(self, classes: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+        imgs = super()._gather(classes, draws)
+        shape = draws.shape
+        styled = torch.rand(shape, generator=self.style_generator) < self.p
+        choice = torch.randint(self.variants.shape[2], shape, generator=self.style_generator)
+        device = imgs.device
+        picked = self.variants[classes.to(device)[..., None], draws.to(device), choice.to(device)]
+        return torch.where(styled.to(device)[..., None, None], picked, imgs)

@@ -34,8 +34,9 @@ from playground.checkpoints import (
 from playground.data.datasets import dataset as dataset_info
 from playground.data.datasets import load_dataset_splits
 from playground.data.protocols import Splits, load_splits
+from playground.data.style_shift import BANK_VARIANTS, style_variants
 from playground.device import resolve_device
-from playground.episodes import TaskSampler
+from playground.episodes import StyleTaskSampler, TaskSampler
 from playground.evaluation import evaluate_few_shot
 from playground.precision import check_precision, training_autocast
 
@@ -61,6 +62,10 @@ class TrainConfig:
     rotations: bool = True
     augment_shift: int = 0  # move each training image by up to this many pixels (playground.augment)
     colour_augment: bool = True  # colour datasets: random crop, flip and colour jitter (playground.augment)
+    # Each training image is, with this probability, a style-shifted variant of its drawing
+    # (playground.data.style_shift: pen, hand, paper, camera, file; lake's background alphabets only).
+    augment_style: float = 0.0
+    style_variants: int = BANK_VARIANTS  # shifted variants per drawing in the bank augment_style draws from
     within_alphabet: bool = False  # every training episode's classes from one alphabet, as in Lake's runs
     precision: str = "fp32"  # bf16: meta-training steps under bfloat16 autocast (playground.precision)
     seed: int = 0
@@ -92,6 +97,15 @@ def validate_config(cfg: TrainConfig, splits: Splits | None = None) -> None:
         (cfg.train_ways is None or cfg.train_ways >= 2, f"--train-ways must be at least 2 (got {cfg.train_ways})"),
         (cfg.train_shots is None or cfg.train_shots >= 1, f"--train-shots must be at least 1 (got {cfg.train_shots})"),
         (0 <= cfg.augment_shift <= 8, f"--augment-shift must be between 0 and 8 pixels (got {cfg.augment_shift})"),
+        (
+            0 <= cfg.augment_style <= 1,
+            f"--augment-style must be a probability between 0 and 1 (got {cfg.augment_style})",
+        ),
+        (cfg.style_variants >= 1, f"--style-variants must be at least 1 (got {cfg.style_variants})"),
+        (
+            cfg.augment_style == 0 or cfg.protocol == "lake",
+            "--augment-style needs --protocol lake: its bank is made from the background alphabets only",
+        ),
     ]
     for ok, msg in checks:
         if not ok:
@@ -302,7 +316,26 @@ def train(
         torch.manual_seed(seed)
         state["episode_streams"] = [*state.get("episode_streams", []), [state["iteration"], seed]]
     train_shots = cfg.train_shots or cfg.shots
-    sampler = TaskSampler(train_set, train_ways, train_shots, cfg.query, seed=seed, within_alphabet=cfg.within_alphabet)
+    if cfg.augment_style > 0:
+        if main:
+            echo(f"style bank: {cfg.style_variants} shifted variants per training drawing (cached after the first run)")
+        bank = style_variants(
+            train_set.names, cfg.style_variants, cfg.seed, cfg.data_dir, workers=torch.get_num_threads()
+        )
+        sampler = StyleTaskSampler(
+            train_set,
+            bank,
+            cfg.augment_style,
+            train_ways,
+            train_shots,
+            cfg.query,
+            seed=seed,
+            within_alphabet=cfg.within_alphabet,
+        )
+    else:
+        sampler = TaskSampler(
+            train_set, train_ways, train_shots, cfg.query, seed=seed, within_alphabet=cfg.within_alphabet
+        )
     # Its own stream, so the episodes are the same with and without augmentation.
     shifts = torch.Generator().manual_seed(seed + 2)
     scheduler = cosine_schedule(learner.optimizer, cfg.iterations)
