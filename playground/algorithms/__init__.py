@@ -3,6 +3,7 @@ plugin modules named outside it (`playground.algorithms.plugins`)."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from typing import Any
@@ -23,11 +24,17 @@ from playground.algorithms.plugins import HOW_TO_LOAD, PluginError, load_plugins
 _SKIP = {"base", "plugins"}
 
 
-def _discover() -> None:
-    # Importing every module is what makes "one file per algorithm" enough to add one.
+@functools.cache
+def _import_house_algorithms() -> None:
+    # Importing every module is what makes "one file per algorithm" enough to add one. Once: the
+    # package does not change while the process runs, and the app asks on every visitor's page run.
     for info in pkgutil.iter_modules(__path__):
         if info.name not in _SKIP and not info.name.startswith("_"):
             importlib.import_module(f"{__name__}.{info.name}")
+
+
+def _discover() -> None:
+    _import_house_algorithms()
     # After the house algorithms, so that a plugin may subclass one of them.
     load_plugins()
 
@@ -38,7 +45,8 @@ def available() -> list[str]:
 
 
 def learner_class(algorithm: str) -> type[MetaLearner]:
-    _discover()
+    if algorithm not in REGISTRY.algorithms:  # registered stays registered: look further only for a new name
+        _discover()
     try:
         return REGISTRY.algorithms[algorithm]
     except KeyError:
