@@ -204,6 +204,7 @@ def test_the_pages_agree_with_each_other_and_with_the_card(omniglot, shots):
     import torch
 
     from playground.checkpoints import load_learner
+    from playground.threads import SERVING_THREADS
     from playground.zoo import CHECKPOINT_DIR
 
     models = ["maml_lake", "metasgd_lake"]
@@ -217,6 +218,7 @@ def test_the_pages_agree_with_each_other_and_with_the_card(omniglot, shots):
     from playground.imaging import to_tensor
 
     query_x = to_tensor([q.image for q in at.session_state["queries"]])
+    torch.set_num_threads(SERVING_THREADS)  # as the app computes: many inner steps amplify a thread count's rounding
     for name in models:  # the library with the card's settings spelled out gives the same answer
         learner = load_learner(CHECKPOINT_DIR / f"{name}.pt")
         card = learner.test_time.nearest(5, shots)

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from playground.live_training import (
     FINISHED,
@@ -123,6 +124,7 @@ def test_queue_is_fifo_cancel_works_and_a_gone_session_frees_the_slot(lake_split
     assert second.state in ("stopped", "cancelled", "done"), second.state
     assert "session is gone" in second.message or second.state == "done"
     assert not runner.busy()
+    torch.set_num_threads(runner.threads)  # as the job measured: ten inner steps amplify a thread count's rounding
     again = Probe(lake_splits.test).measure(latest)
     assert again.accuracy == pytest.approx(measured.accuracy, abs=0.001)  # one query of 1000, for rounding
-    assert again.step_losses == pytest.approx(measured.step_losses, rel=1e-3)  # torch threads differ
+    assert again.step_losses == pytest.approx(measured.step_losses, rel=1e-4)

@@ -186,19 +186,19 @@ def test_benchmark_runs_and_a_strong_shift_bites(tmp_path):
     learners = {"pixel_nn": entry.load("cpu", warm=False)}
     images = ShiftedImages(seed=0, cache_dir=tmp_path)
     cells = style_shift_benchmark(
-        learners, ["none", "photo", "marker"], [(5, 1)], episodes=20, n_query=3, images=images
+        learners, ["none", "noise", "marker"], [(5, 1)], episodes=20, n_query=3, images=images
     )
     by = {c.row: c for c in cells}
-    assert set(by) == {"none", "photo", "marker", OVERALL}
+    assert set(by) == {"none", "noise", "marker", OVERALL}
     assert all(0 <= c.mean <= 1 and len(c.accuracies) == 20 for c in cells if c.row != OVERALL)
     assert len(by[OVERALL].accuracies) == 40  # the named shifts pooled
-    assert by["none"].mean > 0.6 and by["photo"].mean < by["none"].mean - 0.1
-    assert "photo" in format_table(cells)
+    assert by["none"].mean > 0.6 and by["noise"].mean < by["none"].mean - 0.1
+    assert "noise" in format_table(cells)
     # A re-run renders nothing: the images come from the cache, and give the same figures.
     again = style_shift_benchmark(
-        learners, ["none", "photo"], [(5, 1)], episodes=20, n_query=3, images=ShiftedImages(0, cache_dir=tmp_path)
+        learners, ["none", "noise"], [(5, 1)], episodes=20, n_query=3, images=ShiftedImages(0, cache_dir=tmp_path)
     )
-    assert [c.accuracies for c in again[:2]] == [by["none"].accuracies, by["photo"].accuracies]
+    assert [c.accuracies for c in again[:2]] == [by["none"].accuracies, by["noise"].accuracies]
 
 
 def test_the_command_writes_the_table_and_json(tmp_path, capsys):
