@@ -27,9 +27,7 @@ CARD = {
     "lake_runs": {"error": 0.1, "inner_steps": 12, "inner_lr": 0.2},
 }
 WITH_SETTINGS = [
-    e.name
-    for e in shipped_models()
-    if any(r.inner_steps is not None or r.inner_lr for r in e.card.results())
+    e.name for e in shipped_models() if any(r.inner_steps is not None or r.inner_lr for r in e.card.results())
 ]
 
 
