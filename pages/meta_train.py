@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from playground.algorithms import learner_class
+from playground.card import ModelCard
 from playground.live_figures import embedding_snapshots, inner_step_losses, probe_accuracy, training_curves
 from playground.live_training import (
     BUDGETS,
@@ -166,7 +167,7 @@ def live() -> None:
         learner = job.learner()
         if learner is not None:
             name = f"yours-{view.settings.algorithm}-{uuid.uuid4().hex[:8]}"
-            card = {"algorithm": view.settings.algorithm, "note": "trained live in this session"}
+            card = ModelCard(algorithm=view.settings.algorithm, note="trained live in this session")
             add_own_model(SessionModel(name, Path(name), card, label=view.settings.label, learner=learner))
         st.rerun(scope="app")  # the sidebar's model list now holds it, and the page stops polling
 

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 import playground.sinusoid as sinusoid
+from playground.card import ModelCard
 from playground.checkpoints import CheckpointError, read_card
 from playground.sinusoid import METHODS, SineRegressors, SineTask, SineTaskSampler, load_regressors
 from playground.sinusoid.explore import MAX_POINTS, Exploration, card_mse, explore, lies_on, points_to_tensors, snap
@@ -35,7 +36,7 @@ def regressors_at(path: str) -> SineRegressors:
 
 
 @st.cache_data(show_spinner=False)
-def card_at(path: str) -> dict | None:
+def card_at(path: str) -> ModelCard | None:
     return read_card(path)
 
 

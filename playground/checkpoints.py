@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import torch
 
 from playground.algorithms import HOW_TO_LOAD, MetaLearner, available, create_learner
 from playground.algorithms.test_time import TestTimeSettings
+from playground.card import ModelCard
 
 FORMAT = "meta-learning-playground/checkpoint"
 VERSION = 1
@@ -34,7 +35,7 @@ class Checkpoint:
     training: dict[str, Any] = field(default_factory=dict)
     optimizer: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    card: dict[str, Any] | None = None  # the model card beside the file, when there is one
+    card: ModelCard | None = None  # the model card beside the file, when there is one
 
     @property
     def protocol(self) -> str:
@@ -103,7 +104,7 @@ def ship(source: str | Path, target: str | Path, note: str | None = None) -> tup
         stale.unlink(missing_ok=True)  # a card left from an earlier model would describe the wrong weights
         return path, None
     if note is not None:
-        card["note"] = note
+        card = replace(card, note=note)
     return path, write_card(path, card)
 
 
@@ -204,18 +205,14 @@ def card_path(checkpoint_path: str | Path) -> Path:
     return Path(checkpoint_path).with_suffix(".json")
 
 
-def read_card(checkpoint_path: str | Path) -> dict[str, Any] | None:
+def read_card(checkpoint_path: str | Path) -> ModelCard | None:
     """The model card beside a checkpoint, or None when there is none or it is unreadable."""
-    p = card_path(checkpoint_path)
     try:
-        return json.loads(p.read_text())
+        return ModelCard.load(card_path(checkpoint_path))
     except (OSError, ValueError):
         return None
 
 
-def write_card(checkpoint_path: str | Path, card: dict[str, Any]) -> Path:
-    p = card_path(checkpoint_path)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, p)
-    return p
+def write_card(checkpoint_path: str | Path, card: ModelCard | dict[str, Any]) -> Path:
+    """Write ``card`` (a `ModelCard`, or its JSON object) beside the checkpoint, atomically."""
+    return ModelCard.of(card).save(card_path(checkpoint_path))

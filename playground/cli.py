@@ -8,6 +8,7 @@ import json
 import shlex
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ from playground.algorithms.base import BACKBONES
 from playground.algorithms.plugins import PluginError, add_plugin_flag, load_plugins, plugin_flags
 from playground.algorithms.test_time import TestTimeSettings
 from playground.allocator import keep_freed_memory
+from playground.card import LakeRuns, ModelCard, Result, TrainingRecord
 from playground.checkpoints import (
     CheckpointError,
     learner_from_checkpoint,
@@ -596,19 +598,23 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 f"{res.episodes} episodes{queries}: {res.format()}{seen}",
                 flush=True,
             )
-            result = {**res.as_dict(), "protocol": protocol, "split": args.split, "seed": args.seed}
             # The settings it adapted with, given or from the card (`MetaLearner.settings_for`); none: its own.
             used = learner.settings_for(ways, shots, args.inner_steps, args.inner_lr)
-            if "n_steps" in used:
-                result["inner_steps"] = used["n_steps"]
-            if "inner_lr" in used:
-                result["inner_lr"] = used["inner_lr"]
-            # each figure keeps the command that measured it: cards gather figures from several runs
-            result["command"] = shlex.join(["python", "-m", "playground", *args.argv])
+            result = Result.from_dict(res.as_dict())
+            result = replace(
+                result,
+                protocol=protocol,
+                split=args.split,
+                seed=args.seed,
+                inner_steps=used.get("n_steps"),
+                inner_lr=used.get("inner_lr"),
+                # each figure keeps the command that measured it: cards gather figures from several runs
+                command=shlex.join(["python", "-m", "playground", *args.argv]),
+            )
             results.append(result)
             if args.card:  # after every setting, so an interrupted evaluation keeps what it measured
                 other = args.query != STANDARD_QUERIES  # the tables' cells are the standard count's
-                path = _card_with(args.checkpoint, results, device, "other_queries" if other else "results")
+                path = _card_with(args.checkpoint, results, device, other_queries=other)
     if args.card:
         print(f"model card: {path}")
 
@@ -690,23 +696,14 @@ def _evaluate_with_bar(
         )
 
 
-def _card_with(checkpoint: str, results: list[dict], device, field: str = "results") -> Path:
+def _card_with(checkpoint: str, results: list[Result], device, other_queries: bool = False) -> Path:
     """Write ``results`` into the checkpoint's model card, replacing earlier figures for the same settings.
 
-    ``field="other_queries"``: figures measured with another number of queries per class than the
+    ``other_queries``: figures measured with another number of queries per class than the
     standard one (such as a paper's own, `Published.queries`), kept beside the standard ones.
     """
     card = read_card(checkpoint) or make_card(Path(checkpoint), [], device)
-    evaluation = card["evaluation"]
-
-    def setting(r: dict) -> tuple:
-        return r["n_way"], r["k_shot"], r.get("protocol"), r.get("n_query") if field == "other_queries" else None
-
-    new = {setting(x) for x in results}
-    kept = [r for r in evaluation.get(field, []) if setting(r) not in new]
-    evaluation[field] = sorted(kept + results, key=lambda r: (r["n_way"], r["k_shot"], r.get("n_query", 0)))
-    evaluation["device"] = hardware_description(device)
-    return write_card(checkpoint, card)
+    return write_card(checkpoint, card.with_results(results, hardware_description(device), other_queries))
 
 
 _ADAPT_FLAGS = {"n_steps": ("--inner-steps", "inner steps"), "inner_lr": ("--inner-lr", "inner learning rate")}
@@ -781,16 +778,17 @@ def cmd_lake_runs(args: argparse.Namespace) -> None:
             print(f"{label:<24} {error_percent(res.error):>5}% error  {detail}", flush=True)
             if args.card:
                 card = read_card(path) or make_card(Path(path), [], device)
-                lake = {"error": round(res.error, 4), "run_errors": res.run_errors, "human_error": HUMAN_ERROR}
-                lake["command"] = shlex.join(["python", "-m", "playground", *args.argv])
                 # the settings it adapted with, given or from the card; none recorded: the learner's own
                 used = lake_settings(learner, steps, lr)
-                if "n_steps" in used:
-                    lake["inner_steps"] = used["n_steps"]
-                if "inner_lr" in used:
-                    lake["inner_lr"] = used["inner_lr"]
-                card["lake_runs"] = lake
-                write_card(path, card)
+                lake = LakeRuns(
+                    error=round(res.error, 4),
+                    run_errors=res.run_errors,
+                    human_error=HUMAN_ERROR,
+                    command=shlex.join(["python", "-m", "playground", *args.argv]),
+                    inner_steps=used.get("n_steps"),
+                    inner_lr=used.get("inner_lr"),
+                )
+                write_card(path, replace(card, lake_runs=lake))
 
 
 def cmd_calibrate_steps(args: argparse.Namespace) -> None:
@@ -859,11 +857,11 @@ def _percent(fraction: float) -> str:
     return f"{Decimal(str(100 * fraction)).quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)}%"
 
 
-def _cell(result: dict | None) -> str:
+def _cell(result: Result | None) -> str:
     """A card result as a table cell; inner steps or a step size other than the checkpoint's own are named."""
     if result is None:
         return "–"
-    return result["text"] + _setting(result.get("inner_steps"), result.get("inner_lr"))
+    return result.text + _setting(result.inner_steps, result.inner_lr)
 
 
 def _setting(steps: int | None, lr: float | None) -> str:
@@ -881,11 +879,11 @@ def _step_count(steps: int) -> str:
     return f"{steps} step{'' if steps == 1 else 's'}"
 
 
-def _budget(training: dict) -> str:
+def _budget(training: TrainingRecord) -> str:
     """A card's training budget as a cell; a fine-tuned model's counts its base's too ("4000 + 100 it")."""
-    base = training.get("base")
-    its = f"{training.get('iterations', '?')} it"
-    seconds = training.get("seconds", 0)
+    base = training.base
+    its = f"{'?' if training.iterations is None else training.iterations} it"
+    seconds = training.seconds or 0
     if base:
         its = f"{base['iterations']} + {its} (fine-tuned from {base['algorithm']})"
         seconds += base["seconds"]
@@ -902,27 +900,25 @@ def results_table(entries, papers: bool = False) -> str:
     from playground.papers import SETTINGS, published_for
 
     entries = list(entries)
-    lake_column = any("lake_runs" in (e.card or {}) for e in entries)
+    cards = [e.card or ModelCard() for e in entries]
+    lake_column = any(card.lake_runs is not None for card in cards)
     head = "| model | " + " | ".join(f"{n}-way {k}-shot" for n, k in SETTINGS)
     head += " | Lake's 20 runs (error) | training |" if lake_column else " | training |"
     lines = [head, "|" + " --- |" * (len(SETTINGS) + 2 + lake_column)]
-    for e in entries:
-        card = e.card or {}
-        measured = {(r["n_way"], r["k_shot"]): r for r in card.get("evaluation", {}).get("results", [])}
+    for e, card in zip(entries, cards):
+        measured = {(r.n_way, r.k_shot): r for r in card.results()}
         cells = [_cell(measured.get(setting)) for setting in SETTINGS]
         if lake_column:
-            lake = card.get("lake_runs", {})
-            setting = _setting(lake.get("inner_steps"), lake.get("inner_lr"))
-            cells.append("–" if lake.get("error") is None else _percent(lake["error"]) + setting)
-        cells.append(_budget(card.get("training", {})))
+            lake = card.lake_runs or LakeRuns()
+            setting = _setting(lake.inner_steps, lake.inner_lr)
+            cells.append("–" if lake.error is None else _percent(lake.error) + setting)
+        cells.append(_budget(card.training))
         lines.append(f"| `{e.name}` | " + " | ".join(cells) + " |")
         # The papers' figures are on the vinyals split; beside a lake model they would mislead.
-        paper = published_for(card) if papers and card.get("protocol") == "vinyals" else None
+        paper = published_for(card) if papers and card.protocol == "vinyals" else None
         if paper is None:
             continue
-        others = {
-            (r["n_way"], r["k_shot"], r["n_query"]): r for r in card.get("evaluation", {}).get("other_queries", [])
-        }
+        others = {(r.n_way, r.k_shot, r.n_query): r for r in card.evaluation.other_queries}
         cells = []
         for n, k in SETTINGS:
             figure, ours = paper.figure(n, k), measured.get((n, k))
@@ -933,23 +929,23 @@ def results_table(entries, papers: bool = False) -> str:
             # Measured as the authors tested too (their queries per class), where that differs from ours.
             theirs = others.get((n, k, paper.queries_for(n, k)))
             if theirs is not None:
-                setting = _setting(theirs.get("inner_steps"), theirs.get("inner_lr"))
-                if setting == _setting(ours.get("inner_steps"), ours.get("inner_lr")):
+                setting = _setting(theirs.inner_steps, theirs.inner_lr)
+                if setting == _setting(ours.inner_steps, ours.inner_lr):
                     setting = ""
-                cell += f"; at its {_queries(theirs['n_query'])}: {theirs['text']}{setting}, {_against(theirs, figure)}"
+                cell += f"; at its {_queries(theirs.n_query)}: {theirs.text}{setting}, {_against(theirs, figure)}"
             cells.append(cell + ")")
         cells += ["–"] * lake_column + ["published"]
         lines.append(f"| ↳ {paper.source} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _against(ours: dict, figure: float) -> str:
+def _against(ours: Result, figure: float) -> str:
     """ "reached" (our mean above the figure, or it within our 95% CI) or "short by 0.4"."""
     from playground.papers import reaches
 
-    if reaches(100 * ours["accuracy"], 100 * ours["ci95"], figure):
+    if reaches(100 * ours.accuracy, 100 * ours.ci95, figure):
         return "reached"
-    return f"short by {figure - 100 * ours['accuracy']:.1f}"
+    return f"short by {figure - 100 * ours.accuracy:.1f}"
 
 
 def cmd_ship(args: argparse.Namespace) -> None:
@@ -979,7 +975,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     from playground.zoo import CHECKPOINT_DIR, shipped_models
 
     entries = list(shipped_models(args.dir or CHECKPOINT_DIR))
-    table = results_table([e for e in entries if (e.card or {}).get("dataset", "omniglot") == "omniglot"], args.papers)
+    table = results_table([e for e in entries if e.dataset == "omniglot"], args.papers)
     print(table)
     if args.papers:
         from playground.papers import PUBLISHED_COLOUR, colour_papers_table

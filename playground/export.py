@@ -156,7 +156,7 @@ def export_metadata(
     if entry is not None:
         meta["card"] = _relative(card_path(entry.path))
         meta["card_figure"] = (
-            json.dumps({k: figure[k] for k in ("n_way", "k_shot", "text") if k in figure})
+            json.dumps({"n_way": figure.n_way, "k_shot": figure.k_shot, "text": figure.text})
             if figure
             else f"the card has no {n_way}-way {k_shot}-shot figure"
         )

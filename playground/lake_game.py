@@ -13,6 +13,7 @@ import torch
 
 from playground.algorithms import MetaLearner
 from playground.algorithms.test_time import recorded_settings
+from playground.card import ModelCard
 from playground.data.download import LAKE_RUNS_FILE, file_url
 from playground.data.lake_runs import (  # noqa: F401 (pages use error_percent from here)
     HUMAN_ERROR,
@@ -181,14 +182,15 @@ class LakeScore:
         return "below" if self.error < HUMAN_ERROR else "level with" if self.error == HUMAN_ERROR else "above"
 
 
-def card_lake_settings(card: Mapping[str, Any] | None) -> dict[str, float]:
+def card_lake_settings(card: ModelCard | Mapping[str, Any] | None) -> dict[str, float]:
     """The test-time settings a card's Lake figure was measured with where not the checkpoint's own:
     ``n_steps`` and ``inner_lr``, each only when the card records it (empty: the checkpoint's own).
 
     They were chosen on validation runs (`lake-runs --validation`), so measuring now with them repeats the
     card's figure.
     """
-    return recorded_settings((card or {}).get("lake_runs") or {})
+    card = ModelCard.of(card)
+    return recorded_settings(card.lake_runs) if card and card.lake_runs else {}
 
 
 def describe_settings(settings: Mapping[str, float]) -> str:
@@ -200,13 +202,13 @@ def describe_settings(settings: Mapping[str, float]) -> str:
     return count if lr is None else f"{count} of {lr:g}"
 
 
-def card_score(name: str, card: Mapping[str, Any] | None) -> LakeScore:
+def card_score(name: str, card: ModelCard | Mapping[str, Any] | None) -> LakeScore:
     """The Lake error a model card already holds (free: nothing is run)."""
-    lake = (card or {}).get("lake_runs") or {}
-    error = lake.get("error")
-    if error is None:
+    card = ModelCard.of(card)
+    lake = card.lake_runs if card else None
+    if lake is None or lake.error is None:
         return LakeScore(name, None, None, "not measured")
-    run_errors = lake.get("run_errors") or []
+    error, run_errors = lake.error, lake.run_errors or []
     ci = confidence_interval_95([float(e) for e in run_errors]) if len(run_errors) > 1 else None
     setting = describe_settings(card_lake_settings(card))
     source = "model card" + (f" ({setting})" if setting else "")
@@ -219,14 +221,14 @@ def measured_score(m: LakeMeasurement) -> LakeScore:
 
 
 def overview_scores(
-    cards: Mapping[str, Mapping[str, Any] | None], measured: Mapping[str, LakeMeasurement] | None = None
+    cards: Mapping[str, ModelCard | Mapping[str, Any] | None], measured: Mapping[str, LakeMeasurement] | None = None
 ) -> list[LakeScore]:
     """Per model (in ``cards``' order): the live measurement when there is one, else the card's figure."""
     measured = measured or {}
     return [measured_score(measured[n]) if n in measured else card_score(n, c) for n, c in cards.items()]
 
 
-def best_card_score(cards: Mapping[str, Mapping[str, Any] | None]) -> LakeScore | None:
+def best_card_score(cards: Mapping[str, ModelCard | Mapping[str, Any] | None]) -> LakeScore | None:
     """The lowest Lake error any card holds (the first such model on a tie); None when no card has one."""
     scores = [s for s in (card_score(n, c) for n, c in cards.items()) if s.error is not None]
     return min(scores, key=lambda s: s.error) if scores else None

@@ -106,13 +106,14 @@ def has_inner_loop(algorithm: str) -> bool:
 
 def shipped_recipe(algorithm: str) -> tuple[dict[str, Any], int]:
     """The shipped model's hyperparameters and meta-batch, so that a live run trains as it was trained."""
+    from playground.card import ModelCard
     from playground.checkpoints import read_card
     from playground.zoo import CHECKPOINT_DIR
 
-    card = read_card(CHECKPOINT_DIR / f"{algorithm}_{PROTOCOL}.pt") or {}
+    card = read_card(CHECKPOINT_DIR / f"{algorithm}_{PROTOCOL}.pt") or ModelCard()
     accepted = learner_class(algorithm).hyperparameters()
-    options = {k: v for k, v in (card.get("config") or {}).items() if k in accepted and k != "n_way"}
-    meta_batch = (card.get("training") or {}).get("train_config", {}).get("meta_batch", DEFAULT_META_BATCH)
+    options = {k: v for k, v in card.config.items() if k in accepted and k != "n_way"}
+    meta_batch = (card.training.train_config or {}).get("meta_batch", DEFAULT_META_BATCH)
     return options, int(meta_batch)
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from playground.card import ModelCard
 
 SETTINGS = ((5, 1), (5, 5), (20, 1), (20, 5))  # (ways, shots), the columns of every table
 
@@ -45,12 +48,12 @@ PUBLISHED: dict[str, Published] = {
 }
 
 
-def published_for(card: dict[str, Any]) -> Published | None:
+def published_for(card: ModelCard | Mapping[str, Any]) -> Published | None:
     """The published figures for the algorithm a model card describes (None if there are none)."""
-    algorithm = card.get("algorithm", "")
-    if (card.get("config") or {}).get("first_order"):
-        return PUBLISHED.get(f"{algorithm}+first_order")
-    return PUBLISHED.get(algorithm)
+    card = ModelCard.of(card)
+    if card.config.get("first_order"):
+        return PUBLISHED.get(f"{card.algorithm}+first_order")
+    return PUBLISHED.get(card.algorithm)
 
 
 def reaches(ours: float, ci95: float, paper: float) -> bool:
@@ -87,25 +90,26 @@ PUBLISHED_COLOUR: dict[str, dict[str, FiveWay]] = {
 }
 
 
-def colour_papers_table(dataset: str, cards: list[dict[str, Any]]) -> str:
+def colour_papers_table(dataset: str, cards: Iterable[ModelCard | Mapping[str, Any]]) -> str:
     """Markdown: each published 5-way figure on ``dataset`` beside the best of ours measured there (its
     model cards' test results), "not run" where no card of that algorithm on that dataset holds one."""
     lines = [
         f"| {dataset} | published 5-way 1-shot | ours | published 5-way 5-shot | ours | source |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
+    cards = [ModelCard.of(card) for card in cards]
     for algorithm, paper in PUBLISHED_COLOUR[dataset].items():
         ours = []
         for k_shot in (1, 5):
             found = [
-                r
+                figure
                 for card in cards
-                if card.get("dataset") == dataset and card.get("algorithm") == algorithm
-                for r in (card.get("evaluation") or {}).get("results", [])
-                if r.get("n_way") == 5 and r.get("k_shot") == k_shot
+                if card.trained_on == dataset and card.algorithm == algorithm
+                for figure in [card.result(5, k_shot)]
+                if figure is not None
             ]
-            best = max(found, key=lambda r: r["accuracy"], default=None)
-            ours.append("not run" if best is None else best["text"])
+            best = max(found, key=lambda r: r.accuracy, default=None)
+            ours.append("not run" if best is None else best.text)
         lines.append(
             f"| {algorithm} | {paper.one_shot:.2f} | {ours[0]} | {paper.five_shot:.2f} | {ours[1]} | {paper.source} |"
         )

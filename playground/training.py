@@ -23,6 +23,7 @@ from playground import distributed
 from playground.algorithms import MetaLearner, create_learner, learner_class
 from playground.algorithms.test_time import TestTimeSettings
 from playground.augment import colour_augment_tasks, shift_tasks
+from playground.card import Evaluation, ModelCard, Result, TrainingRecord
 from playground.checkpoints import (
     Checkpoint,
     learner_from_checkpoint,
@@ -530,38 +531,38 @@ def training_command(source: Checkpoint, checkpoint: str | Path) -> str:
     command = source.extra.get("train_config", {}).get("command", "")
     if not command:
         # A checkpoint saved before runs recorded their command keeps it in its model card only.
-        card = read_card(checkpoint) or {}
-        command = (card.get("training") or {}).get("command", "")
+        card = read_card(checkpoint)
+        command = (card.training.command if card else None) or ""
     return command
 
 
-def make_card(checkpoint_path: Path, results: list[dict], device: torch.device, note: str = "") -> dict:
+def make_card(checkpoint_path: Path, results: list[Result], device: torch.device, note: str = "") -> ModelCard:
     """A model card for a trained checkpoint: config, protocol, budget, hardware, results."""
     ckpt = read_checkpoint(checkpoint_path)
     tc = ckpt.extra.get("train_config", {})
-    return {
-        "algorithm": ckpt.algorithm,
-        "config": ckpt.config,
-        "dataset": tc.get("dataset", "omniglot"),
-        "protocol": tc.get("protocol"),
-        "training": {
-            "iterations": ckpt.training.get("iteration"),
-            "best_iteration": ckpt.training.get("best_iteration"),
-            "best_val_accuracy": ckpt.training.get("best_val"),
-            "seconds": round(ckpt.training.get("train_seconds", 0.0), 1),
-            **({"base": ckpt.training["base"]} if "base" in ckpt.training else {}),
-            "train_config": tc,
-            "hardware": ckpt.training.get("hardware", ""),
-            "command": tc.get("command", ""),
-        },
-        "evaluation": {
-            "split": "test (meta-test classes of the protocol)",
-            "device": hardware_description(device),
-            "results": results,
-        },
-        "torch": torch.__version__,
-        "note": note,
-    }
+    return ModelCard(
+        algorithm=ckpt.algorithm,
+        config=ckpt.config,
+        dataset=tc.get("dataset", "omniglot"),
+        protocol=tc.get("protocol"),
+        training=TrainingRecord(
+            iterations=ckpt.training.get("iteration"),
+            best_iteration=ckpt.training.get("best_iteration"),
+            best_val_accuracy=ckpt.training.get("best_val"),
+            seconds=round(ckpt.training.get("train_seconds", 0.0), 1),
+            base=ckpt.training.get("base"),
+            train_config=tc,
+            hardware=ckpt.training.get("hardware", ""),
+            command=tc.get("command", ""),
+        ),
+        evaluation=Evaluation(
+            split="test (meta-test classes of the protocol)",
+            device=hardware_description(device),
+            results=tuple(results),
+        ),
+        torch=torch.__version__,
+        note=note,
+    )
 
 
 __all__ = [

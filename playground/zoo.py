@@ -7,12 +7,12 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from playground.algorithms import MetaLearner, learner_class
 from playground.algorithms.test_time import TestTimeSettings
+from playground.card import ModelCard, Result
 from playground.checkpoints import load_learner, read_card
 from playground.compare import time_episode
 
@@ -26,11 +26,14 @@ EXTRA_DIRS_ENV = "PLAYGROUND_CHECKPOINTS"
 class ModelEntry:
     name: str  # file stem, e.g. "protonet_lake"
     path: Path
-    card: dict[str, Any] | None
+    card: ModelCard | None
+
+    def __post_init__(self) -> None:
+        self.card = ModelCard.of(self.card)  # a card given as its JSON object is read as one
 
     @property
     def algorithm(self) -> str:
-        return (self.card or {}).get("algorithm", self.name.split("_")[0])
+        return self.card.algorithm if self.card and self.card.algorithm else self.name.split("_")[0]
 
     @property
     def title(self) -> str:
@@ -43,16 +46,16 @@ class ModelEntry:
     @property
     def dataset(self) -> str:
         """The dataset it was trained on, from its card (`playground.data.datasets`); cards without one: Omniglot."""
-        return (self.card or {}).get("dataset") or "omniglot"
+        return (self.card or ModelCard()).trained_on
 
-    def figure(self, n_way: int = 5, k_shot: int = 1) -> dict[str, Any] | None:
+    def figure(self, n_way: int = 5, k_shot: int = 1) -> Result | None:
         """The card's result for n_way/k_shot (accuracy, ci95, text, settings), or None if it has none."""
-        results = (self.card or {}).get("evaluation", {}).get("results", [])
-        return next((r for r in results if (r.get("n_way"), r.get("k_shot")) == (n_way, k_shot)), None)
+        return self.card.result(n_way, k_shot) if self.card else None
 
     def headline(self, n_way: int = 5, k_shot: int = 1) -> str | None:
         """The card's measured accuracy for n_way/k_shot, e.g. "97.9 ± 0.5 %" (None if absent)."""
-        return (self.figure(n_way, k_shot) or {}).get("text")
+        figure = self.figure(n_way, k_shot)
+        return None if figure is None else figure.text
 
     @functools.cached_property
     def test_time(self) -> TestTimeSettings:
@@ -120,8 +123,8 @@ def picker_labels(entries: list[ModelEntry]) -> dict[str, str]:
     labels = {}
     for e in entries:
         title = e.title if titles.count(e.title) == 1 else f"{e.title} ({e.name})"
-        figure = (e.figure(5, 1) or {}).get("accuracy")
-        labels[e.name] = title if figure is None else f"{title} · {100 * figure:.1f}%"
+        figure = e.figure(5, 1)
+        labels[e.name] = title if figure is None else f"{title} · {100 * figure.accuracy:.1f}%"
         if e.dataset != "omniglot":
             info = DATASETS.get(e.dataset)
             labels[e.name] += f" · {info.title if info else e.dataset}"

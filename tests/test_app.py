@@ -350,9 +350,9 @@ def card_setting(name: str, n_way: int, k_shot: int) -> dict[str, float]:
     from playground.zoo import CHECKPOINT_DIR
 
     card = read_card(CHECKPOINT_DIR / f"{name}.pt")
-    (cell,) = [r for r in card["evaluation"]["results"] if (r["n_way"], r["k_shot"]) == (n_way, k_shot)]
-    steps = cell.get("inner_steps", card["config"]["test_inner_steps"])
-    return {"n_steps": steps, "inner_lr": cell.get("inner_lr", card["config"]["inner_lr"])}
+    cell = card.result(n_way, k_shot)
+    steps = card.config["test_inner_steps"] if cell.inner_steps is None else cell.inner_steps
+    return {"n_steps": steps, "inner_lr": card.config["inner_lr"] if cell.inner_lr is None else cell.inner_lr}
 
 
 @pytest.mark.omniglot

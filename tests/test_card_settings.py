@@ -27,9 +27,7 @@ CARD = {
     "lake_runs": {"error": 0.1, "inner_steps": 12, "inner_lr": 0.2},
 }
 WITH_SETTINGS = [
-    e.name
-    for e in shipped_models()
-    if any(r.get("inner_steps") is not None or r.get("inner_lr") for r in e.card["evaluation"]["results"])
+    e.name for e in shipped_models() if any(r.inner_steps is not None or r.inner_lr for r in e.card.results())
 ]
 
 
@@ -95,15 +93,15 @@ def figure_line(output: str) -> str:
 def test_evaluate_with_no_flags_measures_what_the_card_measured(name, omniglot):
     """The same episodes, with no flags and with the flags the card's figure was measured with: the same figure."""
     card = read_card(CHECKPOINT_DIR / f"{name}.pt")
-    recorded = [r for r in card["evaluation"]["results"] if r.get("inner_steps") is not None or r.get("inner_lr")]
-    cell = min(recorded, key=lambda r: r["n_way"] * r["k_shot"])  # the smallest task its card sets
+    recorded = [r for r in card.results() if r.inner_steps is not None or r.inner_lr]
+    cell = min(recorded, key=lambda r: r.n_way * r.k_shot)  # the smallest task its card sets
     given = [
         x
         for k in ("inner_steps", "inner_lr")
-        if cell.get(k) is not None
-        for x in ("--" + k.replace("_", "-"), str(cell[k]))
+        if getattr(cell, k) is not None
+        for x in ("--" + k.replace("_", "-"), str(getattr(cell, k)))
     ]
-    size = ["--ways", str(cell["n_way"]), "--shots", str(cell["k_shot"])]
+    size = ["--ways", str(cell.n_way), "--shots", str(cell.k_shot)]
     common = ["evaluate", str(CHECKPOINT_DIR / f"{name}.pt"), *size, "--episodes", "3", "--threads", "1"]
     assert figure_line(run_cli(*common)) == figure_line(run_cli(*common, *given))
 
@@ -114,10 +112,8 @@ def test_evaluate_card_records_the_settings_it_used(omniglot, tmp_path):
         shutil.copy(CHECKPOINT_DIR / f"maml_lake{ext}", tmp_path / f"maml_lake{ext}")
     path = tmp_path / "maml_lake.pt"
     run_cli("evaluate", str(path), "--ways", "20", "--shots", "1", "--episodes", "2", "--threads", "1", "--card")
-    (cell,) = [
-        r for r in read_card(path)["evaluation"]["results"] if (r["n_way"], r["k_shot"], r["episodes"]) == (20, 1, 2)
-    ]
-    assert (cell["inner_steps"], cell["inner_lr"]) == (10, 0.05)  # the card's 20-way 1-shot settings, not 2 of 0.4
+    (cell,) = [r for r in read_card(path).results() if (r.n_way, r.k_shot, r.episodes) == (20, 1, 2)]
+    assert (cell.inner_steps, cell.inner_lr) == (10, 0.05)  # the card's 20-way 1-shot settings, not 2 of 0.4
 
 
 @pytest.mark.omniglot
@@ -126,7 +122,7 @@ def test_lake_runs_with_no_flags_reproduce_every_card(omniglot):
 
     if not lake_runs_available():
         pytest.skip("Lake's runs are not installed")
-    cards = {e.name: e.card for e in shipped_models() if (e.card or {}).get("lake_runs")}
+    cards = {e.name: e.card for e in shipped_models() if e.card and e.card.lake_runs}
     paths = [str(CHECKPOINT_DIR / f"{n}.pt") for n in cards]
     output = run_cli("lake-runs", *paths, "--threads", "1")
     for name, card in cards.items():
@@ -134,4 +130,4 @@ def test_lake_runs_with_no_flags_reproduce_every_card(omniglot):
         measured = float(re.search(r"([\d.]+)% error", line).group(1)) / 100
         # Two drawings of 400 at most: a near tie can fall the other way when another thread count changes
         # the order of a float sum (metalstm_lake: 16.0% on 2 threads, 16.5% on 1).
-        assert abs(measured - card["lake_runs"]["error"]) <= 0.005 + 1e-9, (name, line, card["lake_runs"]["error"])
+        assert abs(measured - card.lake_runs.error) <= 0.005 + 1e-9, (name, line, card.lake_runs.error)

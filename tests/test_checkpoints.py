@@ -128,6 +128,7 @@ def test_weights_fingerprint_survives_a_round_trip_and_sees_one_flipped_bit(tmp_
 
 
 def test_ship_carries_the_model_card_and_its_note_and_never_leaves_a_stale_one(tmp_path):
+    from playground.card import ModelCard
     from playground.checkpoints import read_card, ship, write_card
 
     learner = create_learner("protonet", hidden=8)
@@ -143,6 +144,6 @@ def test_ship_carries_the_model_card_and_its_note_and_never_leaves_a_stale_one(t
     card = {"algorithm": "protonet", "evaluation": {"results": [{"n_way": 5, "accuracy": 0.9}]}, "note": "old"}
     write_card(full, card)
     path, shipped_card = ship(full, target, note="made for the test")
-    assert read_card(shipped_card) == read_card(path) == {**card, "note": "made for the test"}
+    assert read_card(shipped_card) == read_card(path) == ModelCard.from_dict({**card, "note": "made for the test"})
     assert read_checkpoint(path).optimizer is None
-    assert ship(full, target)[1] is not None and read_card(target)["note"] == "old"  # no --note: the card's own
+    assert ship(full, target)[1] is not None and read_card(target).note == "old"  # no --note: the card's own

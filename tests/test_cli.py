@@ -426,17 +426,17 @@ def test_evaluate_card_keeps_other_query_counts_beside_the_standard_figures(glyp
 
     def evaluate(*flags):
         main(["evaluate", str(path), "--episodes", "3", "--device", "cpu", "--card", *flags])
-        return read_card(path)["evaluation"]
+        return read_card(path).evaluation
 
-    standard = evaluate()["results"]
-    assert [(r["n_way"], r["k_shot"], r["n_query"]) for r in standard] == [(5, 1, 15)]
+    standard = evaluate().results
+    assert [(r.n_way, r.k_shot, r.n_query) for r in standard] == [(5, 1, 15)]
     card = evaluate("--query", "1")
-    assert card["results"] == standard  # not replaced by the one-query figure
-    assert [(r["n_way"], r["k_shot"], r["n_query"]) for r in card["other_queries"]] == [(5, 1, 1)]
-    assert "--query 1" in card["other_queries"][0]["command"]
+    assert card.results == standard  # not replaced by the one-query figure
+    assert [(r.n_way, r.k_shot, r.n_query) for r in card.other_queries] == [(5, 1, 1)]
+    assert "--query 1" in card.other_queries[0].command
     card = evaluate("--query", "1", "--inner-steps", "2")  # the same count again replaces its figure
-    assert [r.get("inner_steps") for r in card["other_queries"]] == [2] and card["results"] == standard
-    assert len(evaluate("--query", "5")["other_queries"]) == 2
+    assert [r.inner_steps for r in card.other_queries] == [2] and card.results == standard
+    assert len(evaluate("--query", "5").other_queries) == 2
 
 
 def test_the_papers_queries_per_class_are_those_their_code_tests_on():
@@ -559,7 +559,7 @@ def test_evaluating_on_a_split_with_training_characters_is_refused_or_marked_and
     assert "vinyals/test 5-way 1-shot" in out and "(CONTAMINATED: 3 characters seen in training)" in out
     assert "WARNING: 3 of the 9 characters" in err
     assert main(["evaluate", str(path), *flags, "--card"]) == 0  # its own protocol: a test
-    assert read_card(path)["evaluation"]["results"][0]["protocol"] == "lake"
+    assert read_card(path).results()[0].protocol == "lake"
 
     # Fine-tuned on lake from a vinyals model: lake's test split holds characters the base trained on.
     base = {"algorithm": "maml", "protocol": "vinyals", "iterations": 1, "seconds": 1.0}

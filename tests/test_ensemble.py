@@ -185,7 +185,7 @@ def test_shipped_ensemble_beats_each_of_its_members_on_lakes_runs_as_its_card_sa
     settings = card_lake_settings(card)  # MAML's steps and rate, chosen on validation runs
     assert settings == {"n_steps": 10, "inner_lr": 0.1}
     together = evaluate_lake_runs(ensemble, runs, **settings).error
-    assert together == pytest.approx(card["lake_runs"]["error"], abs=1e-4)
+    assert together == pytest.approx(card.lake_runs.error, abs=1e-4)
     for member in ensemble.learners:
         assert evaluate_lake_runs(member, runs, **settings).error > together + 0.015
     # The views matter, not only the averaging of three models.

@@ -319,7 +319,7 @@ def test_page_without_the_runs_shows_the_cards_and_offers_the_download(tmp_path,
 def _shipped_lake_errors() -> dict[str, float]:
     from playground.zoo import shipped_models
 
-    return {m.name: m.card["lake_runs"]["error"] for m in shipped_models() if (m.card or {}).get("lake_runs")}
+    return {m.name: m.card.lake_runs.error for m in shipped_models() if m.card and m.card.lake_runs}
 
 
 def test_page_names_the_best_shipped_model_when_the_sidebar_leaves_it_out():
@@ -543,12 +543,12 @@ def test_lake_runs_card_records_chosen_steps_and_the_app_measures_with_them(runs
     # the rate left unset is that of the card's own Lake figure, and the card now says so
     assert card_lake_settings(card) == {"n_steps": 1, "inner_lr": 0.1}
     assert card_score("m", card).source == "model card (1 inner step of 0.1)"
-    assert card["lake_runs"]["command"] == f"python -m playground lake-runs {ckpt} --inner-steps 1 --card"
+    assert card.lake_runs.command == f"python -m playground lake-runs {ckpt} --inner-steps 1 --card"
     maml = next(e for e in shipped_models() if e.name == "maml_lake").load("cpu", warm=False)
     own_steps = maml.test_inner_steps
     assert own_steps != 1
     one = measure_model("maml_lake", maml, runs, card_lake_settings(card))
-    assert one.run_errors == pytest.approx(card["lake_runs"]["run_errors"])  # measuring now repeats the card
+    assert one.run_errors == pytest.approx(card.lake_runs.run_errors)  # measuring now repeats the card
     assert one.error != pytest.approx(evaluate_lake_runs(maml, runs).error)  # and the steps do matter
 
     assert main(["lake-runs", ckpt, "--inner-steps", "3", "--inner-lr", "0.04", "--card"]) == 0
@@ -556,7 +556,7 @@ def test_lake_runs_card_records_chosen_steps_and_the_app_measures_with_them(runs
     assert card_lake_settings(card) == {"n_steps": 3, "inner_lr": 0.04}
     assert card_score("m", card).source == "model card (3 inner steps of 0.04)"
     small = measure_model("maml_lake", maml, runs, card_lake_settings(card))
-    assert small.run_errors == pytest.approx(card["lake_runs"]["run_errors"])
+    assert small.run_errors == pytest.approx(card.lake_runs.run_errors)
     assert small.run_errors != evaluate_lake_runs(maml, runs, n_steps=3).run_errors  # the rate does matter
     assert card_lake_settings({"lake_runs": {"error": 0.1}}) == {} and card_lake_settings(None) == {}
 
@@ -573,7 +573,7 @@ def test_page_adapts_with_the_steps_of_the_cards_lake_figure(runs):
     at = new_page(["maml_lake"])
     at.button(key="lake_measure").click().run()
     assert not at.exception
-    assert at.session_state["lake_measured"]["maml_lake"].error == pytest.approx(entry.card["lake_runs"]["error"])
+    assert at.session_state["lake_measured"]["maml_lake"].error == pytest.approx(entry.card.lake_runs.error)
     at.button(key="lake_reveal").click().run()
     assert not at.exception
     items = table_with(at, "drawing").value

@@ -21,8 +21,7 @@ def test_labels_are_short_distinct_and_carry_the_card_figure():
     assert len(set(labels.values())) == len(labels)
     assert labels["protonet_lake"].startswith("ProtoNet · ")
     card = next(e for e in entries if e.name == "protonet_lake").card
-    figure = next(r for r in card["evaluation"]["results"] if (r["n_way"], r["k_shot"]) == (5, 1))
-    assert labels["protonet_lake"] == f"ProtoNet · {100 * figure['accuracy']:.1f}%"
+    assert labels["protonet_lake"] == f"ProtoNet · {100 * card.result(5, 1).accuracy:.1f}%"
     assert all("_" not in label for label in labels.values())
 
 

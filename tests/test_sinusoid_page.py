@@ -281,6 +281,7 @@ def test_snapped_points_lie_on_the_wave_and_others_do_not():
 
 
 def test_card_mse_reads_the_shipped_card():
+    from playground.card import ModelCard
     from playground.checkpoints import read_card
 
     card = read_card(sinusoid.DEFAULT_PATH)
@@ -289,7 +290,7 @@ def test_card_mse_reads_the_shipped_card():
     assert card_mse(card, "maml", 5, 10, 0.02) is None  # another step size was not measured
     assert card_mse(card, "maml", 7, 10, 0.01) is None
     assert card_mse(None, "maml", 5, 10, 0.01) is None
-    assert card_mse({"evaluation": {}}, "maml", 5, 10, 0.01) is None
+    assert card_mse(ModelCard.from_dict({"evaluation": {}}), "maml", 5, 10, 0.01) is None
 
 
 # --- the page --------------------------------------------------------------------------------------------

@@ -14,17 +14,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from playground.card import LakeRuns, ModelCard, Result
+
 Settings = dict[str, float]
 
 
-def recorded_settings(figure: Mapping[str, Any]) -> Settings:
+def recorded_settings(figure: Result | LakeRuns) -> Settings:
     """The `adapt` keywords a card's figure records beside it (``inner_steps`` -> ``n_steps``, ``inner_lr``);
     those it does not record were the checkpoint's own, so they are left out."""
     settings: Settings = {}
-    if figure.get("inner_steps") is not None:
-        settings["n_steps"] = int(figure["inner_steps"])
-    if figure.get("inner_lr") is not None:
-        settings["inner_lr"] = float(figure["inner_lr"])
+    if figure.inner_steps is not None:
+        settings["n_steps"] = int(figure.inner_steps)
+    if figure.inner_lr is not None:
+        settings["inner_lr"] = float(figure.inner_lr)
     return settings
 
 
@@ -38,16 +40,16 @@ class TestTimeSettings:
     lake_runs: tuple[tuple[str, float], ...] | None = None  # None: the card has no Lake figure
 
     @classmethod
-    def from_card(cls, card: Mapping[str, Any] | None) -> TestTimeSettings:
+    def from_card(cls, card: ModelCard | Mapping[str, Any] | None) -> TestTimeSettings:
         """Read from a model card (none, or a card without figures, gives no settings)."""
-        card = card or {}
+        card = ModelCard.of(card) or ModelCard()
         cells = tuple(
-            (int(r["n_way"]), int(r["k_shot"]), tuple(recorded_settings(r).items()))
-            for r in card.get("evaluation", {}).get("results", [])
-            if r.get("n_way", 0) > 0 and r.get("k_shot", 0) > 0
+            (int(r.n_way), int(r.k_shot), tuple(recorded_settings(r).items()))
+            for r in card.results()
+            if (r.n_way or 0) > 0 and (r.k_shot or 0) > 0
         )
-        lake = card.get("lake_runs") or {}
-        return cls(cells, tuple(recorded_settings(lake).items()) if "error" in lake else None)
+        lake = card.lake_runs
+        return cls(cells, tuple(recorded_settings(lake).items()) if lake and lake.error is not None else None)
 
     def nearest(self, n_way: int, k_shot: int) -> Settings:
         """The settings of the figure nearest ``n_way``-way ``k_shot``-shot: nearest in ways first (they

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from playground.card import ModelCard, SineResult
 from playground.sinusoid.tasks import X_RANGE, SineTask, x_grid
 from playground.sinusoid.train import METHODS, SineRegressors
 
@@ -140,14 +141,11 @@ def snap(task: SineTask, x: float) -> tuple[float, float]:
     return x, round(float(task.true_curve(torch.tensor(x))), 3)
 
 
-def card_mse(card: dict | None, method: str, k_shot: int, steps: int, lr: float) -> str | None:
+def card_mse(card: ModelCard | None, method: str, k_shot: int, steps: int, lr: float) -> str | None:
     """The model card's ``mean ± ci95`` MSE over its test tasks for this setting, or None if not measured."""
-    try:
-        results = card["evaluation"]["results"]
-    except (TypeError, KeyError):
-        return None
-    for r in results:
-        same = (r.get("method"), r.get("k_shot"), r.get("steps")) == (method, k_shot, steps)
-        if same and math.isclose(r.get("lr", math.nan), lr, rel_tol=1e-9):
-            return r.get("text")
+    for r in card.evaluation.results if card else ():
+        if not isinstance(r, SineResult) or (r.method, r.k_shot, r.steps) != (method, k_shot, steps):
+            continue
+        if math.isclose(math.nan if r.lr is None else r.lr, lr, rel_tol=1e-9):
+            return r.text
     return None

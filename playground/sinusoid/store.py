@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from playground.card import ModelCard, SineResult
 from playground.checkpoints import CheckpointError, read_card, write_card
 from playground.sinusoid.evaluate import EVAL_SEED, MSEResult, evaluate
 from playground.sinusoid.model import SineRegressor
@@ -114,37 +115,40 @@ def make_card(
     regressors: SineRegressors,
     results: Sequence[MSEResult],
     command: str,
-) -> dict[str, Any]:
+) -> ModelCard:
     """The model card: task distribution, config, training budget, command, hardware, results."""
     cpu = torch.device("cpu")
     tr = regressors.training
-    return {
-        "algorithm": "sinusoid",
-        "task": {
-            "source": "Finn et al. 2017, section 5.1: y = A sin(x - phase)",
-            "amplitude": list(AMPLITUDE_RANGE),
-            "phase": [PHASE_RANGE[0], round(PHASE_RANGE[1], 6)],
-            "x": list(X_RANGE),
-        },
-        "config": {
-            "architecture": f"MLP 1-{regressors.models['maml'].hidden}-{regressors.models['maml'].hidden}-1, ReLU",
-            "adaptation_lr": dict(regressors.lrs),
-        },
-        "training": {
-            "iterations": tr.get("maml", {}).get("iterations"),
-            "seconds": round(sum(tr.get(m, {}).get("seconds", 0.0) for m in METHODS), 1),
-            **{m: _card_log(tr.get(m, {})) for m in METHODS},
-            "hardware": hardware_description(cpu),
-            "command": command,
-        },
-        "evaluation": {
-            "metric": "MSE over 100 evenly spaced x in [-5, 5] after adapting on K support points, mean ± 95% CI",
-            "device": hardware_description(cpu),
-            "results": [r.as_dict() for r in results],
-        },
-        "checkpoint_bytes": Path(checkpoint_path).stat().st_size,
-        "torch": torch.__version__,
-    }
+    # Built as JSON: its training record and evaluation carry the sine card's own keys (`extra`) in this order.
+    return ModelCard.from_dict(
+        {
+            "algorithm": "sinusoid",
+            "task": {
+                "source": "Finn et al. 2017, section 5.1: y = A sin(x - phase)",
+                "amplitude": list(AMPLITUDE_RANGE),
+                "phase": [PHASE_RANGE[0], round(PHASE_RANGE[1], 6)],
+                "x": list(X_RANGE),
+            },
+            "config": {
+                "architecture": f"MLP 1-{regressors.models['maml'].hidden}-{regressors.models['maml'].hidden}-1, ReLU",
+                "adaptation_lr": dict(regressors.lrs),
+            },
+            "training": {
+                "iterations": tr.get("maml", {}).get("iterations"),
+                "seconds": round(sum(tr.get(m, {}).get("seconds", 0.0) for m in METHODS), 1),
+                **{m: _card_log(tr.get(m, {})) for m in METHODS},
+                "hardware": hardware_description(cpu),
+                "command": command,
+            },
+            "evaluation": {
+                "metric": "MSE over 100 evenly spaced x in [-5, 5] after adapting on K support points, mean ± 95% CI",
+                "device": hardware_description(cpu),
+                "results": [r.as_dict() for r in results],
+            },
+            "checkpoint_bytes": Path(checkpoint_path).stat().st_size,
+            "torch": torch.__version__,
+        }
+    )
 
 
 def train_and_save(
@@ -170,9 +174,12 @@ def update_card(checkpoint_path: str | Path, regressors: SineRegressors, results
     """Merge new results into the card (replacing the same method/K/steps), creating the card if needed."""
     card = read_card(checkpoint_path) or make_card(checkpoint_path, regressors, [], command="")
     new = {(r.method, r.k_shot, r.steps) for r in results}
-    kept = [r for r in card["evaluation"]["results"] if (r["method"], r["k_shot"], r["steps"]) not in new]
+    rows = [r for r in card.evaluation.results if isinstance(r, SineResult)]
+    kept = [r for r in rows if (r.method, r.k_shot, r.steps) not in new]
     order = {m: i for i, m in enumerate(METHODS)}
-    merged = kept + [r.as_dict() for r in results]
-    card["evaluation"]["device"] = hardware_description(torch.device("cpu"))
-    card["evaluation"]["results"] = sorted(merged, key=lambda r: (order.get(r["method"], 9), r["steps"], r["k_shot"]))
+    merged = sorted(
+        kept + [SineResult.from_dict(r.as_dict()) for r in results],
+        key=lambda r: (order.get(r.method, 9), r.steps, r.k_shot),
+    )
+    card = card.with_evaluation(device=hardware_description(torch.device("cpu")), results=tuple(merged))
     return write_card(checkpoint_path, card)
