@@ -9,7 +9,7 @@ from playground.explorer_figures import image_uri as glyph_uri
 from playground.figures import adaptation_curve, probability_bars
 from playground.imaging import preprocess_image, to_tensor
 from playground.inference import predict_task, prediction_grid, task_adapt_options
-from playground.ui.canvas import drawing_canvas, has_ink
+from playground.ui.canvas import drawing_canvas, drawn_glyph
 from playground.ui.display import plain, short_names, thumbnail
 from playground.ui.export_button import classifier_download
 from playground.ui.resources import current_device, load_models
@@ -63,9 +63,7 @@ def queries_section() -> None:
             if st.button("Add query", type="primary", key="add_query"):
 
                 def _add() -> None:
-                    if not has_ink(drawing):
-                        raise ValueError("the drawing is blank: draw a glyph first")
-                    add_query(preprocess_image(drawing, "the drawing"), q_label, "drawn")
+                    add_query(drawn_glyph(drawing), q_label, "drawn")
                     reset_inputs()
 
                 guarded(_add, "Adding the query")

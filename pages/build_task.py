@@ -7,7 +7,7 @@ import streamlit as st
 from playground.imaging import preprocess_image
 from playground.sample_tasks import sample_user_task
 from playground.task_io import MAX_EXAMPLES_PER_CLASS, export_task_zip, import_task_zip
-from playground.ui.canvas import drawing_canvas, has_ink
+from playground.ui.canvas import drawing_canvas, drawn_glyph
 from playground.ui.data import offer_download
 from playground.ui.display import plain, thumbnail
 from playground.ui.resources import demo_task, load_omniglot_cached, omniglot_present
@@ -100,9 +100,7 @@ with add_tab:
         if st.button("Add drawing", type="primary", key="add_drawing"):
 
             def _add_drawing() -> None:
-                if not has_ink(drawing):
-                    raise ValueError("the drawing is blank: draw a glyph first")
-                task.add_example(target, preprocess_image(drawing, "the drawing"))
+                task.add_example(target, drawn_glyph(drawing))
                 reset_inputs()
                 flash("success", f"Added a drawing to '{plain(task.class_names[target])}'.")
 

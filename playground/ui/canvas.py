@@ -32,3 +32,12 @@ def has_ink(rgba: np.ndarray | None) -> bool:
     rgb = rgba[..., :3].astype(np.int16)
     alpha = rgba[..., 3] if rgba.shape[-1] == 4 else np.full(rgba.shape[:2], 255)
     return bool(((alpha > 0) & (rgb.min(-1) < 200)).any())
+
+
+def drawn_glyph(rgba: np.ndarray | None) -> np.ndarray:
+    """The canvas's drawing as the model sees it (`preprocess_image`); ValueError when nothing is drawn."""
+    from playground.imaging import preprocess_image
+
+    if not has_ink(rgba):
+        raise ValueError("the drawing is blank: draw a glyph first")
+    return preprocess_image(rgba, "the drawing")
