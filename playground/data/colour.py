@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from playground.data.omniglot import DataError, default_cache_dir
+from playground.data.omniglot import DataError, default_cache_dir, read_npz, write_npz
 
 CACHE_VERSION = 1
 
@@ -76,18 +76,9 @@ def cached(
     """``build()``'s classes, decoded once and kept as ``<cache>/<kind>-<key>.npz`` (rebuilt if unreadable)."""
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache_file = cache_dir / f"{kind}-{key}.npz"
-    if cache_file.exists():
-        try:
-            with np.load(cache_file, allow_pickle=False) as z:
-                return ColourClasses(z["images"], z["names"].tolist(), z["splits"].tolist())
-        except Exception:  # a truncated cache is rebuilt, never trusted
-            cache_file.unlink(missing_ok=True)
+    z = read_npz(cache_file)
+    if z is not None:
+        return ColourClasses(z["images"], z["names"].tolist(), z["splits"].tolist())
     data = build()
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp.npz")
-        np.savez(tmp, images=data.images, names=np.asarray(data.names), splits=np.asarray(data.splits))
-        os.replace(tmp, cache_file)  # atomic: a reader never sees half a cache
-    except OSError:
-        pass  # a read-only cache dir only costs speed
+    write_npz(cache_file, images=data.images, names=np.asarray(data.names), splits=np.asarray(data.splits))
     return data

@@ -145,23 +145,43 @@ def _fingerprint(sources: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
+def read_npz(cache_file: Path) -> dict[str, np.ndarray] | None:
+    """A cache's arrays, or None when it is absent or unreadable (a truncated cache is removed, never trusted)."""
+    if not cache_file.exists():
+        return None
+    try:
+        with np.load(cache_file, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception:
+        cache_file.unlink(missing_ok=True)
+        return None
+
+
+def write_npz(cache_file: Path, **arrays: np.ndarray) -> None:
+    """Keep ``arrays`` as ``cache_file``, atomically (a reader never sees half a cache); a read-only dir only costs speed."""
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(".tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, cache_file)
+    except OSError:
+        pass
+
+
 def load_omniglot(data_dir: str | Path | None = None, cache_dir: str | Path | None = None) -> Omniglot:
     """Load both sets, preprocessing once and caching to an .npz keyed by the sources."""
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     sources = [_source_of(data_dir, s) for s in SETS]
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache_file = cache_dir / f"omniglot28-{_fingerprint(sources)}.npz"
-    if cache_file.exists():
-        try:
-            with np.load(cache_file, allow_pickle=False) as z:
-                return Omniglot(
-                    images=z["images"],
-                    alphabets=z["alphabets"].tolist(),
-                    characters=z["characters"].tolist(),
-                    sets=z["sets"].tolist(),
-                )
-        except Exception:  # a truncated cache is rebuilt, never trusted
-            cache_file.unlink(missing_ok=True)
+    z = read_npz(cache_file)
+    if z is not None:
+        return Omniglot(
+            images=z["images"],
+            alphabets=z["alphabets"].tolist(),
+            characters=z["characters"].tolist(),
+            sets=z["sets"].tolist(),
+        )
     stacks, alphabets, characters, sets = [], [], [], []
     for set_name, source in zip(SETS, sources):
         s, a, c = _read_set(source, set_name)
@@ -170,19 +190,13 @@ def load_omniglot(data_dir: str | Path | None = None, cache_dir: str | Path | No
         characters += c
         sets += [set_name] * len(c)
     data = Omniglot(np.stack(stacks), alphabets, characters, sets)
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp.npz")
-        np.savez(
-            tmp,
-            images=data.images,
-            alphabets=np.asarray(alphabets),
-            characters=np.asarray(characters),
-            sets=np.asarray(sets),
-        )
-        os.replace(tmp, cache_file)  # atomic: a reader never sees half a cache
-    except OSError:
-        pass  # a read-only cache dir only costs speed
+    write_npz(
+        cache_file,
+        images=data.images,
+        alphabets=np.asarray(alphabets),
+        characters=np.asarray(characters),
+        sets=np.asarray(sets),
+    )
     return data
 
 

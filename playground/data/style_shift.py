@@ -34,6 +34,8 @@ from playground.data.omniglot import (
     _source_of,
     default_cache_dir,
     default_data_dir,
+    read_npz,
+    write_npz,
 )
 from playground.imaging import preprocess_image
 
@@ -423,12 +425,9 @@ def load_originals(data_dir: str | Path | None = None, cache_dir: str | Path | N
     sources = [_source_of(data_dir, s) for s in SETS]
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache_file = cache_dir / f"omniglot105-{_fingerprint(sources)}-v{CACHE_VERSION}.npz"
-    if cache_file.exists():
-        try:
-            with np.load(cache_file, allow_pickle=False) as z:
-                return Originals(z["packed"], z["names"].tolist(), z["sets"].tolist())
-        except Exception:  # a truncated cache is rebuilt, never trusted
-            cache_file.unlink(missing_ok=True)
+    z = read_npz(cache_file)
+    if z is not None:
+        return Originals(z["packed"], z["names"].tolist(), z["sets"].tolist())
     grouped: dict[tuple[str, str, str], list[np.ndarray]] = {}
     for set_name, source in zip(SETS, sources):
         for alphabet, character, filename, data in _iter_pngs(source, set_name):
@@ -448,13 +447,7 @@ def load_originals(data_dir: str | Path | None = None, cache_dir: str | Path | N
     originals = Originals(
         np.stack([np.stack(grouped[k]) for k in keys]), [f"{k[1]}/{k[2]}" for k in keys], [k[0] for k in keys]
     )
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp.npz")
-        np.savez(tmp, packed=originals.packed, names=np.asarray(originals.names), sets=np.asarray(originals.sets))
-        os.replace(tmp, cache_file)
-    except OSError:
-        pass  # a read-only cache dir only costs speed
+    write_npz(cache_file, packed=originals.packed, names=np.asarray(originals.names), sets=np.asarray(originals.sets))
     return originals
 
 
