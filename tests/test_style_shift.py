@@ -17,6 +17,7 @@ from playground.data.style_shift import (
     skeleton,
     style_for,
     style_variants,
+    training_image,
 )
 from playground.imaging import _stroke_width, preprocess_image
 
@@ -49,6 +50,24 @@ def test_originals_match_the_28px_dataset(originals, omniglot):
         assert originals.names[c] == omniglot.names()[c]
         img = Image.fromarray((~originals.drawing(c, 3)).astype(np.uint8) * 255)
         assert np.array_equal(preprocess_omniglot_image(img), omniglot.images[c, 3])
+        assert np.array_equal(training_image(originals.drawing(c, 3)), omniglot.images[c, 3])
+
+
+def test_a_drawing_the_app_refuses_stands_in_the_bank_as_its_training_image(tmp_path, originals, omniglot):
+    # Braille's dots read as several glyphs to the app's preprocessing, even unshifted.
+    name = "Braille/character06"
+    c = originals.index()[name]
+    with pytest.raises(ValueError, match="glyphs side by side"):
+        shifted_image(originals.drawing(c, 0), [], seed=0)
+    bank = style_variants([name], variants=3, seed=0, cache_dir=tmp_path)
+    assert bank.shape == (1, 20, 3, 28, 28)
+    refused = [
+        (d, v)
+        for d in range(20)
+        for v in range(3)
+        if torch.equal(bank[0, d, v], torch.from_numpy(omniglot.images[c, d]))
+    ]
+    assert refused and len(refused) < 60  # some variants read as one glyph, the rest fall back
 
 
 @pytest.mark.parametrize("name", SHIFT_NAMES)

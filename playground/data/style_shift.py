@@ -34,6 +34,7 @@ from playground.data.omniglot import (
     _source_of,
     default_cache_dir,
     default_data_dir,
+    preprocess_omniglot_image,
     read_npz,
     write_npz,
 )
@@ -394,6 +395,14 @@ def shifted_image(drawing: np.ndarray, shifts: Sequence[tuple[str, float]], seed
     return preprocess_image(render(drawing, shifts, seed), name="a shifted drawing")
 
 
+def training_image(drawing: np.ndarray) -> np.ndarray:
+    """A 105x105 original as the training set has it: Omniglot's own 28x28 downsampling, no shift.
+
+    `preprocess_image` refuses some unshifted drawings (a character of two separate parts reads as
+    two glyphs), so the style bank cannot lean on it for its stand-in."""
+    return preprocess_omniglot_image(Image.fromarray(np.where(drawing, 0, 255).astype(np.uint8)))
+
+
 def image_seed(*parts: object) -> int:
     """A seed from any parts (a row, a character, a drawing, a variant): independent streams per image."""
     digest = hashlib.sha256(" ".join(map(str, parts)).encode()).digest()
@@ -476,8 +485,8 @@ def _bank_rows(args: tuple[Originals, list[int], int, int]) -> np.ndarray:
                 style = random_style(np.random.default_rng(s))
                 try:
                     out[i, d, v] = shifted_image(drawing, style, s)
-                except ValueError:  # refused by preprocess_image: the unshifted drawing stands in
-                    out[i, d, v] = shifted_image(drawing, [], s)
+                except ValueError:  # refused by preprocess_image: the training image itself stands in
+                    out[i, d, v] = training_image(drawing)
     return out
 
 
