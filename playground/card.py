@@ -1,7 +1,8 @@
 """The model card beside a checkpoint (``name.json`` beside ``name.pt``), as a typed object.
 
 A card records how a model was trained and what it measured: its config, protocol and dataset, the training
-record, the test figures (`Result`, or `SineResult` on the sine-wave card), and its error on Lake's 20 runs.
+record, the test figures (`Result`, or `SineResult` on the sine-wave card), its error on Lake's 20 runs, and
+its accuracy on style-shifted drawings (`StyleShift`).
 Every reader and writer goes through `ModelCard`, so that the card's JSON keys are known here only.
 
 Cards outlive the code that wrote them, so reading is lenient and writing is faithful: a missing section
@@ -177,10 +178,34 @@ class LakeRuns(_Record):
 
 
 @dataclass(frozen=True)
+class StyleShift(_Record):
+    """The style-shift benchmark's figures (docs/style_shift.md): accuracy on drawings under ``row``'s shifts."""
+
+    _rows: ClassVar[dict[str, Any]] = {"results": Result.from_dict}
+
+    row: str = ""  # "mixed": each image its own combination of one to three shifts
+    n_query: int | None = None
+    seed: int | None = None
+    command: str | None = None
+    results: tuple[Result, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+    keys_read: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def result(self, n_way: int, k_shot: int) -> Result | None:
+        """The figure for ``n_way``-way ``k_shot``-shot, or None if it has none."""
+        return next((r for r in self.results if (r.n_way, r.k_shot) == (n_way, k_shot)), None)
+
+
+@dataclass(frozen=True)
 class ModelCard(_Record):
     """A checkpoint's model card. `load`/`save` read and write it beside the checkpoint's file."""
 
-    _nested: ClassVar[dict[str, Any]] = {"training": TrainingRecord, "evaluation": Evaluation, "lake_runs": LakeRuns}
+    _nested: ClassVar[dict[str, Any]] = {
+        "training": TrainingRecord,
+        "evaluation": Evaluation,
+        "lake_runs": LakeRuns,
+        "style_shift": StyleShift,
+    }
 
     algorithm: str = ""
     config: dict[str, Any] = field(default_factory=dict)
@@ -191,6 +216,7 @@ class ModelCard(_Record):
     torch: str | None = None
     note: str | None = None
     lake_runs: LakeRuns | None = None  # None: never run on Lake's runs
+    style_shift: StyleShift | None = None  # None: never run on the style-shift benchmark
     extra: dict[str, Any] = field(default_factory=dict)
     keys_read: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
@@ -249,4 +275,4 @@ class ModelCard(_Record):
         return self.with_evaluation(device=device, **{"other_queries" if other_queries else "results": rows})
 
 
-__all__ = ["Evaluation", "LakeRuns", "ModelCard", "Result", "SineResult", "TrainingRecord"]
+__all__ = ["Evaluation", "LakeRuns", "ModelCard", "Result", "SineResult", "StyleShift", "TrainingRecord"]

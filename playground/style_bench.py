@@ -11,6 +11,7 @@ combination of one to three shifts.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Callable, Sequence
@@ -276,6 +277,36 @@ def format_table(cells: Sequence[Cell]) -> str:
 
 
 DEFAULT_OUT = Path("test-artifacts") / "style_shift.json"
+CARD_ROW = MIXED  # the row a card carries: every image its own combination of shifts, as visitors' are
+
+
+def record_in_cards(record: dict[str, Any], entries: dict[str, Any], row: str = CARD_ROW) -> list[Path]:
+    """Write ``row``'s figures of a benchmark ``record`` (the JSON `run_from_args` writes) into the cards of
+    ``entries`` (model name -> `playground.zoo.ModelEntry`); the cards written. A model without the row is skipped."""
+    from playground.card import ModelCard, Result, StyleShift
+    from playground.checkpoints import write_card
+
+    written = []
+    for name, entry in entries.items():
+        cells = [c for c in record["results"] if c["model"] == name and c["shift"] == row]
+        if not cells:
+            continue
+        results = tuple(
+            Result(
+                n_way=c["n_way"],
+                k_shot=c["k_shot"],
+                episodes=c["episodes"],
+                accuracy=c["accuracy"],
+                ci95=c["ci95"],
+                text=f"{c['text']} %",
+            )
+            for c in sorted(cells, key=lambda c: (c["n_way"], c["k_shot"]))
+        )
+        n_query, seed, command = record["queries_per_class"], record["seed"], record["command"]
+        shift = StyleShift(row=row, n_query=n_query, seed=seed, command=command, results=results)
+        card = dataclasses.replace(entry.card or ModelCard(algorithm=entry.algorithm), style_shift=shift)
+        written.append(write_card(entry.path, card))
+    return written
 
 
 def _setting(text: str) -> tuple[int, int]:
@@ -312,6 +343,11 @@ def add_arguments(ap: Any) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2, help="processes rendering the shifted images (default 2)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results (default %(default)s)")
+    ap.add_argument(
+        "--record-cards",
+        action="store_true",
+        help=f"also write each model's {CARD_ROW} row into its model card (the README's style-shift column)",
+    )
 
 
 def run_from_args(args: Any, command: str, echo: Callable[[str], None] = print) -> list[Cell]:
@@ -348,4 +384,7 @@ def run_from_args(args: Any, command: str, echo: Callable[[str], None] = print) 
     }
     args.out.write_text(json.dumps(record, indent=1))
     echo(f"wrote {args.out}")
+    if args.record_cards:
+        for path in record_in_cards(record, {m: entries[m] for m in args.models}):
+            echo(f"wrote {path}")
     return cells

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from playground.card import Evaluation, LakeRuns, ModelCard, Result, SineResult, TrainingRecord
+from playground.card import Evaluation, LakeRuns, ModelCard, Result, SineResult, StyleShift, TrainingRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 CARDS = sorted((ROOT / "assets").glob("**/*.json"))
@@ -36,6 +36,10 @@ def test_the_shipped_cards_read_as_their_types():
     assert isinstance(maml.lake_runs, LakeRuns) and len(maml.lake_runs.run_errors) == 20
     assert maml.training.command.startswith("python -m playground train") and maml.trained_on == "omniglot"
     assert maml.result(7, 3) is None
+    assert isinstance(maml.style_shift, StyleShift) and maml.style_shift.row == "mixed"
+    for n_way, k_shot in ((5, 1), (5, 5), (20, 1)):
+        shifted = maml.style_shift.result(n_way, k_shot)
+        assert shifted.episodes >= 100 and shifted.accuracy < maml.result(n_way, k_shot).accuracy
     sine = ModelCard.load(ROOT / "assets/sinusoid/sinusoid.json")
     assert sine.evaluation.results and all(isinstance(r, SineResult) for r in sine.evaluation.results)
     assert sine.results() == [] and sine.result(5, 1) is None  # no classification figures
@@ -46,6 +50,7 @@ def test_an_old_card_missing_sections_loads_with_empty_defaults_and_saves_only_w
     old = {"algorithm": "protonet", "note": "an older card"}
     card = ModelCard.from_dict(old)
     assert card.evaluation == Evaluation() and card.training == TrainingRecord() and card.lake_runs is None
+    assert card.style_shift is None
     assert card.results() == [] and card.result(5, 1) is None and card.trained_on == "omniglot"
     assert card.to_dict() == old
     # A section filled in later is written after the keys it had.

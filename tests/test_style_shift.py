@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from playground.card import ModelCard
 from playground.data.omniglot import omniglot_available
 from playground.data.style_shift import (
     SHIFT_NAMES,
@@ -235,3 +236,32 @@ def test_the_command_writes_the_table_and_json(tmp_path, capsys):
     assert (cell["model"], cell["shift"], cell["episodes"]) == ("pixel_nn", "none", 3)
     assert record["command"].startswith("python -m playground style-shift")
     assert main(["style-shift", "--models", "nonesuch", "--out", str(out)]) == 2
+
+
+def test_record_cards_writes_the_mixed_row_into_each_models_card(tmp_path, monkeypatch, capsys):
+    import json
+    import shutil
+
+    from playground.cli import main
+    from playground.zoo import CHECKPOINT_DIR
+
+    own = tmp_path / "own"
+    own.mkdir()
+    for suffix in (".pt", ".json"):
+        shutil.copy(CHECKPOINT_DIR / f"pixel_nn{suffix}", own / f"mine{suffix}")
+    monkeypatch.setenv("PLAYGROUND_CHECKPOINTS", str(own))
+    out = tmp_path / "style.json"
+    argv = ["style-shift", "--models", "mine", "--shifts", "none", "mixed", "--settings", "5x1", "--episodes", "3"]
+    assert main([*argv, "--workers", "1", "--out", str(out), "--threads", "1", "--record-cards"]) == 0
+    record = json.loads(out.read_text())
+    (mixed,) = [c for c in record["results"] if c["shift"] == "mixed"]
+    card = ModelCard.load(own / "mine.json")
+    assert card.style_shift.row == "mixed" and card.style_shift.command == record["command"]
+    (result,) = card.style_shift.results
+    assert (result.n_way, result.k_shot, result.episodes) == (5, 1, 3)
+    assert result.accuracy == mixed["accuracy"] and result.text == f"{mixed['text']} %"
+    assert card.style_shift.result(5, 1) == result and card.style_shift.result(20, 1) is None
+    # Everything else the card held is as it was.
+    before = ModelCard.load(CHECKPOINT_DIR / "pixel_nn.json")
+    assert card.evaluation == before.evaluation and card.training == before.training
+    assert "mine.json" in capsys.readouterr().out
