@@ -68,6 +68,7 @@ BACKGROUND_WINDOW = 1 / 8  # ...by a closing this fraction of its side: wider th
 TOO_DARK = 0.25  # a picture whose brightest part is darker than this (0..1) is too dark to read
 PHOTO_NOISE_SIGMAS = 6.0  # ink must stand out from the paper's grain by this many noise deviations
 SPECK_SHARE = 0.01  # ink blobs below this share of all ink are grain or dust, not strokes
+NOISY_GRAIN = 0.02  # pixel-to-pixel noise (0..1 scale) past which a picture is smoothed before reading ink
 # Several glyphs: clusters of ink further apart than the larger one's size, each with at least this
 # share of the largest cluster's ink (a diacritic dot far from its letter is not a second glyph).
 GLYPH_GAP, GLYPH_SHARE = 1.0, 0.25
@@ -405,9 +406,18 @@ def _no_glyph_in_photo(name: str) -> InputError:
     )
 
 
-def _photo_strokes(mask: np.ndarray) -> np.ndarray:
-    """A photo's mask less its blobs under SPECK_SHARE of the ink (paper grain, dust) and those
-    touching the picture's edge (a shadow narrowing into a corner, the table beyond the paper)."""
+def grain(gray: np.ndarray) -> float:
+    """The picture's pixel-to-pixel noise: a robust deviation of what a 1-px blur removes. Strokes
+    change only the pixels along their edges, so a clean drawing or scan reads about 0."""
+    from scipy import ndimage
+
+    detail = gray - ndimage.gaussian_filter(gray, 1.0, mode="nearest")
+    return 1.4826 * float(np.median(np.abs(detail - np.median(detail))))
+
+
+def _strokes(mask: np.ndarray, off_the_edge: bool) -> np.ndarray:
+    """The mask less its blobs under SPECK_SHARE of the ink (grain, dust), and with ``off_the_edge``
+    those touching the picture's edge (a photo's shadow narrowing into a corner, the table beyond the paper)."""
     from scipy import ndimage
 
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
@@ -415,7 +425,8 @@ def _photo_strokes(mask: np.ndarray) -> np.ndarray:
         return mask
     areas = np.bincount(labels.ravel())
     keep = areas >= SPECK_SHARE * areas[1:].sum()
-    keep[np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))] = False
+    if off_the_edge:
+        keep[np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))] = False
     keep[0] = False
     return keep[labels]
 
@@ -462,6 +473,13 @@ def preprocess_image(source: Any, name: str = DEFAULT_NAME, *, max_pixels: int =
     except Exception as exc:  # an exotic mode PIL cannot convert
         raise InputError(f"{name} uses an image mode we cannot read ({img.mode})") from exc
     h, w = gray.shape
+    # Sensor noise puts single pixels past half the ink level, which would read as specks of ink all
+    # over the glyph: smooth them away first. A drawing or a clean scan has none and is left as it is.
+    noisy = grain(gray) > NOISY_GRAIN
+    if noisy:
+        from scipy import ndimage
+
+        gray = ndimage.gaussian_filter(gray, 1.0, mode="nearest")
 
     if float(gray.max()) - float(gray.min()) < MIN_CONTRAST:
         if float(gray.mean()) < 0.25:
@@ -470,9 +488,9 @@ def preprocess_image(source: Any, name: str = DEFAULT_NAME, *, max_pixels: int =
 
     ink, peak, photo = _ink_map(gray, name)
     mask = ink > 0.5 * peak  # faint background noise stays below half the ink level
-    if photo:
-        mask = _photo_strokes(mask)
-        if not mask.any():
+    if photo or noisy:
+        mask = _strokes(mask, off_the_edge=photo)
+        if photo and not mask.any():
             raise _no_glyph_in_photo(name)
     fraction = float(mask.mean())
     if fraction > MAX_INK_FRACTION:
