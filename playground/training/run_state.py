@@ -69,6 +69,7 @@ class RunState:
         return {**values, **self.other}
 
     def state_dict(self) -> dict[str, Any]:
+        """As torch's state dicts, it refers to live tensors (the optimizer's): save or copy it to keep a snapshot."""
         return {
             "training": self.record(),
             "optimizer": self.learner.optimizer.state_dict(),
