@@ -57,10 +57,10 @@ def start_run(
     A resumed run's optimizer, schedule, streams and record are then put back by `resume.restore`.
     """
     torch.manual_seed(cfg.seed)
-    learner = learner_from_checkpoint(resumed, device) if resumed else new_learner(cfg, info).to(device)
+    learner = learner_from_checkpoint(resumed, device) if resumed is not None else new_learner(cfg, info).to(device)
     # A resumed run validates as it did before the stop, whatever card may lie beside its checkpoint.
     learner.test_time = TestTimeSettings()
-    # The card's budget then counts the base model's training too, not only this run's.
+    # Fine-tuned from --init-from: the card's budget counts the base model's training too, not only this run's.
     base = init_weights(learner, cfg.init_from) if resumed is None and cfg.init_from else None
     if resumed is None:
         # Before the optimizer is made: the hook may add parameters (a classifier over all classes).
@@ -69,7 +69,7 @@ def start_run(
     distributed.prepare(learner)
     seed = episode_seed(cfg, resumed)
     if resumed is not None and is_shipped(resumed):
-        torch.manual_seed(seed)
+        torch.manual_seed(seed)  # a shipped model keeps no global random state either: it restarts with the streams
     sampler = new_sampler(cfg, train_set, seed, echo)
     # Its own stream, so the episodes are the same with and without augmentation.
     shifts = torch.Generator().manual_seed(seed + 2)
