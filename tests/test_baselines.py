@@ -199,7 +199,8 @@ def test_train_calls_prepare_training_once_for_a_fresh_learner(glyphs_train, gly
     from playground.training import TrainConfig, train
 
     monkeypatch.setattr(
-        "playground.training.load_splits", lambda *a, **k: Splits("lake", glyphs_train, glyphs_test, glyphs_test)
+        "playground.training.prepare.load_splits",
+        lambda *a, **k: Splits("lake", glyphs_train, glyphs_test, glyphs_test),
     )
     calls = []
     cls = learner_class("pretrained")

@@ -583,7 +583,7 @@ def test_the_malloc_line_comes_with_a_training_run_only(glyphs_train, glyphs_tes
     assert main(["evaluate", str(tmp_path / "none.pt")]) == 2
     assert "malloc:" not in capsys.readouterr().err
     splits = Splits("lake", glyphs_train, glyphs_test, glyphs_test)
-    monkeypatch.setattr("playground.training.load_splits", lambda *a, **k: splits)
+    monkeypatch.setattr("playground.training.prepare.load_splits", lambda *a, **k: splits)
     flags = "--set hidden=8 --query 2 --meta-batch 1 --iterations 1 --val-episodes 2 --device cpu --threads 1"
     assert main(["train", *flags.split(), "--out", str(tmp_path / "run")]) == 0
     assert capsys.readouterr().err.count("malloc: freed memory is kept for reuse") == 1

@@ -134,13 +134,13 @@ def _fake_omniglot(root: Path) -> Path:
 
 # Runs `python -m playground` after wrapping save_checkpoint to record which rank wrote what.
 SPY = """
-import os, runpy, playground.training as training
-save = training.save_checkpoint
+import os, runpy, playground.training.loop as loop
+save = loop.save_checkpoint
 def spy(path, *args, **kwargs):
     with open(os.path.join(os.environ["SPY_DIR"], "rank" + os.environ["RANK"]), "a") as f:
         f.write(os.path.basename(path) + "\\n")
     return save(path, *args, **kwargs)
-training.save_checkpoint = spy
+loop.save_checkpoint = spy
 runpy.run_module("playground", run_name="__main__", alter_sys=True)
 """
 

@@ -117,7 +117,7 @@ def test_bf16_training_learns_as_fp32_does(glyphs_train, glyphs_test, tmp_path, 
     from playground.training import TrainConfig, train
 
     splits = Splits("lake", glyphs_train, glyphs_test, glyphs_test)
-    monkeypatch.setattr("playground.training.load_splits", lambda *a, **k: splits)
+    monkeypatch.setattr("playground.training.prepare.load_splits", lambda *a, **k: splits)
     final, said = {}, []
     for precision in ("fp32", "bf16"):
         cfg = TrainConfig(

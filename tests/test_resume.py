@@ -120,10 +120,10 @@ SIGNAL_FLAGS += " --val-episodes 2 --save-every 0 --device cpu --malloc default 
 
 
 def _signal_in(monkeypatch, function: str, call: int, *signums: int) -> None:
-    """Send ``signums`` to this process during the ``call``-th call of training's ``function``."""
-    import playground.training as training
+    """Send ``signums`` to this process during the ``call``-th call of the training loop's ``function``."""
+    from playground.training import loop
 
-    original, calls = getattr(training, function), []
+    original, calls = getattr(loop, function), []
 
     def wrapped(*args, **kwargs):
         calls.append(None)
@@ -133,7 +133,7 @@ def _signal_in(monkeypatch, function: str, call: int, *signums: int) -> None:
                 time.sleep(0.01)  # its handler runs before the next one is sent
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(training, function, wrapped)
+    monkeypatch.setattr(loop, function, wrapped)
 
 
 def _log(folder: Path) -> list[dict]:
@@ -158,7 +158,7 @@ def test_a_signal_stops_training_with_its_work_in_last_pt_and_resume_ends_as_if_
     from playground.data.protocols import Splits
 
     splits = Splits("lake", glyphs_train, glyphs_test, glyphs_test)
-    monkeypatch.setattr("playground.training.load_splits", lambda *a, **k: splits)
+    monkeypatch.setattr("playground.training.prepare.load_splits", lambda *a, **k: splits)
     flags = SIGNAL_FLAGS.split()
     assert main(["train", *flags, "--out", str(tmp_path / "whole")]) == 0
     cut = tmp_path / "cut"
@@ -187,7 +187,7 @@ def test_a_second_ctrl_c_stops_at_once_and_claims_no_checkpoint_that_was_never_w
     from playground.data.protocols import Splits
 
     splits = Splits("lake", glyphs_train, glyphs_test, glyphs_test)
-    monkeypatch.setattr("playground.training.load_splits", lambda *a, **k: splits)
+    monkeypatch.setattr("playground.training.prepare.load_splits", lambda *a, **k: splits)
     _signal_in(monkeypatch, "shift_tasks", 3, signal.SIGINT, signal.SIGINT)
     assert main(["train", *SIGNAL_FLAGS.split(), "--out", str(tmp_path)]) == 130
     err = capfd.readouterr().err
@@ -203,7 +203,7 @@ def test_a_process_started_to_ignore_sigint_keeps_ignoring_it(glyphs_train, glyp
     from playground.data.protocols import Splits
 
     splits = Splits("lake", glyphs_train, glyphs_test, glyphs_test)
-    monkeypatch.setattr("playground.training.load_splits", lambda *a, **k: splits)
+    monkeypatch.setattr("playground.training.prepare.load_splits", lambda *a, **k: splits)
     _signal_in(monkeypatch, "shift_tasks", 3, signal.SIGINT)
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:

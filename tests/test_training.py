@@ -41,7 +41,7 @@ def test_train_shots_sets_the_training_episodes_and_validation_keeps_shots(
     from playground.training import TrainConfig, train, validate_config
 
     splits = Splits("lake", glyphs_train, glyphs_test, glyphs_test)
-    monkeypatch.setattr("playground.training.load_splits", lambda *a, **k: splits)
+    monkeypatch.setattr("playground.training.prepare.load_splits", lambda *a, **k: splits)
     cls = learner_class("protonet")
     seen, original = [], cls.meta_train_step
     monkeypatch.setattr(
@@ -49,11 +49,11 @@ def test_train_shots_sets_the_training_episodes_and_validation_keeps_shots(
         "meta_train_step",
         lambda self, tasks, **kw: seen.append(tasks.support_x.shape[1]) or original(self, tasks, **kw),
     )
-    import playground.training as training
+    from playground.training import loop
 
-    val_shots, evaluate = [], training.evaluate_few_shot
+    val_shots, evaluate = [], loop.evaluate_few_shot
     monkeypatch.setattr(
-        training,
+        loop,
         "evaluate_few_shot",
         lambda learner, ds, n, k, *a, **kw: val_shots.append(k) or evaluate(learner, ds, n, k, *a, **kw),
     )
@@ -97,7 +97,7 @@ def test_a_resume_that_never_beats_its_best_names_no_missing_best_checkpoint(
     from playground.training import TrainConfig, train
 
     splits = Splits("lake", glyphs_train, glyphs_test, glyphs_test)
-    monkeypatch.setattr("playground.training.load_splits", lambda *a, **k: splits)
+    monkeypatch.setattr("playground.training.prepare.load_splits", lambda *a, **k: splits)
     cfg = TrainConfig(
         algorithm="protonet", ways=5, shots=1, query=2, meta_batch=2, iterations=2, val_every=2,
         val_episodes=4, device="cpu", out=str(tmp_path / "first"), learner={"hidden": 8},
@@ -121,15 +121,14 @@ def test_a_resume_that_never_beats_its_best_names_no_missing_best_checkpoint(
 def test_save_every_writes_last_pt_between_validations(glyphs_train, glyphs_test, tmp_path, monkeypatch):
     """last.pt is written every --save-every iterations as well as at each validation (once when both fall
     together), so a run killed outright loses at most that many iterations."""
-    import playground.training as training
     from playground.data.protocols import Splits
-    from playground.training import TrainConfig, train
+    from playground.training import TrainConfig, loop, train
 
     splits = Splits("lake", glyphs_train, glyphs_test, glyphs_test)
-    monkeypatch.setattr(training, "load_splits", lambda *a, **k: splits)
-    written, save = [], training.save_checkpoint
+    monkeypatch.setattr("playground.training.prepare.load_splits", lambda *a, **k: splits)
+    written, save = [], loop.save_checkpoint
     monkeypatch.setattr(
-        training,
+        loop,
         "save_checkpoint",
         lambda path, *a, **kw: written.append((path.name, kw["training"]["iteration"])) or save(path, *a, **kw),
     )
