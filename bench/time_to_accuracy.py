@@ -25,7 +25,7 @@ import torch
 
 from bench.malloc_flag import add_malloc_flag, apply_malloc_flag
 from playground.algorithms import create_learner
-from playground.cli import _parse_value
+from playground.cli.train import parse_value
 from playground.data.protocols import load_splits
 from playground.device import resolve_device
 from playground.episodes import TaskSampler
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
-    options = {k.strip().replace("-", "_"): _parse_value(v) for k, _, v in (s.partition("=") for s in args.set)}
+    options = {k.strip().replace("-", "_"): parse_value(v) for k, _, v in (s.partition("=") for s in args.set)}
     learner = create_learner(args.algorithm, n_way=args.train_ways, **options).to(device)
     splits = load_splits("lake", rotations=True)
     train_set, test_set = splits.train.to(device), splits.test.to(device)

@@ -17,6 +17,9 @@ import functools
 import platform
 import resource
 
+# ``--malloc``: keep freed memory (`keep_freed_memory`), or glibc's own settings.
+MALLOC_MODES = ("keep", "default")
+
 M_TRIM_THRESHOLD = -1  # mallopt's parameter numbers, from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's largest mmap threshold on 64-bit machines

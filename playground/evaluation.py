@@ -12,6 +12,8 @@ from playground.episodes import TaskSampler
 
 # Queries per class in the episodes of every model card's figures (`evaluate --query`'s default).
 STANDARD_QUERIES = 15
+# The splits a checkpoint is measured on: meta-test for figures, meta-validation for choosing settings.
+EVALUATION_SPLITS = ("test", "val")
 
 
 @dataclass
@@ -124,7 +126,7 @@ def _character(class_name: str) -> str:
 def training_overlap(
     trained_on: Sequence[str], protocol: str, split: str, splits_of: Callable[[str], Splits]
 ) -> Overlap | None:
-    """The characters of ``protocol``'s ``split`` ("test" or "val") that a model trained on the protocols
+    """The characters of ``protocol``'s ``split`` (one of `EVALUATION_SPLITS`) that a model trained on the protocols
     ``trained_on`` has seen, or None when it has seen none of them.
 
     Seen: each training protocol's meta-train classes, and its meta-validation classes, which chose

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 _NAME = re.compile(r"^\|\s*`([^`]+)`")
-_PAPER_ROW = "| ↳"  # results_table(papers=True) puts the published figures in rows that start so
+_PAPER_ROW = "| ↳"  # reporting.results_table(papers=True) puts the published figures in rows that start so
 
 
 def _tables(lines: list[str]) -> list[tuple[int, int]]:
@@ -54,3 +55,14 @@ def replace_table(text: str, table: str) -> str:
     start, end = best
     out = "\n".join([*lines[:start], *new, *lines[end:]])
     return out + "\n" if text.endswith("\n") else out
+
+
+def write_table(path: str | Path, table: str) -> bool:
+    """Put ``table`` in place of its old copy in the Markdown file ``path`` (`replace_table`); whether the
+    file changed. Raises ValueError as `replace_table` does, UnicodeDecodeError for a file that is not UTF-8."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    updated = replace_table(text, table)
+    if updated != text:
+        path.write_text(updated, encoding="utf-8")
+    return updated != text

@@ -227,10 +227,10 @@ def test_calibrate_steps_asks_the_learner_what_it_adapts_with(tmp_path, capsys):
 def test_set_passes_any_hyperparameter_and_refuses_unknown_ones(capsys):
     import argparse
 
-    from playground.cli import _learner_options
+    from playground.cli.train import learner_options
 
     args = argparse.Namespace(algorithm="maml", set=["inner-steps=3", "head=per_class", "first_order=true"])
-    assert _learner_options(args) == {"inner_steps": 3, "head": "per_class", "first_order": True}
+    assert learner_options(args) == {"inner_steps": 3, "head": "per_class", "first_order": True}
     assert main(["train", "--algorithm", "protonet", "--set", "bogus=1"]) == 2
     err = capsys.readouterr().err
     assert "--set bogus does not apply to --algorithm protonet" in err and "metric" in err
@@ -279,12 +279,13 @@ def test_init_from_starts_a_compatible_learner_from_a_checkpoint(omniglot, tmp_p
 
 
 def test_task_batching_and_memory_format_flags_reach_maml(capsys):
-    from playground.cli import _learner_options, build_parser
+    from playground.cli import build_parser
+    from playground.cli.train import learner_options
 
     args = build_parser().parse_args(
         ["train", "--algorithm", "maml", "--task-batching", "grouped", "--memory-format", "channels_last"]
     )
-    assert _learner_options(args) == {"task_batching": "grouped", "memory_format": "channels_last"}
+    assert learner_options(args) == {"task_batching": "grouped", "memory_format": "channels_last"}
     assert main(["train", "--algorithm", "protonet", "--memory-format", "channels_last"]) == 2
     assert "--memory-format does not apply to --algorithm protonet" in capsys.readouterr().err
 
@@ -323,7 +324,7 @@ def test_augment_shift_and_within_alphabet_change_training_and_are_recorded(omni
 
 
 def test_report_rounds_lake_errors_half_up_as_lake_runs_prints_them():
-    from playground.cli import results_table
+    from playground.reporting import results_table
     from playground.zoo import ModelEntry
 
     card = {"lake_runs": {"error": 0.0625}, "training": {"iterations": 1, "seconds": 60}}
@@ -338,7 +339,7 @@ def test_report_rounds_lake_errors_half_up_as_lake_runs_prints_them():
 
 
 def test_report_papers_sets_published_figures_under_vinyals_models_only():
-    from playground.cli import results_table
+    from playground.reporting import results_table
     from playground.zoo import ModelEntry
 
     def card(protocol, algorithm="maml", first_order=False, lake=None):
@@ -389,7 +390,7 @@ def test_lake_runs_refuses_a_vinyals_checkpoint(tmp_path, capsys):
 
 def test_report_papers_adds_our_figure_at_the_papers_own_queries_per_class():
     """Nichol et al. tested Reptile on one query per class: a card figure measured so sits in its row."""
-    from playground.cli import results_table
+    from playground.reporting import results_table
     from playground.zoo import ModelEntry
 
     def result(accuracy, ci95, **extra):
@@ -489,8 +490,8 @@ def test_computing_commands_take_threads_and_set_them_for_the_command_only(comma
         parser.parse_args([*command, "--threads", "0"])
     assert "--threads must be at least 1" in capsys.readouterr().err
     seen = []
-    name = "cmd_" + command[0].replace("-", "_")
-    monkeypatch.setattr(cli, name, lambda args: seen.append(torch.get_num_threads()))
+    module = next(c for c in cli.COMMANDS if c.NAME == command[0])
+    monkeypatch.setattr(module, "run", lambda args: seen.append(torch.get_num_threads()))
     before = torch.get_num_threads()
     wanted = 2 if before != 2 else 3
     assert main([*command, "--threads", str(wanted), "--malloc", "default"]) == 0

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from playground.cli import main, results_table
+from playground.cli import main
 from playground.readme_table import replace_table
+from playground.reporting import results_table
 from playground.zoo import CHECKPOINT_DIR, shipped_models
 
 ROOT = Path(__file__).resolve().parents[1]
