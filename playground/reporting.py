@@ -115,19 +115,25 @@ def _budget(training: TrainingRecord) -> str:
     return f"{its}, {seconds / 60:.0f} min"
 
 
+STYLE_SETTING = (5, 1)  # the style-shift figure the results table shows (cards hold 5x1, 5x5 and 20x1)
+
+
 def results_table(entries: Iterable[ModelEntry], papers: bool = False) -> str:
-    """Markdown: one row per model, 5/20-way x 1/5-shot accuracy with CI, and Lake's runs.
+    """Markdown: one row per model, 5/20-way x 1/5-shot accuracy with CI, Lake's runs, and the style shift.
 
     With ``papers``, each `vinyals` model with published figures (`playground.papers`) is followed by a row of
     them, each marked "reached" (our mean above it, or it within our 95% CI) or by how far short we are.
-    The Lake column is left out when no card has Lake's runs (a `vinyals` model must not be run on them).
+    The Lake column is left out when no card has Lake's runs (a `vinyals` model must not be run on them), the
+    style-shift column (the benchmark's mixed row: docs/style_shift.md) when no card has the figure.
     """
     entries = list(entries)
     cards = [e.card or ModelCard() for e in entries]
     lake_column = any(card.lake_runs is not None for card in cards)
+    style_column = any(card.style_shift is not None for card in cards)
     head = "| model | " + " | ".join(f"{n}-way {k}-shot" for n, k in SETTINGS)
-    head += " | Lake's 20 runs (error) | training |" if lake_column else " | training |"
-    lines = [head, "|" + " --- |" * (len(SETTINGS) + 2 + lake_column)]
+    head += " | Lake's 20 runs (error)" * lake_column
+    head += f" | style shift ({STYLE_SETTING[0]}-way {STYLE_SETTING[1]}-shot)" * style_column + " | training |"
+    lines = [head, "|" + " --- |" * (len(SETTINGS) + 2 + lake_column + style_column)]
     for e, card in zip(entries, cards):
         measured = {(r.n_way, r.k_shot): r for r in card.results()}
         cells = [_cell(measured.get(setting)) for setting in SETTINGS]
@@ -135,6 +141,8 @@ def results_table(entries: Iterable[ModelEntry], papers: bool = False) -> str:
             lake = card.lake_runs or LakeRuns()
             setting = setting_text(lake.inner_steps, lake.inner_lr)
             cells.append("–" if lake.error is None else _percent(lake.error) + setting)
+        if style_column:
+            cells.append(_cell(card.style_shift.result(*STYLE_SETTING) if card.style_shift else None))
         cells.append(_budget(card.training))
         lines.append(f"| `{e.name}` | " + " | ".join(cells) + " |")
         # The papers' figures are on the vinyals split; beside a lake model they would mislead.
@@ -157,7 +165,7 @@ def results_table(entries: Iterable[ModelEntry], papers: bool = False) -> str:
                     setting = ""
                 cell += f"; at its {queries_text(theirs.n_query)}: {theirs.text}{setting}, {_against(theirs, figure)}"
             cells.append(cell + ")")
-        cells += ["–"] * lake_column + ["published"]
+        cells += ["–"] * (lake_column + style_column) + ["published"]
         lines.append(f"| ↳ {paper.source} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
