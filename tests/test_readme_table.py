@@ -82,3 +82,20 @@ def test_report_readme_writes_the_file_and_refuses_a_file_without_the_table(tmp_
     assert other.read_text(encoding="utf-8") == "# nothing here\n"
     with pytest.raises(SystemExit, match="is not a file"):
         main(["report", "--readme", str(tmp_path / "missing.md")])
+
+
+def test_the_style_shift_column_shows_each_cards_mixed_row_and_is_left_out_when_no_card_has_one():
+    import dataclasses
+
+    entries = {e.name: e for e in shipped_models(CHECKPOINT_DIR)}
+    protonet, pixel = entries["protonet_lake"], entries["pixel_nn"]
+    table = results_table([protonet, pixel])
+    head, _, *rows = table.splitlines()
+    column = head.split(" | ").index("style shift (5-way 1-shot)")
+    for entry, row in zip((protonet, pixel), rows):
+        assert row.split(" | ")[column] == entry.card.style_shift.result(5, 1).text
+    # A card without the figure gets a dash; with no card holding one, no column at all.
+    bare = dataclasses.replace(pixel, card=dataclasses.replace(pixel.card, style_shift=None))
+    assert table.splitlines()[2] == results_table([protonet, bare]).splitlines()[2]
+    assert results_table([protonet, bare]).splitlines()[3].split(" | ")[column] == "–"
+    assert "style shift" not in results_table([bare]) and "style shift" not in results_table([], papers=True)
