@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from playground import distributed, style_bench
-from playground.algorithms import available, learner_class
+from playground.algorithms import available, learner_class, task_batching
 from playground.algorithms.base import BACKBONES
 from playground.algorithms.plugins import PluginError, add_plugin_flag, load_plugins, plugin_flags
 from playground.algorithms.test_time import TestTimeSettings
@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--head", choices=["shared", "per_class"])
     t.add_argument(
         "--task-batching",
-        choices=["auto", "loop", "vmap", "grouped", "threads", "compiled"],
+        choices=task_batching.MODES,
         help="how MAML-family learners run a meta-batch of tasks (auto: threads on a CPU with several torch "
         "threads, else loop; vmap, or grouped convolutions for second order with transductive batch norm, on "
         "CUDA; threads: tasks side by side, one CPU thread each; compiled: each task's meta-gradient (MAML) "
