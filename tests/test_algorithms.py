@@ -152,6 +152,6 @@ def test_maml_vmap_and_loop_agree(glyphs_test):
 def test_maml_never_vmaps_where_vmap_gradients_are_inexact():
     learner = _make("maml", task_batching="vmap")
     cuda = torch.device("cuda")
-    assert learner._use_vmap(cuda, second_order_steps=1)
-    assert not learner._use_vmap(cuda, second_order_steps=2)  # batch-norm double-backward under vmap
-    assert not _make("maml", task_batching="auto")._use_vmap(torch.device("cpu"))
+    assert learner.batching_strategy(cuda, second_order_steps=1).name == "vmap"
+    assert learner.batching_strategy(cuda, second_order_steps=2).name == "loop"  # batch-norm double-backward
+    assert _make("maml", task_batching="auto").batching_strategy(torch.device("cpu")).name != "vmap"

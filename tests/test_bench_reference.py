@@ -104,13 +104,13 @@ def test_threaded_tasks_match_the_loop(algorithm, inner_steps, first_order, monk
     options = {"inner_steps": inner_steps, "first_order": first_order}
     loop = playground_meta_gradients(_learner(algorithm, task_batching="loop", **options), tasks)
     seen: list[str] = []
-    task_loss = MAML._task_query_loss
+    task_loss = MAML.task_query_loss
 
-    def spy(self, fast0, sx, *args):
+    def spy(self, fast0, task, *args):
         seen.append(f"{threading.current_thread().name} at {torch.get_num_threads()} thread")
-        return task_loss(self, fast0, sx, *args)
+        return task_loss(self, fast0, task, *args)
 
-    monkeypatch.setattr(MAML, "_task_query_loss", spy)
+    monkeypatch.setattr(MAML, "task_query_loss", spy)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)  # two workers, whatever the machine running the tests allows
     try:
@@ -137,14 +137,14 @@ def test_auto_batching_never_picks_vmap_for_second_order_transductive_maml():
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        assert learner._batching(cpu, 1) == "loop"
+        assert learner.batching_strategy(cpu, 1).name == "loop"
         torch.set_num_threads(2)
-        assert learner._batching(cpu, 1) == "threads"  # tasks side by side, one core each
+        assert learner.batching_strategy(cpu, 1).name == "threads"  # tasks side by side, one core each
     finally:
         torch.set_num_threads(threads)
-    assert learner._batching(cuda, 0) == "vmap"  # first order: exact under vmap
-    assert learner._batching(cuda, 1) == "grouped"
-    assert learner._batching(cuda, 5) == "grouped"
+    assert learner.batching_strategy(cuda, 0).name == "vmap"  # first order: exact under vmap
+    assert learner.batching_strategy(cuda, 1).name == "grouped"
+    assert learner.batching_strategy(cuda, 5).name == "grouped"
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

@@ -29,6 +29,8 @@ def _head_loss(head: Params, features: torch.Tensor, y: torch.Tensor):
 class ANIL(MAML):
     name = "anil"
     title = "ANIL"
+    # Its inner loop runs on the body's features of the support set, which the grouped network does not compute.
+    runs_grouped = False
 
     def __init__(self, *, inner_lr: float = 0.4, inner_steps: int = 5, test_inner_steps: int = 10, **base):
         super().__init__(inner_lr=inner_lr, inner_steps=inner_steps, test_inner_steps=test_inner_steps, **base)

@@ -4,18 +4,15 @@ Written functionally with ``torch.func``: the inner loop builds new parameter te
 the meta-parameters (`playground.models.functional.functional_forward` + ``torch.func.grad``)
 and never writes to them, not even for the duration of a call as ``functional_call`` would, so
 one shared model can serve any number of concurrent `adapt` calls. Second-order gradients
-flow through the inner loop unless ``first_order`` is set. A meta-batch of tasks runs
-in a Python loop, batched with ``torch.func.vmap``, or as one grouped network where task t's
-channels are group t of every convolution (``task_batching="grouped"``; exact for any number of
-inner steps, see `_batching`). ``task_batching="threads"`` runs a meta-training batch's tasks side by
-side, one single-threaded worker per torch thread (`playground.algorithms.task_threads`).
+flow through the inner loop unless ``first_order`` is set. How a meta-batch's tasks run (a loop,
+vmap, one grouped network, threads, compiled: ``task_batching``) is `playground.algorithms.task_batching`'s;
+they all compute one meta-gradient.
 
-Speed. With the default Conv-4 body (batch statistics only), the forward pass is
+With the default Conv-4 body (batch statistics only), the forward pass is
 `playground.models.conv4.batch_stats_embed`: max-pooling before the ReLU (they commute, so the
 results are bit for bit the module's, with a quarter of the ReLU work) and, opt-in with
-``memory_format="channels_last"``, NHWC activations, where CPU pooling is far faster (see
-`channels_last` for its cost in float32 accuracy). ``bench/maml_speed.py`` measures them
-against a clone-per-task reference.
+``memory_format="channels_last"``, NHWC activations (see `channels_last`). ``bench/maml_speed.py``
+measures them against a clone-per-task reference.
 
 The classifier head. ``head="shared"`` (default) meta-learns one weight row and bias that
 are copied to every class at the start of adaptation (as in "UnicornMAML", Ye & Chao
@@ -40,25 +37,25 @@ mode it is used in.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import grad, vmap
 
+from playground.algorithms import task_batching as batching
 from playground.algorithms.base import AdaptOption, MetaLearner, Predictor, StepRecord, StepStats, register
-from playground.algorithms.task_threads import map_tasks
 from playground.episodes import TaskBatch
 from playground.models.conv4 import batch_stats_embed, batch_stats_embed_supported
 from playground.models.exported import GroupStatsConv4
 from playground.models.functional import functional_forward
-from playground.precision import compile_autocast, compile_options
 
 Params = dict[str, torch.Tensor]
+Task = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # support images, labels, query images, labels
 # Called before each inner update with the step, the support loss and accuracy, and the weights they were measured at.
 OnStep = Callable[[int, torch.Tensor, torch.Tensor, Params], None]
 HEADS = ("shared", "per_class")
-TASK_BATCHING = ("auto", "loop", "vmap", "grouped", "threads", "compiled")
 MEMORY_FORMATS = ("contiguous", "channels_last")
 BATCH_NORM = ("transductive", "per_example")
 EXPORTED_FORWARD = ("forward_fast", "features_fast", "_embed")  # what `export_module` rebuilds
@@ -109,6 +106,12 @@ class MAML(MetaLearner):
     title = "MAML"
     trains_live = True
     backbones = ("conv4", "resnet12")
+    # The two task-batching strategies that compute part of the algorithm in their own code (`task_batching`):
+    # "grouped" runs MAML's inner loop and forward for all tasks at once; "compiled" rebuilds a task's initial
+    # weights from the body and head parameters alone and takes MAML's query loss. A subclass that changes those
+    # parts says here that the strategy does not run it, as ANIL and Meta-SGD do.
+    runs_grouped: ClassVar[bool] = True
+    runs_compiled: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -128,8 +131,6 @@ class MAML(MetaLearner):
         super().__init__(**base)
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
-        if task_batching not in TASK_BATCHING:
-            raise ValueError(f"task_batching must be one of {TASK_BATCHING}, got {task_batching!r}")
         if bn not in BATCH_NORM:
             raise ValueError(f"bn must be one of {BATCH_NORM}, got {bn!r}")
         if memory_format not in MEMORY_FORMATS:
@@ -142,16 +143,10 @@ class MAML(MetaLearner):
         self.body = model if model is not None else self.make_backbone(hidden, track_running_stats=False)
         # Conv-4 with batch statistics has a faster functional forward; any other body runs as a module.
         self._fast_body = batch_stats_embed_supported(self.body)
-        if task_batching == "grouped" and not self._groupable():
-            raise ValueError(
-                "task_batching='grouped' needs MAML's own inner loop, bn='transductive' and a Conv-4 body "
-                "with batch statistics"
-            )
-        if task_batching == "compiled" and not self._compilable():
-            raise ValueError(
-                "task_batching='compiled' needs MAML's own inner update and meta-loss (a learned step size, "
-                "as Meta-SGD's, would not get its gradient)"
-            )
+        # A mode this learner cannot run is refused now rather than at the first step.
+        batching.check(
+            self.task_batching, bn, grouped=self.runs_grouped and self._fast_body, compiled=self.runs_compiled
+        )
         rows = 1 if head == "shared" else self.n_way
         dim = getattr(self.body, "embedding_dim", hidden)
         self.head_weight = nn.Parameter(torch.zeros(rows, dim))
@@ -168,10 +163,10 @@ class MAML(MetaLearner):
     def initial_fast_weights(self, n_way: int) -> Params:
         """The meta-parameters as a dict, the head expanded to ``n_way`` rows (no copy, no write)."""
         params = {f"body.{k}": v for k, v in self.body.named_parameters()}
-        return self._fast_from(params, self.head_weight, self.head_bias, n_way)
+        return self.fast_from(params, self.head_weight, self.head_bias, n_way)
 
     @staticmethod
-    def _fast_from(fast: Params, w: torch.Tensor, b: torch.Tensor, n_way: int) -> Params:
+    def fast_from(fast: Params, w: torch.Tensor, b: torch.Tensor, n_way: int) -> Params:
         """Body weights plus the head (w, b) expanded to ``n_way`` rows."""
         fast = dict(fast)
         if w.shape[0] != n_way:
@@ -247,223 +242,44 @@ class MAML(MetaLearner):
         return fast
 
     # -- meta-training -------------------------------------------------------------------------
-    def _task_query_loss(self, fast0: Params, sx, sy, qx, qy, steps: int, first_order: bool):
+    def task_query_loss(
+        self, fast0: Params, task: Task, steps: int, first_order: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Query loss and accuracy of a task (support x, y, query x, y) after ``steps`` inner steps from ``fast0``."""
+        sx, sy, qx, qy = task
         fast = self.inner_loop(fast0, sx, sy, steps, first_order)
         logits = self.forward_fast(fast, qx)
         return F.cross_entropy(logits, qy), (logits.argmax(-1) == qy).float().mean()
 
-    def _groupable(self) -> bool:
-        """Can a meta-batch run as one grouped network? Needs MAML's inner loop and forward, on a batch-stats Conv-4."""
-        cls = type(self)
-        return (
-            self._fast_body
-            and self.bn == "transductive"
-            and all(getattr(cls, m) is getattr(MAML, m) for m in ("inner_loop", "forward_fast", "features_fast"))
+    def batching_strategy(self, device: torch.device, second_order_steps: int = 0) -> batching.Strategy:
+        """How a meta-batch on ``device`` runs (`task_batching.choose`); ``second_order_steps``: 0 for first order."""
+        return batching.choose(
+            self.task_batching,
+            device,
+            torch.get_num_threads(),
+            self.bn,
+            second_order_steps,
+            grouped=self.runs_grouped and self._fast_body,
+            compiled=self.runs_compiled,
         )
 
-    def _compilable(self) -> bool:
-        """Can each task's meta-gradient be one compiled function of the meta-parameters?"""
-        cls = type(self)
-        return all(getattr(cls, m) is getattr(MAML, m) for m in ("inner_update", "meta_loss", "initial_fast_weights"))
-
-    def _batching(self, device: torch.device, second_order_steps: int = 0) -> str:
-        """How a meta-batch runs: "loop", "vmap" or "grouped". vmap only where it is exact.
-
-        vmap's batch-norm backward rule gives second-order meta-gradients that are off by
-        about 0.1% once the inner loop has two or more steps with transductive batch norm
-        (checked against float64 finite differences; functorch issue #534), so those runs
-        never use vmap. With one step and ``head="per_class"`` it is off too (about 10% of the
-        body's meta-gradient in float64, against the loop, finite differences and the
-        clone-per-task reference of bench/reference_maml.py), so "auto" never uses vmap for
-        second-order MAML with transductive batch norm. The grouped network uses the ordinary
-        batch-norm op and is exact (tests/test_bench_reference.py).
-        """
-        if self.task_batching in ("grouped", "threads", "compiled"):
-            return self.task_batching
-        transductive_second_order = second_order_steps >= 1 and self.bn == "transductive"
-        if self.task_batching == "auto":
-            # On a CPU, tasks side by side on threads beat the loop and vmap and grouped lose to it
-            # (python -m bench.maml_speed --variants). On a GPU batched tasks win; grouped stands in
-            # where vmap is inexact.
-            if device.type != "cuda":
-                return "threads" if torch.get_num_threads() > 1 else "loop"
-            if transductive_second_order:
-                return "grouped" if self._groupable() else "loop"
-            return "vmap"
-        # An explicit "vmap" keeps vmap for one second-order step (the caller asked for it).
-        inexact = transductive_second_order and second_order_steps >= 2
-        return "vmap" if self.task_batching == "vmap" and not inexact else "loop"
-
-    def _use_vmap(self, device: torch.device, second_order_steps: int = 0) -> bool:
-        """Batch tasks with vmap? (See `_batching`.)"""
-        return self._batching(device, second_order_steps) == "vmap"
-
-    def _grouped_logits(self, fast: Params, x: torch.Tensor) -> torch.Tensor:
-        """Logits [T, n, N] of T tasks at once, from fast weights [T, ...] and images [T, n, C, H, W]."""
-        body = {k[5:]: v for k, v in fast.items() if k.startswith("body.")}
-        z = batch_stats_embed(self.body, body, x, self.channels_last())
-        return torch.baddbmm(fast["head.bias"].unsqueeze(1), z, fast["head.weight"].transpose(1, 2))
-
-    def _grouped_support_loss(self, adapted: Params, frozen: Params, x: torch.Tensor, y: torch.Tensor):
-        logits = self._grouped_logits({**frozen, **adapted}, x)
-        # The sum over tasks of each task's mean loss: its gradient w.r.t. task t's weights is task t's own.
-        return F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum") / y.shape[1]
-
-    def _grouped_query_losses(self, tasks: TaskBatch, steps: int, first_order: bool):
-        """Per-task query losses and accuracies [T], every task adapted at once in one grouped network."""
-        t = len(tasks)
-        fast0 = self.initial_fast_weights(int(tasks.support_y[0].max()) + 1)
-        fast = {k: v.expand(t, *v.shape) for k, v in fast0.items()}
-        keys = self.inner_keys(fast)
-        for step in range(steps):
-            adapted = {k: fast[k] for k in keys}
-            frozen = {k: v for k, v in fast.items() if k not in adapted}
-            grads = grad(self._grouped_support_loss)(adapted, frozen, tasks.support_x, tasks.support_y)
-            if first_order:
-                grads = {k: g.detach() for k, g in grads.items()}
-            fast = self.inner_update(fast, grads, step)
-        logits = self._grouped_logits(fast, tasks.query_x)
-        losses = F.cross_entropy(logits.flatten(0, 1), tasks.query_y.flatten(), reduction="none").view(t, -1)
-        return losses.mean(1), (logits.argmax(-1) == tasks.query_y).float().mean(1)
-
-    def batched_query_losses(self, tasks: TaskBatch, steps: int, first_order: bool):
-        mode = self._batching(tasks.support_x.device, 0 if first_order else steps)
-        if mode == "grouped":
-            return self._grouped_query_losses(tasks, steps, first_order)
-        fast0 = self.initial_fast_weights(int(tasks.support_y[0].max()) + 1)
-        args = (tasks.support_x, tasks.support_y, tasks.query_x, tasks.query_y)
-        if mode == "vmap":
-            fn = lambda sx, sy, qx, qy: self._task_query_loss(fast0, sx, sy, qx, qy, steps, first_order)  # noqa: E731
-            return vmap(fn, randomness="different")(*args)
-        out = [self._task_query_loss(fast0, *[a[i] for a in args], steps, first_order) for i in range(len(tasks))]
-        return torch.stack([o[0] for o in out]), torch.stack([o[1] for o in out])
-
     def meta_loss(self, tasks: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        losses, accs = self.batched_query_losses(tasks, self.inner_steps, self.first_order)
+        """The mean over the tasks of `task_query_loss` after the training inner loop, and the mean accuracy."""
+        steps = 0 if self.first_order else self.inner_steps
+        strategy = self.batching_strategy(tasks.support_x.device, steps)
+        losses, accs = strategy.query_losses(self, tasks, self.inner_steps, self.first_order)
         return losses.mean(), accs.mean()
 
-    def meta_train_step(self, tasks: TaskBatch, grad_hook=None) -> StepStats:
-        """One outer update. A loop over tasks backpropagates each task's loss as soon as it has it.
+    def meta_train_step(self, tasks: TaskBatch, grad_hook: Callable | None = None) -> StepStats:
+        """One outer update with the gradient of `meta_loss`, computed as the batching strategy computes it.
 
-        The gradient is the one of `meta_loss` (up to float summation order), but only one task's
-        graph is alive at a time: for second-order MAML, 5-way 1-shot, meta-batch 32, the peak memory
-        of a meta-iteration drops about tenfold (python -m bench.maml_scaling), at the same speed.
+        The loop and threads backpropagate each task's loss as soon as they have it: only one task's graph
+        (one per thread) is alive at a time, which cuts the peak memory of a second-order meta-iteration
+        (python -m bench.maml_scaling measures it).
         """
         tasks = tasks.to(self.device)
-        steps = 0 if self.first_order else self.inner_steps
-        mode = self._batching(self.device, steps)
-        if mode == "compiled":
-            return self._compiled_step(tasks, grad_hook)
-        if type(self).meta_loss is not MAML.meta_loss or mode not in ("loop", "threads"):
-            return super().meta_train_step(tasks, grad_hook)
-        n_way = int(tasks.support_y[0].max()) + 1
-        losses, accs = [], []
-        self.train()
-        try:
-            self.optimizer.zero_grad(set_to_none=True)
-            if mode == "threads":
-                return self._threaded_step(tasks, n_way, grad_hook)
-            for t in range(len(tasks)):
-                loss, acc = self._meta_batch_task_loss(tasks, t, n_way)
-                (loss / len(tasks)).backward()
-                losses.append(loss.detach())
-                accs.append(acc)
-            if grad_hook is not None:
-                grad_hook(self)
-            self.optimizer.step()
-        finally:
-            self.eval()
-        return StepStats(float(torch.stack(losses).mean()), float(torch.stack(accs).mean()))
-
-    def _meta_batch_task_loss(self, tasks: TaskBatch, t: int, n_way: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Task t's query loss and accuracy after the training inner loop."""
-        # Fresh initial weights per task: their little graph (the head's expansion) is freed with the task's.
-        task = (tasks.support_x[t], tasks.support_y[t], tasks.query_x[t], tasks.query_y[t])
-        return self._task_query_loss(self.initial_fast_weights(n_way), *task, self.inner_steps, self.first_order)
-
-    def _threaded_step(self, tasks: TaskBatch, n_way: int, grad_hook) -> StepStats:
-        """The loop's outer update with the tasks run side by side on CPU threads (`task_threads.map_tasks`).
-
-        Each task's meta-gradient is computed on its own and they are summed in task order, as the
-        loop's backward calls sum them, so the result equals the loop's up to the kernels' own float
-        order on one thread.
-        """
-        params = [p for p in self.parameters() if p.requires_grad]
-
-        def task_grads(t: int):
-            loss, acc = self._meta_batch_task_loss(tasks, t, n_way)
-            grads = torch.autograd.grad(loss / len(tasks), params, allow_unused=True)
-            return grads, loss.detach(), acc.detach()
-
-        results = map_tasks(task_grads, len(tasks))
-        for i, p in enumerate(params):
-            for grads, _, _ in results:
-                if grads[i] is not None:
-                    p.grad = grads[i].clone() if p.grad is None else p.grad.add_(grads[i])
-        if grad_hook is not None:
-            grad_hook(self)
-        self.optimizer.step()
-        losses, accs = torch.stack([r[1] for r in results]), torch.stack([r[2] for r in results])
-        return StepStats(float(losses.mean()), float(accs.mean()))
-
-    def _compiled_task_grad(self) -> Callable:
-        """``torch.compile`` of one task's meta-gradient, w.r.t. the meta-parameters by name.
-
-        A compiled function cannot be differentiated twice, so the whole task (inner loop, query
-        loss) is one ``torch.func.grad``, traced as a single graph: the loop's meta-gradient up to
-        float order. It pays once a run is long enough to repay about a minute of compiling per
-        process and per task size (python -m bench.maml_speed --compile --malloc keep;
-        bench.process_throughput --rank-batching compiled --malloc keep).
-        """
-
-        def task_loss(params: Params, n_way: int, sx, sy, qx, qy):
-            body = {k: v for k, v in params.items() if k.startswith("body.")}
-            fast0 = self._fast_from(body, params["head_weight"], params["head_bias"], n_way)
-            fast = self.inner_loop(fast0, sx, sy, self.inner_steps, self.first_order)
-            logits = self.forward_fast(fast, qx)
-            loss = F.cross_entropy(logits, qy)
-            return loss, (loss.detach(), (logits.argmax(-1) == qy).float().mean())
-
-        return self._compile_once("_compiled_grad", lambda: grad(task_loss, has_aux=True))
-
-    def _compile_once(self, key: str, build: Callable[[], Callable]) -> Callable:
-        """``torch.compile(build())``, made on first use and kept under ``key`` for the learner's life."""
-        autocast = compile_autocast()
-        if autocast is not None:
-            key = f"{key}_{autocast}"  # a graph traced under autocast is another graph
-        fn = self.__dict__.get(key)
-        if fn is None:
-            fn = torch.compile(build(), options=compile_options(autocast))
-            # Kept out of the module's attributes proper: not a parameter, not saved, not copied.
-            self.__dict__[key] = fn
-        return fn
-
-    def _compiled_step(self, tasks: TaskBatch, grad_hook) -> StepStats:
-        """The loop's outer update with each task's meta-gradient from `_compiled_task_grad`."""
-        meta_grad = self._compiled_task_grad()
-        n_way = int(tasks.support_y[0].max()) + 1
-        params = {k: p.detach() for k, p in self.named_parameters() if p.requires_grad}
-        total: Params = {}
-        losses, accs = [], []
-        self.train()
-        try:
-            for t in range(len(tasks)):
-                task = (tasks.support_x[t], tasks.support_y[t], tasks.query_x[t], tasks.query_y[t])
-                grads, (loss, acc) = meta_grad(params, n_way, *task)
-                for k, g in grads.items():  # summed in task order, as the loop's backward calls sum them
-                    total[k] = g / len(tasks) if k not in total else total[k] + g / len(tasks)
-                losses.append(loss.detach())
-                accs.append(acc.detach())
-            self.optimizer.zero_grad(set_to_none=True)
-            for k, p in self.named_parameters():
-                if k in total:
-                    p.grad = total[k]
-            if grad_hook is not None:
-                grad_hook(self)
-            self.optimizer.step()
-        finally:
-            self.eval()
-        return StepStats(float(torch.stack(losses).mean()), float(torch.stack(accs).mean()))
+        strategy = self.batching_strategy(self.device, 0 if self.first_order else self.inner_steps)
+        return strategy.train_step(self, tasks, grad_hook)
 
     # -- adaptation ------------------------------------------------------------------------------
     def adapt_options(self) -> list[AdaptOption]:
@@ -549,11 +365,8 @@ class MAML(MetaLearner):
                 fast = self.inner_loop(fast0, sx, sy, steps, first_order=True, lr=inner_lr)
                 return (self.forward_fast(fast, qx).argmax(-1) == qy).float().mean()
 
-            if self._use_vmap(tasks.support_x.device):
-                return vmap(one)(tasks.support_x, tasks.support_y, tasks.query_x, tasks.query_y).detach()
-            return torch.stack(
-                [
-                    one(tasks.support_x[i], tasks.support_y[i], tasks.query_x[i], tasks.query_y[i])
-                    for i in range(len(tasks))
-                ]
-            ).detach()
+            args = (tasks.support_x, tasks.support_y, tasks.query_x, tasks.query_y)
+            # Evaluation batches tasks with vmap only: the other strategies are there for the meta-gradient.
+            if self.batching_strategy(tasks.support_x.device).name == "vmap":
+                return vmap(one)(*args).detach()
+            return torch.stack([one(*(a[i] for a in args)) for i in range(len(tasks))]).detach()

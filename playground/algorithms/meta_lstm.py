@@ -44,7 +44,7 @@ updates (``test_inner_steps``; by default ``inner_steps``: the LSTM's gates depe
 step through their state, and it was trained for that many).
 
 The learner, the classifier head (``head``), batch norm (``bn``, transductive batch
-statistics by default, as in the paper), the meta-batch loop or vmap (``task_batching``),
+statistics by default, as in the paper), the meta-batch loop, vmap or threads (``task_batching``),
 `adapt`'s predictor and its trace (one record per step before each update, and one
 after the last) are MAML's.
 """
@@ -91,6 +91,10 @@ class MetaLSTM(MAML):
     name = "meta-lstm"
     title = "Meta-LSTM"
     trains_live = False
+    # The grouped network runs MAML's SGD loop, not the LSTM's updates; the compiled step rebuilds a task's
+    # weights from the body and head alone, without the LSTM's parameters.
+    runs_grouped = False
+    runs_compiled = False
 
     def __init__(
         self,

@@ -40,6 +40,8 @@ def _rate_name(weight: str) -> str:
 class MetaSGD(MAML):
     name = "metasgd"
     title = "Meta-SGD"
+    # The compiled step rebuilds a task's loss from the body and head alone: the rates would get no gradient.
+    runs_compiled = False
 
     def __init__(
         self,

@@ -32,6 +32,7 @@ from torch.func import grad, vmap
 
 from playground.algorithms.base import StepStats, register
 from playground.algorithms.maml import MAML, OnStep, Params
+from playground.algorithms.task_batching import compile_once
 from playground.algorithms.task_threads import map_tasks
 from playground.episodes import TaskBatch
 
@@ -45,6 +46,10 @@ ADAM_EPS = 1e-8
 class Reptile(MAML):
     name = "reptile"
     title = "Reptile"
+    # Its own inner loop (SGD or Adam) and meta-update, neither of which the grouped network computes;
+    # "compiled" compiles each task's fit (`_fit_task`), not MAML's meta-gradient.
+    runs_grouped = False
+    runs_compiled = True
 
     def __init__(
         self,
@@ -109,11 +114,6 @@ class Reptile(MAML):
         return fast
 
     # -- meta-training --------------------------------------------------------------------------
-    def _compilable(self) -> bool:
-        """Can each task's fit be one compiled function? Reptile's own fit: no gradient flows through it."""
-        cls = type(self)
-        return all(getattr(cls, m) is getattr(Reptile, m) for m in ("inner_update", "_fit_task", "inner_loop"))
-
     def _fit_task(self, fast0: Params, x: torch.Tensor, y: torch.Tensor):
         fast = self.inner_loop(fast0, x, y, self.inner_steps, first_order=True)
         fast = {k: t.detach() for k, t in fast.items()}
@@ -127,16 +127,16 @@ class Reptile(MAML):
         x = torch.cat([tasks.support_x, tasks.query_x], 1)
         y = torch.cat([tasks.support_y, tasks.query_y], 1)
         fast0 = {k: t.detach() for k, t in self.initial_fast_weights(n_way).items()}
+        strategy = self.batching_strategy(x.device).name
         with torch.enable_grad():
-            if self._use_vmap(x.device):
+            if strategy == "vmap":
                 return vmap(lambda xi, yi: self._fit_task(fast0, xi, yi), randomness="different")(x, y)
-            mode = self._batching(x.device)
-            if mode == "threads":  # grad mode is per thread; workers start with it on
+            if strategy == "threads":  # grad mode is per thread; workers start with it on
                 out = map_tasks(lambda i: self._fit_task(fast0, x[i], y[i]), len(tasks))
-            elif mode == "compiled":
-                fit = self._compile_once("_compiled_fit", lambda: self._fit_task)
+            elif strategy == "compiled":
+                fit = compile_once(self, "_compiled_fit", lambda: self._fit_task)
                 out = [fit(fast0, x[i], y[i]) for i in range(len(tasks))]
-            else:
+            else:  # the loop ("grouped" is refused: see runs_grouped)
                 out = [self._fit_task(fast0, x[i], y[i]) for i in range(len(tasks))]
         fast = {k: torch.stack([o[0][k] for o in out]) for k in fast0}
         return fast, torch.stack([o[1] for o in out]), torch.stack([o[2] for o in out])

@@ -10,8 +10,9 @@ from typing import Any
 from playground import distributed
 from playground.algorithms import available, learner_class
 from playground.algorithms.base import BACKBONES
-from playground.algorithms.maml import HEADS, MEMORY_FORMATS, TASK_BATCHING
+from playground.algorithms.maml import HEADS, MEMORY_FORMATS
 from playground.algorithms.protonet import METRICS
+from playground.algorithms.task_batching import MODES as TASK_BATCHING
 from playground.cli.common import (
     add_data_dir_flag,
     add_device_flag,
