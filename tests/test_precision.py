@@ -73,6 +73,7 @@ def test_bf16_meta_gradient_is_near_the_fp32_one_but_not_it(batching, glyphs_tes
     assert float(torch.nn.functional.cosine_similarity(bf16, fp32, dim=0)) > 0.98
 
 
+@pytest.mark.slow  # compiles four graphs (torch.compile's inductor: tens of seconds each)
 @pytest.mark.parametrize(
     "algorithm, options",
     [
