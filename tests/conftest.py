@@ -46,6 +46,19 @@ def lake_splits(omniglot):
     return load_splits("lake", data=omniglot, rotations=False)
 
 
+@pytest.fixture(scope="session")
+def app_server():
+    """One `streamlit run app.py` for the browser tests that use the app as it ships, started when the first asks.
+
+    Each test opens its own browser, so its own Streamlit session: they share what every visitor of one server
+    shares (the cached, read-only models), and the server's start-up is paid once instead of once a test."""
+    from browser import require_chromium, streamlit_server
+
+    require_chromium()
+    with streamlit_server("app.py") as url:
+        yield url
+
+
 @pytest.fixture(autouse=True)
 def _torch_threads_restored():
     """The app sets one torch thread for its visitors (`serve_threads`); an AppTest runs it in this process."""

@@ -237,7 +237,7 @@ def test_a_fresh_learner_exports_in_each_batch_norm_mode(small_task):
 
 @pytest.mark.browser
 @pytest.mark.omniglot
-def test_download_your_classifier_in_the_browser(omniglot, tmp_path):
+def test_download_your_classifier_in_the_browser(omniglot, tmp_path, app_server):
     """Try a sample task, click "Download your classifier": the file loads in onnxruntime with the task's classes."""
     import onnxruntime as ort
 
@@ -248,14 +248,14 @@ def test_download_your_classifier_in_the_browser(omniglot, tmp_path):
         page_exceptions,
         require_chromium,
         screenshot,
-        streamlit_server,
         wait_for_download,
         wait_for_text,
         wait_until_idle,
     )
 
     require_chromium()
-    with streamlit_server("app.py") as url, browser(1400, 1000, download_dir=tmp_path) as driver:
+    url = app_server
+    with browser(1400, 1000, download_dir=tmp_path) as driver:
         open_app(driver, url)
         click_button(driver, "Try a sample task")
         wait_for_text(driver, "green is right", timeout=120)
