@@ -1,10 +1,17 @@
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-import pytest
-import torch
+# The tests compute with one torch thread, and the processes they start inherit it: their tensors are small,
+# and a second thread on a 2-core machine mostly spins waiting for the first (the learning tests took about
+# six times the CPU on two threads as on one). Tests about threads set their own count; an OMP_NUM_THREADS
+# given by the person running the tests stands.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -17,7 +24,7 @@ OMNIGLOT_SKIP = (
     "images_background(.zip) and images_evaluation(.zip), or run `python -m playground download`"
 )
 
-torch.set_num_threads(max(1, torch.get_num_threads()))
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(scope="session")

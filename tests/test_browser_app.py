@@ -29,7 +29,7 @@ from browser import (
     wait_until_idle,
 )
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 VERTICAL = [[(140, 40), (140, 240)]]
 CIRCLE = [[(140 + 90 * math.cos(a / 16 * 2 * math.pi), 140 + 90 * math.sin(a / 16 * 2 * math.pi)) for a in range(17)]]

@@ -25,7 +25,7 @@ from browser import (
     write_y4m,
 )
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def glyph(strokes: list[list[tuple[float, float]]], size: int = 105) -> np.ndarray:

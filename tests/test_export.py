@@ -236,6 +236,7 @@ def test_a_fresh_learner_exports_in_each_batch_norm_mode(small_task):
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 @pytest.mark.omniglot
 def test_download_your_classifier_in_the_browser(omniglot, tmp_path, app_server):
     """Try a sample task, click "Download your classifier": the file loads in onnxruntime with the task's classes."""

@@ -18,7 +18,7 @@ from browser import (
     wait_until_idle,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.omniglot]
+pytestmark = [pytest.mark.browser, pytest.mark.omniglot, pytest.mark.slow]
 
 VIEWPORT = (1400, 1000)
 

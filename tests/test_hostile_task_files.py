@@ -170,6 +170,7 @@ class Listener(http.server.ThreadingHTTPServer):
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_a_shared_task_file_cannot_make_the_browser_fetch_or_link_elsewhere(tmp_path, app_server):
     from browser import (
         browser,

@@ -581,6 +581,7 @@ def test_page_adapts_with_the_steps_of_the_cards_lake_figure(runs):
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 @pytest.mark.omniglot
 def test_in_a_browser_the_game_is_first_and_a_click_on_a_glyph_answers(runs, app_server):
     """Clicking the glyph's picture (not a number beside it) answers the item; the game is above the chart."""

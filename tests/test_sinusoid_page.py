@@ -513,6 +513,7 @@ def wait_for_charts(driver, count: int, timeout: float = 120.0) -> list:
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_in_a_browser_every_control_reads_in_full_and_the_log_axis_plainly(app_server):
     from browser import browser, open_app, require_chromium, wait_for_text, wait_until_idle
 
