@@ -1,10 +1,17 @@
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-import pytest
-import torch
+# The tests compute with one torch thread, and the processes they start inherit it: their tensors are small,
+# and a second thread on a 2-core machine mostly spins waiting for the first (the learning tests took about
+# six times the CPU on two threads as on one). Tests about threads set their own count; an OMP_NUM_THREADS
+# given by the person running the tests stands.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -17,7 +24,7 @@ OMNIGLOT_SKIP = (
     "images_background(.zip) and images_evaluation(.zip), or run `python -m playground download`"
 )
 
-torch.set_num_threads(max(1, torch.get_num_threads()))
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +51,19 @@ def lake_splits(omniglot):
     from playground.data.protocols import load_splits
 
     return load_splits("lake", data=omniglot, rotations=False)
+
+
+@pytest.fixture(scope="session")
+def app_server():
+    """One `streamlit run app.py` for the browser tests that use the app as it ships, started when the first asks.
+
+    Each test opens its own browser, so its own Streamlit session: they share what every visitor of one server
+    shares (the cached, read-only models), and the server's start-up is paid once instead of once a test."""
+    from browser import require_chromium, streamlit_server
+
+    require_chromium()
+    with streamlit_server("app.py") as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

@@ -199,6 +199,7 @@ def test_eval_speed_bench_runs_the_cards_evaluation(omniglot):
     assert row.split()[-4:] == expected.format().split(), (row, expected.format())
 
 
+@pytest.mark.slow  # torch.compile: tens of seconds to compile the graph
 def test_the_compiled_nhwc_step_computes_the_reference_meta_gradient():
     # bench.maml_speed --compile times task_batching="compiled" (NHWC too) against the reference;
     # its speed-up means something only if it computes the same meta-gradient. Compiling takes
@@ -236,6 +237,7 @@ def test_where_pooling_is_max_pooling_to_the_second_derivative(size, layout):
     assert results[0][1].abs().sum() > 0 and results[0][2].abs().sum() > 0
 
 
+@pytest.mark.slow  # torch.compile: tens of seconds to compile the graph
 def test_compiled_training_step_matches_the_loop():
     # task_batching="compiled" (train --task-batching compiled) must hand the optimizer the loop's
     # meta-gradient: the default shared head (expanded inside the compiled graph), two inner steps.
@@ -257,6 +259,7 @@ def test_compiled_is_refused_where_a_gradient_would_be_lost():
         create_learner("metasgd", task_batching="compiled")  # its learned step sizes
 
 
+@pytest.mark.slow  # torch.compile: tens of seconds to compile the graph
 def test_compiled_reptile_fits_each_task_as_the_loop_does():
     # Reptile with task_batching="compiled" (bench.maml_speed --compile): each task's whole fit is one
     # compiled graph. Compared on the adapted weights themselves: the outer Adam's first step would

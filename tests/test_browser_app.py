@@ -29,7 +29,7 @@ from browser import (
     wait_until_idle,
 )
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 VERTICAL = [[(140, 40), (140, 240)]]
 CIRCLE = [[(140 + 90 * math.cos(a / 16 * 2 * math.pi), 140 + 90 * math.sin(a / 16 * 2 * math.pi)) for a in range(17)]]
@@ -190,10 +190,11 @@ def wait_for_plot_text(driver, text: str, timeout: float = 60.0) -> str:
 
 
 @pytest.mark.omniglot
-def test_sampled_task_in_the_explorer_and_compare_pages(omniglot):
+def test_sampled_task_in_the_explorer_and_compare_pages(omniglot, app_server):
     """Sample a 5-way 5-shot task, look at it in the explorer's three views and compare the models."""
     require_chromium()
-    with streamlit_server("app.py") as url, browser(1400, 1600) as driver:
+    url = app_server
+    with browser(1400, 1600) as driver:
         open_app(driver, url)
         wait_for_text(driver, "Build a task")
         click_tab(driver, "Surprise me (Omniglot)")
@@ -251,7 +252,7 @@ def selected_tab(driver) -> str:
     return tab.text.strip()
 
 
-def test_the_way_of_adding_examples_stays_open_across_reruns(tmp_path):
+def test_the_way_of_adding_examples_stays_open_across_reruns(tmp_path, app_server):
     """Choosing a file, adding it or importing reruns the page; the tab in use must stay open."""
     require_chromium()
     from PIL import Image
@@ -264,7 +265,8 @@ def test_the_way_of_adding_examples_stays_open_across_reruns(tmp_path):
     img.save(glyph)
     task = tmp_path / "task.zip"
     task.write_bytes(export_task_zip(UserTask(["x", "y"], [[], []])))
-    with streamlit_server("app.py") as url, browser() as driver:
+    url = app_server
+    with browser() as driver:
         open_app(driver, url)
         for tab, path, button, done in (
             ("Upload images", glyph, "Add uploaded images", "Added 1 image(s)"),

@@ -20,13 +20,12 @@ from browser import (
     page_exceptions,
     require_chromium,
     screenshot,
-    streamlit_server,
     wait_for_text,
     wait_until_idle,
     write_y4m,
 )
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def glyph(strokes: list[list[tuple[float, float]]], size: int = 105) -> np.ndarray:
@@ -66,10 +65,11 @@ def counts(driver) -> list[int]:
     return [int(n) for n in re.findall(r"^(\d) / \d$", text, re.M)]
 
 
-def test_a_photo_from_the_camera_becomes_an_example_and_a_query(tmp_path):
+def test_a_photo_from_the_camera_becomes_an_example_and_a_query(tmp_path, app_server):
     require_chromium()
     video = camera_file(tmp_path, [glyph([[(0.2, 0.2), (0.8, 0.25), (0.5, 0.8)], [(0.3, 0.6), (0.75, 0.65)]])])
-    with streamlit_server("app.py") as url, browser(1400, 1000, extra_flags=fake_camera_flags(video)) as driver:
+    url = app_server
+    with browser(1400, 1000, extra_flags=fake_camera_flags(video)) as driver:
         open_app(driver, url)
         open_tab(driver, "Camera")
         choose_shown(driver, "Add to class", "B")
@@ -106,12 +106,13 @@ def test_a_photo_from_the_camera_becomes_an_example_and_a_query(tmp_path):
         screenshot(driver, "camera-adapt-predict")
 
 
-def test_a_photo_of_several_glyphs_gets_a_message_and_keeps_the_task(tmp_path):
+def test_a_photo_of_several_glyphs_gets_a_message_and_keeps_the_task(tmp_path, app_server):
     require_chromium()
     a = glyph([[(0.2, 0.2), (0.8, 0.25), (0.5, 0.8)]])
     b = glyph([[(0.5, 0.1), (0.5, 0.9)], [(0.2, 0.5), (0.8, 0.3)]])
     video = camera_file(tmp_path, [a, b, a], fill=0.25, gap=0.6)
-    with streamlit_server("app.py") as url, browser(1400, 1000, extra_flags=fake_camera_flags(video)) as driver:
+    url = app_server
+    with browser(1400, 1000, extra_flags=fake_camera_flags(video)) as driver:
         open_app(driver, url)
         open_tab(driver, "Camera")
         click_button(driver, "Take Photo", timeout=60)

@@ -20,7 +20,7 @@ from browser import (
     wait_for_text,
 )
 
-pytestmark = pytest.mark.browser
+pytestmark = pytest.mark.browser  # quick: its own one-page app; the app's end-to-end tests are marked slow
 
 APP = textwrap.dedent(
     """

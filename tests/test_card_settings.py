@@ -117,6 +117,7 @@ def test_evaluate_card_records_the_settings_it_used(omniglot, tmp_path):
 
 
 @pytest.mark.omniglot
+@pytest.mark.slow  # every shipped model on Lake's 20 runs
 def test_lake_runs_with_no_flags_reproduce_every_card(omniglot):
     from playground.lake_game import lake_runs_available
 

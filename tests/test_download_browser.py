@@ -25,7 +25,7 @@ from browser import (
     wait_until_idle,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.omniglot]
+pytestmark = [pytest.mark.browser, pytest.mark.omniglot, pytest.mark.slow]
 
 
 def images_loaded(driver, timeout: float = 30.0) -> None:

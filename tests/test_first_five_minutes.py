@@ -14,12 +14,11 @@ from browser import (
     page_exceptions,
     require_chromium,
     screenshot,
-    streamlit_server,
     wait_for_text,
     wait_until_idle,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.omniglot]
+pytestmark = [pytest.mark.browser, pytest.mark.omniglot, pytest.mark.slow]
 
 VIEWPORT = (1400, 1000)
 
@@ -34,9 +33,10 @@ def bottom_of(driver, css: str, index: int) -> float:
     )
 
 
-def test_a_newcomers_first_five_minutes(omniglot):
+def test_a_newcomers_first_five_minutes(omniglot, app_server):
     require_chromium()
-    with streamlit_server("app.py") as url, browser(*VIEWPORT) as driver:
+    url = app_server
+    with browser(*VIEWPORT) as driver:
         open_app(driver, url)
         body = wait_for_text(driver, "Try a sample task")
         assert "not ready" not in body and "has no examples" not in body  # shows before it tells

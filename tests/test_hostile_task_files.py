@@ -170,7 +170,8 @@ class Listener(http.server.ThreadingHTTPServer):
 
 
 @pytest.mark.browser
-def test_a_shared_task_file_cannot_make_the_browser_fetch_or_link_elsewhere(tmp_path):
+@pytest.mark.slow
+def test_a_shared_task_file_cannot_make_the_browser_fetch_or_link_elsewhere(tmp_path, app_server):
     from browser import (
         browser,
         click_button,
@@ -178,7 +179,6 @@ def test_a_shared_task_file_cannot_make_the_browser_fetch_or_link_elsewhere(tmp_
         page_exceptions,
         require_chromium,
         screenshot,
-        streamlit_server,
         wait_for_text,
         wait_until_idle,
     )
@@ -189,7 +189,8 @@ def test_a_shared_task_file_cannot_make_the_browser_fetch_or_link_elsewhere(tmp_
         names = hostile_names(listener.url)
         path = tmp_path / "shared.zip"
         path.write_bytes(task_zip(names, [0, 0, 1]))  # the empty classes are named in a warning
-        with streamlit_server("app.py") as url, browser() as driver:
+        url = app_server
+        with browser() as driver:
             open_app(driver, url)
             tab = driver.find_element("xpath", "//*[@role='tab'][normalize-space(.)='Import / export']")
             driver.execute_script("arguments[0].click()", tab)

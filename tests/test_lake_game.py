@@ -581,13 +581,15 @@ def test_page_adapts_with_the_steps_of_the_cards_lake_figure(runs):
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 @pytest.mark.omniglot
-def test_in_a_browser_the_game_is_first_and_a_click_on_a_glyph_answers(runs):
+def test_in_a_browser_the_game_is_first_and_a_click_on_a_glyph_answers(runs, app_server):
     """Clicking the glyph's picture (not a number beside it) answers the item; the game is above the chart."""
-    from browser import browser, open_app, require_chromium, streamlit_server, wait_for_text, wait_until_idle
+    from browser import browser, open_app, require_chromium, wait_for_text, wait_until_idle
 
     require_chromium()
-    with streamlit_server("app.py") as url, browser(1400, 1000) as driver:
+    url = app_server
+    with browser(1400, 1000) as driver:
         open_app(driver, url)
         driver.find_element("xpath", "//a[contains(normalize-space(.), 'Beat the human')]").click()
         wait_for_text(driver, "0 of 20 answered", timeout=120)

@@ -40,7 +40,7 @@ from PIL import Image
 from browser import ARTIFACTS_DIR, streamlit_server
 from streamlit_client import StreamlitSession
 
-pytestmark = pytest.mark.omniglot
+pytestmark = [pytest.mark.omniglot, pytest.mark.slow]  # 20 sessions x 5 rounds on one server
 
 SESSIONS = int(os.environ.get("PLAYGROUND_LOAD_SESSIONS", "20"))
 ROUNDS = int(os.environ.get("PLAYGROUND_LOAD_ROUNDS", "5"))

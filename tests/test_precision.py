@@ -73,6 +73,7 @@ def test_bf16_meta_gradient_is_near_the_fp32_one_but_not_it(batching, glyphs_tes
     assert float(torch.nn.functional.cosine_similarity(bf16, fp32, dim=0)) > 0.98
 
 
+@pytest.mark.slow  # torch.compile's inductor: tens of seconds a graph
 @pytest.mark.parametrize(
     "algorithm, options",
     [
@@ -83,13 +84,15 @@ def test_bf16_meta_gradient_is_near_the_fp32_one_but_not_it(batching, glyphs_tes
 )
 def test_compiled_task_batching_computes_in_bf16_too(algorithm, options, glyphs_test):
     """torch 2.14's inductor fails on the bf16 graph with its default fusion (`compile_options` says why)."""
+    # The float32 side runs the task loop: the compiled step computes the loop's meta-gradient to float rounding
+    # (tests/test_bench_reference.py), far below the bf16 gap asserted here, and one graph is compiled, not two.
     seen = {}
-    for precision in ("fp32", "bf16"):
+    for precision, batching in (("fp32", "loop"), ("bf16", "compiled")):
         seen[precision] = _meta_grad(
             glyphs_test,
             precision,
             algorithm=algorithm,
-            task_batching="compiled",
+            task_batching=batching,
             memory_format="channels_last",
             **options,
         )

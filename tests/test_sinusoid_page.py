@@ -513,11 +513,13 @@ def wait_for_charts(driver, count: int, timeout: float = 120.0) -> list:
 
 
 @pytest.mark.browser
-def test_in_a_browser_every_control_reads_in_full_and_the_log_axis_plainly():
-    from browser import browser, open_app, require_chromium, streamlit_server, wait_for_text, wait_until_idle
+@pytest.mark.slow
+def test_in_a_browser_every_control_reads_in_full_and_the_log_axis_plainly(app_server):
+    from browser import browser, open_app, require_chromium, wait_for_text, wait_until_idle
 
     require_chromium()
-    with streamlit_server("app.py") as url, browser(1400, 1000) as driver:
+    url = app_server
+    with browser(1400, 1000) as driver:
         open_app(driver, url)
         driver.find_element("xpath", "//a[contains(normalize-space(.), 'Sine regression')]").click()
         wait_for_text(driver, "Support points", timeout=120)

@@ -40,6 +40,7 @@ def test_vinyals_models_are_not_offered_by_the_app():
 
 
 @pytest.mark.omniglot
+@pytest.mark.slow  # the card's 600 episodes: fewer would not be its figure
 def test_a_vinyals_card_figure_is_reproduced_exactly(omniglot):
     from playground.data.protocols import load_splits
     from playground.evaluation import evaluate_few_shot
@@ -52,6 +53,8 @@ def test_a_vinyals_card_figure_is_reproduced_exactly(omniglot):
     assert res.mean == pytest.approx(recorded.accuracy, abs=1e-6)
 
 
+@pytest.mark.omniglot
+@pytest.mark.slow  # the card's 600 episodes of ten Meta-SGD steps each
 def test_a_card_figure_measured_with_its_own_steps_and_step_size_is_reproduced(omniglot):
     """A cell measured with `evaluate --inner-steps N --inner-lr LR` (named in the card) comes back with them."""
     from playground.data.protocols import load_splits
