@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-from playground.allocator import keep_freed_memory
-from playground.checkpoints import weights_fingerprint
-from playground.threads import serve_threads
+from playground.runtime.allocator import keep_freed_memory
+from playground.runtime.threads import serve_threads
 from playground.ui.resources import chosen_models, current_device, device_choices, load_models, model_catalogue
 from playground.ui.session import state
-from playground.zoo import picker_labels
+from playground.zoo.checkpoints import weights_fingerprint
+from playground.zoo.shipped import picker_labels
 
 st.set_page_config(page_title="meta-learning playground", page_icon="✍️", layout="wide")
 # glibc then reuses freed activation buffers instead of mapping fresh pages for every adaptation

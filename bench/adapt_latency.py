@@ -20,11 +20,11 @@ import torch
 
 from bench.malloc_flag import add_malloc_flag, apply_malloc_flag
 from playground.algorithms.base import MetaLearner
+from playground.data.episodes import TaskSampler
 from playground.data.protocols import ClassDataset, load_splits
-from playground.device import resolve_device
-from playground.episodes import TaskSampler
-from playground.inference import adapt_and_predict
-from playground.zoo import shipped_models
+from playground.interactive.inference import adapt_and_predict
+from playground.runtime.device import resolve_device
+from playground.zoo.shipped import shipped_models
 
 WARM_UP = 3  # the first calls warm up allocators and torch.func; they are not counted
 

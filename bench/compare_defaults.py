@@ -16,7 +16,9 @@ import time
 
 import torch
 
-from playground.compare import (
+from playground.data.omniglot import load_omniglot
+from playground.data.protocols import evaluation_alphabet_dataset
+from playground.evaluation.compare import (
     BENCHMARK_EPISODES,
     CURVE_EPISODES,
     CURVE_STEPS,
@@ -27,10 +29,8 @@ from playground.compare import (
     shot_curve,
     step_curve,
 )
-from playground.data.omniglot import load_omniglot
-from playground.data.protocols import evaluation_alphabet_dataset
-from playground.explain import steps_option
-from playground.zoo import default_selection, shipped_models
+from playground.interactive.explain import steps_option
+from playground.zoo.shipped import default_selection, shipped_models
 
 SHOTS = (1, 2, 3, 4, 5)
 

@@ -16,9 +16,9 @@ import time
 import torch
 
 from playground.data.protocols import load_splits
-from playground.device import resolve_device
-from playground.evaluation import evaluate_few_shot
-from playground.zoo import shipped_models
+from playground.evaluation.few_shot import evaluate_few_shot
+from playground.runtime.device import resolve_device
+from playground.zoo.shipped import shipped_models
 
 
 def main() -> None:

@@ -18,21 +18,27 @@ from collections.abc import Callable
 
 import torch
 
-from playground.compare import compare_on_benchmark
+from playground.data.episodes import TaskSampler
 from playground.data.omniglot import load_omniglot
 from playground.data.protocols import evaluation_alphabet_dataset
-from playground.device import resolve_device
-from playground.episodes import TaskSampler
-from playground.explain import adaptation_steps, confusion_matrix, decision_matrices, embedding_view, steps_option
-from playground.explorer_figures import (
+from playground.evaluation.compare import compare_on_benchmark
+from playground.figures.explorer import (
     confusion_figure,
     decision_heatmap,
     embedding_figure,
     probability_steps,
     steps_animation,
 )
-from playground.projection import CACHE
-from playground.zoo import shipped_models
+from playground.interactive.explain import (
+    adaptation_steps,
+    confusion_matrix,
+    decision_matrices,
+    embedding_view,
+    steps_option,
+)
+from playground.interactive.projection import CACHE
+from playground.runtime.device import resolve_device
+from playground.zoo.shipped import shipped_models
 
 
 def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from playground.zoo import shipped_models
+from playground.zoo.shipped import shipped_models
 
 ABOUT = (
     "import os, platform, torch; "

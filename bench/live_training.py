@@ -2,7 +2,7 @@
 
     python -m bench.live_training --algorithm protonet maml --budget 60 --episodes 600
 
-Each run goes through the page's own path (`playground.live_training.scheduler`: a spawned process with
+Each run goes through the page's own path (`playground.training.live.scheduler`: a spawned process with
 one CPU left free, the shipped model's recipe, the page's default task shape), then the model it hands back
 is evaluated on ``--episodes`` seeded 5-way 1-shot episodes of the evaluation alphabets (15 queries per
 class, as the model cards). Prints one line per algorithm, with the 95% interval and the load average,
@@ -16,8 +16,8 @@ import os
 import time
 
 from playground.data.protocols import load_splits
-from playground.evaluation import evaluate_few_shot
-from playground.live_training import LiveSettings, TrainingScheduler, live_algorithms
+from playground.evaluation.few_shot import evaluate_few_shot
+from playground.training.live import LiveSettings, TrainingScheduler, live_algorithms
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from playground.allocator import keep_freed_memory
 from playground.cli.common import add_malloc_flag as _add_cli_malloc_flag
+from playground.runtime.allocator import keep_freed_memory
 
 
 def add_malloc_flag(ap: argparse.ArgumentParser) -> None:

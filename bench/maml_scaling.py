@@ -28,7 +28,7 @@ import torch
 
 from bench.maml_speed import load_average, maml_pair
 from bench.reference_maml import random_tasks
-from playground.device import resolve_device
+from playground.runtime.device import resolve_device
 
 STEPS = list(range(1, 11))
 WAYS = [5, 10, 20]

@@ -19,7 +19,7 @@ autocast.
 The last two columns are each side's minor page faults per meta-iteration, in thousands: pages
 the kernel mapped and zeroed because the allocator had handed freed memory back. On a CPU they
 cost the reference much of its time with glibc's defaults; ``--malloc keep`` keeps freed memory
-for both sides (`playground/allocator.py`), and ``--block N`` times N iterations of a side in a row
+for both sides (`playground/runtime/allocator.py`), and ``--block N`` times N iterations of a side in a row
 instead of strict turns, so neither side runs on the heap the other just left.
 
     python -m bench.maml_speed --device cpu --threads 2 --compile --match "2nd order, 1 step" --block 4 --malloc keep
@@ -40,11 +40,11 @@ from bench.malloc_flag import add_malloc_flag, apply_malloc_flag
 from bench.reference_maml import ReferenceMAML, ReferenceReptile, load_from_playground, random_tasks, reference_model
 from playground.algorithms import create_learner
 from playground.algorithms.maml import MAML
-from playground.allocator import minor_page_faults
-from playground.device import resolve_device
-from playground.episodes import TaskBatch
+from playground.data.episodes import TaskBatch
 from playground.models.conv4 import to_channels_last
-from playground.precision import training_autocast
+from playground.runtime.allocator import minor_page_faults
+from playground.runtime.device import resolve_device
+from playground.runtime.precision import training_autocast
 
 Step = Callable[[TaskBatch], object]
 

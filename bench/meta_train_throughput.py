@@ -13,9 +13,9 @@ import torch
 
 from bench.malloc_flag import add_malloc_flag, apply_malloc_flag
 from playground.algorithms import create_learner
+from playground.data.episodes import TaskSampler
 from playground.data.protocols import load_splits
-from playground.device import resolve_device
-from playground.episodes import TaskSampler
+from playground.runtime.device import resolve_device
 
 CASES = [
     ("protonet", {}, 60, 1, 5, 1),

@@ -4,7 +4,7 @@
 
 On a CPU, torch's intra-op threads keep the cores only partly busy on Conv-4's small images, and
 threads that share one Python process contend for its interpreter between kernels. Data-parallel
-processes (`playground.distributed`, as `torchrun --nproc_per_node=N -m playground train` runs
+processes (`playground.runtime.distributed`, as `torchrun --nproc_per_node=N -m playground train` runs
 them: each rank meta-trains its share of the meta-batch on one thread, then one gloo all-reduce
 averages the meta-gradients) share nothing but that all-reduce. This prints tasks per second of
 
@@ -17,7 +17,7 @@ averages the meta-gradients) share nothing but that all-reduce. This prints task
 
 side by side: every timed iteration runs the three, one after the other, on the same meta-batch
 while the others wait idle (the ranks block on a queue), and the table shows medians.
-``--malloc keep`` keeps freed memory in this process and in every rank (`playground/allocator.py`),
+``--malloc keep`` keeps freed memory in this process and in every rank (`playground/runtime/allocator.py`),
 as `train` does by default; the benchmark's own default is glibc's settings.
 
     python -m bench.process_throughput --processes 2 --threads 2 --malloc keep
@@ -39,8 +39,8 @@ import torch.multiprocessing as mp
 from bench.malloc_flag import add_malloc_flag, apply_malloc_flag
 from bench.maml_speed import load_average, maml_pair
 from bench.reference_maml import random_tasks
-from playground import distributed
-from playground.allocator import keep_freed_memory
+from playground.runtime import distributed
+from playground.runtime.allocator import keep_freed_memory
 
 CPU = torch.device("cpu")
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from playground.algorithms.maml import MAML
-from playground.episodes import TaskBatch
+from playground.data.episodes import TaskBatch
 from playground.models import Conv4
 
 

@@ -7,7 +7,7 @@ The app serves every visitor from one process, each script run on a thread of it
 neighbour) to their own 5-way 1-shot task with 5 queries, ``--rounds`` times, all at once, and
 prints the wall time, the process's CPU time and the p50 / p95 of one visitor's round, for each
 torch thread count in ``--threads``. It is why the app computes with one torch thread
-(`playground.threads.serve_threads`). Run it on an otherwise idle machine.
+(`playground.runtime.threads.serve_threads`). Run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import time
 
 import torch
 
-from playground.inference import adapt_and_predict
-from playground.zoo import shipped_models
+from playground.interactive.inference import adapt_and_predict
+from playground.zoo.shipped import shipped_models
 
 MODELS = ("protonet_lake", "maml_lake", "pixel_nn")
 

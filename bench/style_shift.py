@@ -5,7 +5,7 @@
     python -m bench.style_shift --shifts none photo mixed --settings 5x1 --episodes 100
 
 Evaluation-alphabet episodes whose support and query images are each shifted on their own
-(`playground.style_bench`), through the app's `preprocess_image`, each model adapting with its card's
+(`playground.evaluation.style_shift`), through the app's `preprocess_image`, each model adapting with its card's
 settings. The shifted images are cached, so a re-run only evaluates. ``python -m playground style-shift``
 is the same command.
 """
@@ -16,8 +16,8 @@ import argparse
 import shlex
 import sys
 
-from playground.style_bench import add_arguments, run_from_args
-from playground.threads import AUTO, set_threads
+from playground.evaluation.style_shift import add_arguments, run_from_args
+from playground.runtime.threads import AUTO, set_threads
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,11 +26,11 @@ import torch
 from bench.malloc_flag import add_malloc_flag, apply_malloc_flag
 from playground.algorithms import create_learner
 from playground.cli.train import parse_value
+from playground.data.episodes import TaskSampler
 from playground.data.protocols import load_splits
-from playground.device import resolve_device
-from playground.episodes import TaskSampler
-from playground.evaluation import evaluate_few_shot
-from playground.precision import PRECISIONS, training_autocast
+from playground.evaluation.few_shot import evaluate_few_shot
+from playground.runtime.device import resolve_device
+from playground.runtime.precision import PRECISIONS, training_autocast
 from playground.training import cosine_schedule, hardware_description
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from playground.explorer_figures import image_uri as glyph_uri
-from playground.figures import adaptation_curve, probability_bars
-from playground.imaging import preprocess_image, to_tensor
-from playground.inference import predict_task, prediction_grid, task_adapt_options
+from playground.figures.charts import adaptation_curve, probability_bars
+from playground.figures.explorer import image_uri as glyph_uri
+from playground.interactive.imaging import preprocess_image, to_tensor
+from playground.interactive.inference import predict_task, prediction_grid, task_adapt_options
 from playground.ui.canvas import drawing_canvas, drawn_glyph
 from playground.ui.display import plain, short_names, thumbnail
 from playground.ui.export_button import classifier_download

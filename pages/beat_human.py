@@ -6,10 +6,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from playground.data.lake_runs import HUMAN_ERROR, RUNS, LakeRun
 from playground.data.omniglot import DataError
-from playground.lake_figures import lake_error_chart
-from playground.lake_game import (
+from playground.figures.lake import lake_error_chart
+from playground.lake.game import (
     DRAWING,
     RIGHT_GLYPH,
     LakeScore,
@@ -28,6 +27,7 @@ from playground.lake_game import (
     run_picks,
     score_attempt,
 )
+from playground.lake.runs import HUMAN_ERROR, RUNS, LakeRun
 from playground.ui.data import offer_download
 from playground.ui.display import thumbnail
 from playground.ui.resources import chosen_models, current_device, get_model, load_lake_runs_cached, model_catalogue

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from playground.imaging import preprocess_image
-from playground.sample_tasks import sample_user_task
-from playground.task_io import MAX_EXAMPLES_PER_CLASS, export_task_zip, import_task_zip
+from playground.interactive.imaging import preprocess_image
+from playground.interactive.sample_tasks import sample_user_task
+from playground.interactive.task_io import MAX_EXAMPLES_PER_CLASS, export_task_zip, import_task_zip
 from playground.ui.canvas import drawing_canvas, drawn_glyph
 from playground.ui.data import offer_download
 from playground.ui.display import plain, thumbnail

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from playground.compare import (
+from playground.data.protocols import evaluation_alphabet_dataset
+from playground.evaluation.compare import (
     BENCHMARK_EPISODES,
     CURVE_EPISODES,
     CURVE_STEPS,
@@ -22,15 +23,14 @@ from playground.compare import (
     shot_curve,
     step_curve,
 )
-from playground.data.protocols import evaluation_alphabet_dataset
-from playground.explain import steps_option
-from playground.figures import accuracy_curves, model_colours, score_bars
-from playground.pace import about
+from playground.evaluation.pace import about
+from playground.figures.charts import accuracy_curves, model_colours, score_bars
+from playground.interactive.explain import steps_option
 from playground.ui.data import offer_download
 from playground.ui.display import plain
 from playground.ui.resources import current_device, load_models, load_omniglot_cached, model_catalogue, omniglot_present
 from playground.ui.session import attempt, client_gone, digest, require_task, show_flash, state
-from playground.zoo import default_selection
+from playground.zoo.shipped import default_selection
 
 ss = state()
 st.title(":material/balance: Compare models")

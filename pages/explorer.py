@@ -5,7 +5,15 @@ from __future__ import annotations
 import streamlit as st
 
 from playground.algorithms import StepRecord
-from playground.explain import (
+from playground.figures.charts import adaptation_curve
+from playground.figures.explorer import (
+    confusion_figure,
+    decision_heatmap,
+    embedding_figure,
+    probability_steps,
+    steps_animation,
+)
+from playground.interactive.explain import (
     adaptation_steps,
     confusion_matrix,
     decision_matrices,
@@ -13,16 +21,8 @@ from playground.explain import (
     steps_option,
     steps_to_watch,
 )
-from playground.explorer_figures import (
-    confusion_figure,
-    decision_heatmap,
-    embedding_figure,
-    probability_steps,
-    steps_animation,
-)
-from playground.figures import adaptation_curve
-from playground.imaging import from_tensor, to_tensor
-from playground.sample_tasks import sample_distractors
+from playground.interactive.imaging import from_tensor, to_tensor
+from playground.interactive.sample_tasks import sample_distractors
 from playground.ui.data import offer_download
 from playground.ui.display import short_names
 from playground.ui.resources import current_device, load_models, load_omniglot_cached, omniglot_present

@@ -8,9 +8,8 @@ from pathlib import Path
 import streamlit as st
 
 from playground.algorithms import learner_class
-from playground.card import ModelCard
-from playground.live_figures import embedding_snapshots, inner_step_losses, probe_accuracy, training_curves
-from playground.live_training import (
+from playground.figures.live import embedding_snapshots, inner_step_losses, probe_accuracy, training_curves
+from playground.training.live import (
     BUDGETS,
     INNER_STEPS,
     SHOTS,
@@ -26,7 +25,8 @@ from playground.ui.data import offer_download
 from playground.ui.display import plain
 from playground.ui.resources import add_own_model, own_models
 from playground.ui.session import client_gone, guarded, state, try_sample_task
-from playground.zoo import SessionModel, shipped_models
+from playground.zoo.card import ModelCard
+from playground.zoo.shipped import SessionModel, shipped_models
 
 SHIPPED = {e.name: e for e in shipped_models()}
 # What a minute of meta-training reaches, measured by `python -m bench.live_training --algorithm protonet maml

@@ -9,12 +9,12 @@ import pandas as pd
 import streamlit as st
 
 import playground.sinusoid as sinusoid
-from playground.card import ModelCard
-from playground.checkpoints import CheckpointError, read_card
+from playground.figures.sinusoid import fit_animation, fit_figure, loss_figure, method_label, point_from_selection
 from playground.sinusoid import METHODS, SineRegressors, SineTask, SineTaskSampler, load_regressors
 from playground.sinusoid.explore import MAX_POINTS, Exploration, card_mse, explore, lies_on, points_to_tensors, snap
-from playground.sinusoid.figures import fit_animation, fit_figure, loss_figure, method_label, point_from_selection
 from playground.sinusoid.model import check_lr
+from playground.zoo.card import ModelCard
+from playground.zoo.checkpoints import CheckpointError, read_card
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkpoint path is relative to the repository
 SAMPLED, PLACED = "Sampled from a sine task", "Placed by clicking"

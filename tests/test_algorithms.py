@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from playground.algorithms import MetaLearner, available, create_learner, learner_class
-from playground.episodes import TaskSampler
-from playground.evaluation import evaluate_few_shot
+from playground.data.episodes import TaskSampler
+from playground.evaluation.few_shot import evaluate_few_shot
 
 from synthetic import meta_train_step
 

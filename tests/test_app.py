@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from playground.task_io import UserTask, export_task_zip
+from playground.interactive.task_io import UserTask, export_task_zip
 
 APP = "../app.py"
 
@@ -346,8 +346,8 @@ def test_settings_survive_a_visit_to_another_page():
 def card_setting(name: str, n_way: int, k_shot: int) -> dict[str, float]:
     """The inner steps and rate a shipped card's n_way/k_shot figure was measured with (the model's own where
     the card names none)."""
-    from playground.checkpoints import read_card
-    from playground.zoo import CHECKPOINT_DIR
+    from playground.zoo.checkpoints import read_card
+    from playground.zoo.shipped import CHECKPOINT_DIR
 
     card = read_card(CHECKPOINT_DIR / f"{name}.pt")
     cell = card.result(n_way, k_shot)

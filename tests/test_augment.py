@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from playground.augment import random_shifts, shift, shift_tasks, shift_views, view_offsets
-from playground.episodes import TaskSampler
+from playground.data.augment import random_shifts, shift, shift_tasks, shift_views, view_offsets
+from playground.data.episodes import TaskSampler
 
 
 def _dot(y: int, x: int, size: int = 7) -> torch.Tensor:

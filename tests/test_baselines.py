@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from playground.algorithms import create_learner
-from playground.checkpoints import load_learner, read_checkpoint, save_checkpoint
-from playground.episodes import TaskSampler
-from playground.evaluation import evaluate_few_shot
+from playground.data.episodes import TaskSampler
+from playground.evaluation.few_shot import evaluate_few_shot
+from playground.zoo.checkpoints import load_learner, read_checkpoint, save_checkpoint
 
 
 def test_pixel_nn_picks_the_class_of_the_nearest_support_image(glyphs_test):

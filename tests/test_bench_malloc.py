@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.maml_speed import Case, side_by_side
-from playground.allocator import is_glibc
+from playground.runtime.allocator import is_glibc
 
 # Blocks of 8 MiB and a little more each round (glibc's default raises its mmap threshold to the
 # size of a freed block, so a growing size keeps its defaults at work), two alive at once, every
@@ -18,7 +18,7 @@ from playground.allocator import is_glibc
 CHURN = textwrap.dedent(
     """
     import ctypes, ctypes.util, sys
-    from playground.allocator import keep_freed_memory, minor_page_faults
+    from playground.runtime.allocator import keep_freed_memory, minor_page_faults
     if sys.argv[1] == "keep":
         assert keep_freed_memory()
     libc = ctypes.CDLL(ctypes.util.find_library("c"))

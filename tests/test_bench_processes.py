@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.process_throughput import main
-from playground.allocator import is_glibc
+from playground.runtime.allocator import is_glibc
 
 
 def test_ranks_step_together_and_every_row_is_timed(capsys):

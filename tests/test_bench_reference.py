@@ -184,8 +184,8 @@ def test_eval_speed_bench_runs_the_cards_evaluation(omniglot):
     from pathlib import Path
 
     from playground.data.protocols import load_splits
-    from playground.evaluation import evaluate_few_shot
-    from playground.zoo import shipped_models
+    from playground.evaluation.few_shot import evaluate_few_shot
+    from playground.zoo.shipped import shipped_models
 
     out = subprocess.run(
         [sys.executable, "-m", "bench.eval_speed", "--models", "pixel_nn", "--episodes", "20", "--threads", "1"],

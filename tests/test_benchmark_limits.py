@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from playground.algorithms import create_learner
-from playground.compare import (
+from playground.evaluation.compare import (
     MAX_WORK_PER_CLICK,
     OneAtATime,
     Stopped,
@@ -21,7 +21,7 @@ from playground.compare import (
     score_on_episodes,
     shot_curve,
 )
-from playground.zoo import default_selection, shipped_models
+from playground.zoo.shipped import default_selection, shipped_models
 
 
 class Counting:
@@ -129,7 +129,7 @@ def test_should_stop_ends_the_benchmark_between_episodes(small, glyphs_test):
     # the same for the curves, and a check that never fires changes nothing
     with pytest.raises(Stopped):
         shot_curve(small["protonet"], glyphs_test, 5, shots=(1, 2), episodes=10, should_stop=lambda: True)
-    from playground.compare import benchmark_episodes
+    from playground.evaluation.compare import benchmark_episodes
 
     batches = benchmark_episodes(glyphs_test, 5, 1, 30)
     assert (
@@ -173,7 +173,7 @@ def test_one_benchmark_at_a_time():
 
 
 def test_a_benchmark_turn_leaves_a_core_and_puts_the_threads_back(monkeypatch):
-    import playground.compare as compare
+    import playground.evaluation.compare as compare
 
     before = torch.get_num_threads()
     with bounded_threads(1):

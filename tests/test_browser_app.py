@@ -257,7 +257,7 @@ def test_the_way_of_adding_examples_stays_open_across_reruns(tmp_path, app_serve
     require_chromium()
     from PIL import Image
 
-    from playground.task_io import UserTask, export_task_zip
+    from playground.interactive.task_io import UserTask, export_task_zip
 
     glyph = tmp_path / "bar.png"
     img = Image.new("L", (64, 64), 255)

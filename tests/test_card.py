@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from playground.card import Evaluation, LakeRuns, ModelCard, Result, SineResult, StyleShift, TrainingRecord
+from playground.zoo.card import Evaluation, LakeRuns, ModelCard, Result, SineResult, StyleShift, TrainingRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 CARDS = sorted((ROOT / "assets").glob("**/*.json"))
@@ -99,15 +99,15 @@ def test_a_card_that_is_not_an_object_is_refused_in_plain_words(tmp_path):
     with pytest.raises(ValueError, match="Evaluation must be a JSON object"):
         ModelCard.from_dict({"evaluation": 3})
     (tmp_path / "m.json").write_text("[1]")
-    from playground.checkpoints import read_card
+    from playground.zoo.checkpoints import read_card
 
     assert read_card(tmp_path / "m.pt") is None  # unreadable cards read as none, as before
 
 
 def test_cards_written_by_evaluate_and_lake_runs_read_back_through_the_type(tmp_path):
     from playground.algorithms import create_learner
-    from playground.checkpoints import read_card, save_checkpoint
     from playground.cli import main
+    from playground.zoo.checkpoints import read_card, save_checkpoint
 
     torch.manual_seed(0)
     path = save_checkpoint(tmp_path / "m.pt", create_learner("protonet", hidden=8), train_config={"protocol": "lake"})

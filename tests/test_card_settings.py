@@ -13,8 +13,8 @@ import torch
 
 from playground.algorithms import create_learner
 from playground.algorithms.test_time import TestTimeSettings
-from playground.checkpoints import load_learner, read_card
-from playground.zoo import CHECKPOINT_DIR, shipped_models
+from playground.zoo.checkpoints import load_learner, read_card
+from playground.zoo.shipped import CHECKPOINT_DIR, shipped_models
 
 CARD = {
     "evaluation": {
@@ -119,7 +119,7 @@ def test_evaluate_card_records_the_settings_it_used(omniglot, tmp_path):
 @pytest.mark.omniglot
 @pytest.mark.slow  # every shipped model on Lake's 20 runs
 def test_lake_runs_with_no_flags_reproduce_every_card(omniglot):
-    from playground.lake_game import lake_runs_available
+    from playground.lake.game import lake_runs_available
 
     if not lake_runs_available():
         pytest.skip("Lake's runs are not installed")

@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from playground.algorithms import available, create_learner, learner_class
-from playground.checkpoints import (
+from playground.data.episodes import TaskSampler
+from playground.zoo.checkpoints import (
     CheckpointError,
     load_learner,
     read_checkpoint,
     save_checkpoint,
     weights_fingerprint,
 )
-from playground.episodes import TaskSampler
 
 from synthetic import meta_train_step
 
@@ -87,7 +87,7 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
 
 
 def test_export_for_inference_drops_resume_state_and_keeps_predictions(tmp_path, glyphs_test):
-    from playground.checkpoints import export_for_inference
+    from playground.zoo.checkpoints import export_for_inference
 
     torch.manual_seed(0)
     learner = create_learner("protonet", hidden=16)
@@ -128,8 +128,8 @@ def test_weights_fingerprint_survives_a_round_trip_and_sees_one_flipped_bit(tmp_
 
 
 def test_ship_carries_the_model_card_and_its_note_and_never_leaves_a_stale_one(tmp_path):
-    from playground.card import ModelCard
-    from playground.checkpoints import read_card, ship, write_card
+    from playground.zoo.card import ModelCard
+    from playground.zoo.checkpoints import read_card, ship, write_card
 
     learner = create_learner("protonet", hidden=8)
     full = save_checkpoint(tmp_path / "run" / "best.pt", learner, optimizer=learner.optimizer.state_dict())

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from playground.allocator import is_glibc
-from playground.checkpoints import read_checkpoint
 from playground.cli import main
+from playground.runtime.allocator import is_glibc
+from playground.zoo.checkpoints import read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,7 +84,7 @@ def test_train_resume_evaluate_end_to_end(omniglot, tmp_path):
     r = run_cli("train", *common, "--iterations", "2")
     assert r.returncode == 0, r.stderr
     assert (out / "best.pt").exists() and (out / "last.pt").exists()
-    # By default glibc's malloc keeps freed memory for the next step (playground/allocator.py).
+    # By default glibc's malloc keeps freed memory for the next step (playground/runtime/allocator.py).
     assert ("malloc: freed memory is kept" in r.stderr) == is_glibc()
     r = run_cli("train", *common, "--iterations", "4", "--resume", str(out / "last.pt"), "--malloc", "default")
     assert r.returncode == 0, r.stderr
@@ -155,7 +155,7 @@ def test_calibrate_steps_writes_the_best_candidate(omniglot, tmp_path):
     r = run_cli("calibrate-steps", str(out / "best.pt"), *args)
     assert r.returncode == 0, r.stderr
     assert "0 steps:" in r.stdout and "2 steps:" in r.stdout
-    from playground.checkpoints import read_checkpoint
+    from playground.zoo.checkpoints import read_checkpoint
 
     ckpt = read_checkpoint(out / "best.pt")
     assert ckpt.config["test_inner_steps"] in (0, 2)
@@ -184,7 +184,7 @@ def test_calibrate_steps_writes_the_best_candidate(omniglot, tmp_path):
 
 def test_evaluate_refuses_a_step_size_for_a_learner_without_gradient_steps(tmp_path, capsys):
     from playground.algorithms import create_learner
-    from playground.checkpoints import save_checkpoint
+    from playground.zoo.checkpoints import save_checkpoint
 
     path = save_checkpoint(tmp_path / "p.pt", create_learner("protonet"), train_config={"protocol": "lake"})
     assert main(["evaluate", str(path), "--inner-lr", "0.1"]) == 2
@@ -200,7 +200,7 @@ def test_evaluate_refuses_a_step_size_for_a_learner_without_gradient_steps(tmp_p
 def test_calibrate_steps_asks_the_learner_what_it_adapts_with(tmp_path, capsys):
     """Settings the learner would ignore are refused before any data is read; what it cannot keep, unwritten."""
     from playground.algorithms import create_learner
-    from playground.checkpoints import save_checkpoint
+    from playground.zoo.checkpoints import save_checkpoint
 
     lake = {"protocol": "lake"}
     # The pretrained embedding's centroid head keeps test_inner_steps in its config but never steps.
@@ -238,7 +238,7 @@ def test_set_passes_any_hyperparameter_and_refuses_unknown_ones(capsys):
 
 @pytest.mark.omniglot
 def test_init_from_starts_a_compatible_learner_from_a_checkpoint(omniglot, tmp_path):
-    from playground.checkpoints import read_checkpoint
+    from playground.zoo.checkpoints import read_checkpoint
 
     source = tmp_path / "proto"
     flags = ["--ways", "5", "--query", "2", "--meta-batch", "1", "--val-episodes", "5", "--device", "cpu"]
@@ -291,7 +291,7 @@ def test_task_batching_and_memory_format_flags_reach_maml(capsys):
 
 
 def test_augment_shift_and_within_alphabet_change_training_and_are_recorded(omniglot, tmp_path):
-    from playground.checkpoints import read_checkpoint
+    from playground.zoo.checkpoints import read_checkpoint
 
     def train(name: str, *flags: str):
         out = tmp_path / name
@@ -324,8 +324,8 @@ def test_augment_shift_and_within_alphabet_change_training_and_are_recorded(omni
 
 
 def test_report_rounds_lake_errors_half_up_as_lake_runs_prints_them():
-    from playground.reporting import results_table
-    from playground.zoo import ModelEntry
+    from playground.zoo.reporting import results_table
+    from playground.zoo.shipped import ModelEntry
 
     card = {"lake_runs": {"error": 0.0625}, "training": {"iterations": 1, "seconds": 60}}
     row = results_table([ModelEntry("m", Path("m.pt"), card)]).splitlines()[-1]
@@ -339,8 +339,8 @@ def test_report_rounds_lake_errors_half_up_as_lake_runs_prints_them():
 
 
 def test_report_papers_sets_published_figures_under_vinyals_models_only():
-    from playground.reporting import results_table
-    from playground.zoo import ModelEntry
+    from playground.zoo.reporting import results_table
+    from playground.zoo.shipped import ModelEntry
 
     def card(protocol, algorithm="maml", first_order=False, lake=None):
         results = [
@@ -378,8 +378,8 @@ def test_report_papers_sets_published_figures_under_vinyals_models_only():
 
 def test_lake_runs_refuses_a_vinyals_checkpoint(tmp_path, capsys):
     from playground.algorithms import create_learner
-    from playground.checkpoints import save_checkpoint
     from playground.cli import main
+    from playground.zoo.checkpoints import save_checkpoint
 
     vinyals = save_checkpoint(tmp_path / "v.pt", create_learner("protonet"), train_config={"protocol": "vinyals"})
     for extra in ([], ["--validation", "3"]):
@@ -390,8 +390,8 @@ def test_lake_runs_refuses_a_vinyals_checkpoint(tmp_path, capsys):
 
 def test_report_papers_adds_our_figure_at_the_papers_own_queries_per_class():
     """Nichol et al. tested Reptile on one query per class: a card figure measured so sits in its row."""
-    from playground.reporting import results_table
-    from playground.zoo import ModelEntry
+    from playground.zoo.reporting import results_table
+    from playground.zoo.shipped import ModelEntry
 
     def result(accuracy, ci95, **extra):
         text = f"{100 * accuracy:.1f} ± {100 * ci95:.1f} %"
@@ -413,9 +413,9 @@ def test_report_papers_adds_our_figure_at_the_papers_own_queries_per_class():
 
 def test_evaluate_card_keeps_other_query_counts_beside_the_standard_figures(glyphs_test, tmp_path, monkeypatch):
     from playground.algorithms import create_learner
-    from playground.checkpoints import read_card, save_checkpoint
     from playground.cli import main
     from playground.data.protocols import Splits
+    from playground.zoo.checkpoints import read_card, save_checkpoint
 
     path = tmp_path / "m.pt"
     torch.manual_seed(0)
@@ -441,7 +441,7 @@ def test_evaluate_card_keeps_other_query_counts_beside_the_standard_figures(glyp
 
 
 def test_the_papers_queries_per_class_are_those_their_code_tests_on():
-    from playground.papers import PUBLISHED
+    from playground.zoo.papers import PUBLISHED
 
     assert PUBLISHED["reptile"].queries_for(5, 1) == PUBLISHED["reptile"].queries_for(20, 5) == 1
     assert PUBLISHED["maml"].queries_for(5, 5) == 5 and PUBLISHED["maml"].queries_for(20, 1) == 1
@@ -449,7 +449,7 @@ def test_the_papers_queries_per_class_are_those_their_code_tests_on():
 
 
 def test_auto_threads_take_the_usable_cpus_less_other_processes_load():
-    from playground.threads import auto_threads
+    from playground.runtime.threads import auto_threads
 
     assert auto_threads(cpus=8, load=0.0) == 8
     assert auto_threads(cpus=8, load=3.2) == 5
@@ -460,7 +460,7 @@ def test_auto_threads_take_the_usable_cpus_less_other_processes_load():
 
 
 def test_threads_auto_follows_the_load_and_omp_num_threads(monkeypatch):
-    import playground.threads as threads
+    import playground.runtime.threads as threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "usable_cpus", lambda: 4)
@@ -501,7 +501,7 @@ def test_computing_commands_take_threads_and_set_them_for_the_command_only(comma
 @pytest.mark.omniglot
 def test_each_protocol_s_test_split_holds_training_characters_of_the_other(omniglot):
     from playground.data.protocols import load_splits
-    from playground.evaluation import training_overlap
+    from playground.evaluation.few_shot import training_overlap
 
     built = {}
 
@@ -528,8 +528,8 @@ def test_evaluating_on_a_split_with_training_characters_is_refused_or_marked_and
     glyphs_train, tmp_path, monkeypatch, capsys
 ):
     from playground.algorithms import create_learner
-    from playground.checkpoints import read_card, save_checkpoint
     from playground.data.protocols import Splits
+    from playground.zoo.checkpoints import read_card, save_checkpoint
 
     def names(prefix, n):
         return [f"{prefix}/character{i:02d}" for i in range(n)]
@@ -592,7 +592,7 @@ def test_the_malloc_line_comes_with_a_training_run_only(glyphs_train, glyphs_tes
 
 def test_a_model_card_given_as_the_checkpoint_is_named_so_with_its_checkpoint(tmp_path, capsys):
     from playground.algorithms import create_learner
-    from playground.checkpoints import save_checkpoint, write_card
+    from playground.zoo.checkpoints import save_checkpoint, write_card
 
     path = save_checkpoint(tmp_path / "m.pt", create_learner("protonet", hidden=8), train_config={"protocol": "lake"})
     card = write_card(path, {"algorithm": "protonet", "evaluation": {"results": []}})

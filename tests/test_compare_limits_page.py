@@ -7,7 +7,7 @@ import re
 import pytest
 from test_explore_compare_pages import chart, charts, drawn_task
 
-from playground.compare import MAX_WORK_PER_CLICK
+from playground.evaluation.compare import MAX_WORK_PER_CLICK
 
 
 def messages(at, kind: str) -> str:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from playground.algorithms import create_learner
-from playground.compare import (
+from playground.evaluation.compare import (
     FEW_EPISODES,
     accuracy_text,
     benchmark_episodes,
@@ -18,10 +18,10 @@ from playground.compare import (
     few_queries_note,
     score_on_episodes,
 )
-from playground.evaluation import EvalResult
-from playground.figures import accuracy_curves, model_colours, score_bars
-from playground.pace import about, measured, record, seconds_per_pass
-from playground.zoo import shipped_models
+from playground.evaluation.few_shot import EvalResult
+from playground.evaluation.pace import about, measured, record, seconds_per_pass
+from playground.figures.charts import accuracy_curves, model_colours, score_bars
+from playground.zoo.shipped import shipped_models
 
 
 def fresh() -> dict:

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from playground.algorithms import available, create_learner, learner_class
-from playground.episodes import TaskSampler
-from playground.explain import adaptation_steps, embedding_view
+from playground.data.episodes import TaskSampler
+from playground.interactive.explain import adaptation_steps, embedding_view
 
 from synthetic import meta_train_step
 

@@ -125,7 +125,7 @@ def test_vinyals_protocol_sizes_and_disjointness(omniglot):
 
 @pytest.mark.omniglot
 def test_lake_runs_load():
-    from playground.data.lake_runs import load_lake_runs
+    from playground.lake.runs import load_lake_runs
 
     runs = load_lake_runs()
     assert len(runs) == 20

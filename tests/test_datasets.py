@@ -160,7 +160,7 @@ def test_colour_networks_have_the_papers_sizes_and_adapt_without_touching_the_we
 
 
 def test_colour_augmentation_crops_flips_and_jitters_reproducibly():
-    from playground.augment import colour_augment
+    from playground.data.augment import colour_augment
 
     x = torch.from_numpy(class_images(0, 8, 32).transpose(0, 3, 1, 2)).float() / 255
     a = colour_augment(x, torch.Generator().manual_seed(1))
@@ -176,7 +176,7 @@ def _accuracy(output: str) -> float:
 
 def test_protonet_learns_cifar_fs_through_train_and_evaluate(cifar, tmp_path, capsys):
     from playground.algorithms import create_learner
-    from playground.evaluation import evaluate_few_shot
+    from playground.evaluation.few_shot import evaluate_few_shot
 
     out = tmp_path / "run"
     common = ["--device", "cpu", "--threads", "1", "--malloc", "default", "--data-dir", str(cifar)]
@@ -225,8 +225,8 @@ def test_report_papers_prints_the_published_colour_figures_and_claims_none_of_ou
 
 def test_the_app_catalogue_names_a_photo_models_dataset_and_loads_it(cifar, tmp_path):
     from playground.algorithms import create_learner
-    from playground.checkpoints import save_checkpoint, write_card
-    from playground.zoo import picker_labels, shipped_models
+    from playground.zoo.checkpoints import save_checkpoint, write_card
+    from playground.zoo.shipped import picker_labels, shipped_models
 
     learner = create_learner("protonet", in_channels=3, image_size=32, hidden=4)
     path = save_checkpoint(tmp_path / "protonet_cifar.pt", learner, train_config={"dataset": "cifar-fs"})

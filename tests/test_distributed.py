@@ -14,9 +14,9 @@ import torch
 import torch.multiprocessing as mp
 from PIL import Image
 
-from playground import distributed
 from playground.algorithms import available, create_learner, learner_class
-from playground.episodes import TaskSampler
+from playground.data.episodes import TaskSampler
+from playground.runtime import distributed
 
 from synthetic import synthetic_glyphs
 
@@ -146,9 +146,9 @@ runpy.run_module("playground", run_name="__main__", alter_sys=True)
 
 
 def test_torchrun_trains_and_resumes_like_one_process(tmp_path, monkeypatch):
-    from playground.checkpoints import read_checkpoint
     from playground.cli import main
     from playground.data.omniglot import load_omniglot
+    from playground.zoo.checkpoints import read_checkpoint
 
     data, cache = _fake_omniglot(tmp_path / "omniglot"), tmp_path / "cache"
     load_omniglot(data, cache)  # the ranks then read the cache instead of racing to write it

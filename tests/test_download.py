@@ -30,8 +30,8 @@ from playground.data.download import (
     megabytes,
     missing_files,
 )
-from playground.data.lake_runs import load_lake_runs
 from playground.data.omniglot import DataError, omniglot_available
+from playground.lake.runs import load_lake_runs
 
 pytestmark = pytest.mark.omniglot
 

@@ -15,7 +15,7 @@ from data_server import data_server, real_files
 from streamlit.testing.v1 import AppTest
 
 from playground.data.download import BASE_URL_ENV, FILES, base_url
-from playground.task_io import UserTask
+from playground.interactive.task_io import UserTask
 
 pytestmark = pytest.mark.omniglot
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,12 +7,12 @@ import torch
 from test_lake_game import LAKE_SKIP
 
 from playground.algorithms import create_learner
-from playground.assemble import assemble_ensemble, save_ensemble
-from playground.augment import shift_views
-from playground.checkpoints import load_learner, read_checkpoint, save_checkpoint
 from playground.cli import main
-from playground.episodes import TaskSampler
-from playground.lake_game import lake_runs_available
+from playground.data.augment import shift_views
+from playground.data.episodes import TaskSampler
+from playground.lake.game import lake_runs_available
+from playground.zoo.assemble import assemble_ensemble, save_ensemble
+from playground.zoo.checkpoints import load_learner, read_checkpoint, save_checkpoint
 
 from synthetic import meta_train_step
 
@@ -52,7 +52,7 @@ def test_one_member_without_views_predicts_exactly_as_the_member(glyphs_train, t
 def test_support_fit_is_computed_once_and_only_when_asked_for(glyphs_train, task, monkeypatch):
     """An evaluation never reads the trace, and the ensemble's costs a prediction of the support's views."""
     from playground.algorithms.ensemble import EnsemblePredictor
-    from playground.inference import adapt_and_predict
+    from playground.interactive.inference import adapt_and_predict
 
     ensemble = _ensemble_of([_trained("protonet", glyphs_train), _trained("matching", glyphs_train)], view_shift=1)
     passes = []
@@ -172,9 +172,9 @@ def test_shipped_ensemble_beats_each_of_its_members_on_lakes_runs_as_its_card_sa
 
     MAML adapts to the plain support (``step_views`` off), the ProtoNets to its 9 views.
     """
-    from playground.checkpoints import read_card
-    from playground.data.lake_runs import evaluate_lake_runs, load_lake_runs
-    from playground.lake_game import card_lake_settings
+    from playground.lake.game import card_lake_settings
+    from playground.lake.runs import evaluate_lake_runs, load_lake_runs
+    from playground.zoo.checkpoints import read_card
 
     runs = load_lake_runs()
     ensemble = load_learner(SHIPPED)

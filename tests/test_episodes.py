@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from playground.episodes import TaskSampler, stack_tasks
+from playground.data.episodes import TaskSampler, stack_tasks
 
 
 def test_same_seed_same_episodes_different_seed_different(glyphs_test):
@@ -66,8 +66,8 @@ def test_sampler_rejects_impossible_tasks(glyphs_test, args, message):
 
 
 def test_within_alphabet_episodes_take_every_class_from_one_alphabet():
+    from playground.data.episodes import alphabet_of
     from playground.data.protocols import ClassDataset
-    from playground.episodes import alphabet_of
 
     # Three alphabets of 6, 6 and 3 characters, each also rotated: rotated ones are alphabets of their own.
     names = [f"{a}/character{i:02d}" for a, n in (("Greek", 6), ("Latin", 6), ("Tiny", 3)) for i in range(n)]

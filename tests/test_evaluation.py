@@ -5,7 +5,7 @@ import math
 import pytest
 
 from playground.algorithms import create_learner
-from playground.evaluation import EvalResult, confidence_interval_95, evaluate_few_shot
+from playground.evaluation.few_shot import EvalResult, confidence_interval_95, evaluate_few_shot
 
 
 def test_ci_formula_matches_1_96_std_over_sqrt_n():

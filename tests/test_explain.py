@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from playground.algorithms import create_learner
-from playground.compare import (
+from playground.data.episodes import TaskSampler
+from playground.evaluation.compare import (
     benchmark_episodes,
     compare_on_benchmark,
     leave_one_out,
@@ -17,9 +18,8 @@ from playground.compare import (
     shot_curve,
     step_curve,
 )
-from playground.episodes import TaskSampler
-from playground.explain import adaptation_steps, confusion_matrix, decision_matrices, embedding_view
-from playground.projection import CACHE, project_2d, tsne_perplexity
+from playground.interactive.explain import adaptation_steps, confusion_matrix, decision_matrices, embedding_view
+from playground.interactive.projection import CACHE, project_2d, tsne_perplexity
 
 
 @pytest.fixture(scope="module")

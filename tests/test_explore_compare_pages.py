@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from test_app import glyph, new_app, upload
 
 from playground.ui.display import short_names
-from playground.zoo import shipped_models
+from playground.zoo.shipped import shipped_models
 
 
 def plain(obj):
@@ -203,9 +203,9 @@ def test_the_pages_agree_with_each_other_and_with_the_card(omniglot, shots):
     """One task, no setting touched: Adapt and predict, Compare and Explore adapt as the card's figure did."""
     import torch
 
-    from playground.checkpoints import load_learner
-    from playground.threads import SERVING_THREADS
-    from playground.zoo import CHECKPOINT_DIR
+    from playground.runtime.threads import SERVING_THREADS
+    from playground.zoo.checkpoints import load_learner
+    from playground.zoo.shipped import CHECKPOINT_DIR
 
     models = ["maml_lake", "metasgd_lake"]
     at = sampled(new_app(), n=5, k=shots, q=2, models=models)
@@ -215,7 +215,7 @@ def test_the_pages_agree_with_each_other_and_with_the_card(omniglot, shots):
     adapted = {r.model: r for r in at.session_state["results"]["results"]}
     task = at.session_state["task"]
     support_x, support_y, _ = task.support()
-    from playground.imaging import to_tensor
+    from playground.interactive.imaging import to_tensor
 
     query_x = to_tensor([q.image for q in at.session_state["queries"]])
     torch.set_num_threads(SERVING_THREADS)  # as the app computes: many inner steps amplify a thread count's rounding

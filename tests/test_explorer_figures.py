@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from playground.explain import AdaptationSteps, EmbeddingView
-from playground.explorer_figures import WRONG, class_colour, decision_heatmap, embedding_figure, steps_animation
+from playground.figures.explorer import WRONG, class_colour, decision_heatmap, embedding_figure, steps_animation
+from playground.interactive.explain import AdaptationSteps, EmbeddingView
 from playground.ui.display import short_names
 
 NAMES = ["alpha", "beta", "gamma"]

@@ -14,14 +14,14 @@ import torch
 
 from playground.algorithms import NotExportable, create_learner
 from playground.algorithms.maml import MAML
-from playground.export import export_classifier, export_problem, file_name, usage_snippet
-from playground.imaging import to_tensor
-from playground.inference import adapt_and_predict
-from playground.zoo import shipped_models
+from playground.interactive.export import export_classifier, export_problem, file_name, usage_snippet
+from playground.interactive.imaging import to_tensor
+from playground.interactive.inference import adapt_and_predict
+from playground.zoo.shipped import shipped_models
 
 TOLERANCE = 1e-4  # on probabilities
 # Models whose queries share statistics in the app when several are classified in one call (module docstring
-# of playground.export): the file must match the app's answer for each query alone.
+# of playground.interactive.export): the file must match the app's answer for each query alone.
 TRANSDUCTIVE = {"maml", "anil", "metasgd", "reptile", "meta-lstm", "protonet-softkmeans", "ensemble"}
 
 # Runs in a fresh interpreter: onnxruntime and numpy only, never this project or torch.
@@ -47,7 +47,7 @@ LOADER = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def task(omniglot):
-    from playground.sample_tasks import sample_user_task
+    from playground.interactive.sample_tasks import sample_user_task
 
     sampled = sample_user_task(omniglot, 5, 1, 1, seed=11)
     support_x, support_y, _ = sampled.task.support()
@@ -130,7 +130,7 @@ def test_a_shipped_model_exports_and_gives_the_apps_answers(name, exported, task
     assert "28" in meta["input"] and "ink = 1" in meta["input"]
     assert meta["card"].endswith(f"{name}.json")
     assert "5-way" in meta["task"] and meta["playground_version"]
-    from playground.checkpoints import weights_fingerprint
+    from playground.zoo.checkpoints import weights_fingerprint
 
     assert meta["weights_fingerprint"] == weights_fingerprint(learner)
     if learner.adapts_with("n_steps"):

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from playground.algorithms import create_learner
-from playground.checkpoints import load_learner, save_checkpoint
-from playground.episodes import TaskSampler
-from playground.evaluation import evaluate_few_shot
+from playground.data.episodes import TaskSampler
+from playground.evaluation.few_shot import evaluate_few_shot
+from playground.zoo.checkpoints import load_learner, save_checkpoint
 
 # Short CPU-cheap meta-training runs: (options, iterations, queries per class while training).
 LEARNING_RUNS = {

@@ -18,8 +18,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from playground.figures import plot_text, probability_bars
-from playground.task_io import FORMAT, MAX_EXAMPLES_PER_CLASS, UserTask, export_task_zip
+from playground.figures.charts import plot_text, probability_bars
+from playground.interactive.task_io import FORMAT, MAX_EXAMPLES_PER_CLASS, UserTask, export_task_zip
 from playground.ui.display import WORD_JOINER, plain, short_names
 
 APP = "../app.py"

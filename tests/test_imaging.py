@@ -17,7 +17,7 @@ from photos import paper_photo
 from PIL import Image, ImageDraw, ImageFilter
 
 from playground.data.omniglot import default_data_dir, preprocess_omniglot_image
-from playground.imaging import (
+from playground.interactive.imaging import (
     MAX_FILE_BYTES,
     NOISY_GRAIN,
     InputError,

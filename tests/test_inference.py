@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from playground.algorithms import create_learner
-from playground.episodes import TaskSampler
-from playground.inference import adapt_and_predict
+from playground.data.episodes import TaskSampler
+from playground.interactive.inference import adapt_and_predict
 
 
 def test_adapt_and_predict_times_and_scores(glyphs_test):
@@ -37,8 +37,8 @@ def test_diverged_adaptation_is_reported_not_raised(glyphs_test):
 def test_adapt_settings_come_from_the_card_cell_nearest_the_task():
     from pathlib import Path
 
-    from playground.inference import task_adapt_options
-    from playground.zoo import ModelEntry
+    from playground.interactive.inference import task_adapt_options
+    from playground.zoo.shipped import ModelEntry
 
     cells = [
         {"n_way": 5, "k_shot": 1, "accuracy": 0.9},  # measured with the checkpoint's own steps and rate
@@ -73,7 +73,7 @@ def test_overshooting_adaptation_is_flagged_at_the_top_of_the_ranges_not_at_the_
     """At 50 steps of the highest rate a 20-way task's support loss climbs far above its start and the
     queries fall towards chance, with no NaN: the person is told, naming what to lower."""
     from playground.data.protocols import evaluation_alphabet_dataset
-    from playground.zoo import shipped_models
+    from playground.zoo.shipped import shipped_models
 
     entry = next(m for m in shipped_models() if m.name == name)
     learner = entry.load("cpu", warm=False)
@@ -94,7 +94,7 @@ def test_overshooting_adaptation_is_flagged_at_the_top_of_the_ranges_not_at_the_
 
 def test_adaptation_warning_reads_the_trace():
     from playground.algorithms import StepRecord
-    from playground.inference import adaptation_warning
+    from playground.interactive.inference import adaptation_warning
 
     falling = [StepRecord(0, 3.0, 0.05), StepRecord(1, 1.0, 0.8), StepRecord(2, 0.2, 1.0)]
     assert adaptation_warning(falling) is None
@@ -109,7 +109,7 @@ def test_adaptation_warning_reads_the_trace():
 
 
 def test_prediction_grid_gives_each_models_pick_confidence_and_verdict():
-    from playground.inference import ModelPrediction, prediction_grid
+    from playground.interactive.inference import ModelPrediction, prediction_grid
 
     proba = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.4, 0.1]])
     good = ModelPrediction("good", "protonet", proba, 1.0, 1.0)
@@ -122,7 +122,7 @@ def test_prediction_grid_gives_each_models_pick_confidence_and_verdict():
 
 def test_a_loss_that_rises_for_a_step_and_settles_is_not_an_overshoot():
     from playground.algorithms import StepRecord
-    from playground.inference import adaptation_warning
+    from playground.interactive.inference import adaptation_warning
 
     def trace(losses):
         return [StepRecord(i, loss, 0.5) for i, loss in enumerate(losses)]

@@ -9,10 +9,9 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from playground.data.lake_runs import HUMAN_ERROR, evaluate_lake_runs
-from playground.evaluation import confidence_interval_95
-from playground.lake_figures import lake_error_chart
-from playground.lake_game import (
+from playground.evaluation.few_shot import confidence_interval_95
+from playground.figures.lake import lake_error_chart
+from playground.lake.game import (
     HumanAttempt,
     LakeMeasurement,
     LakeScore,
@@ -34,6 +33,7 @@ from playground.lake_game import (
     run_images,
     run_picks,
 )
+from playground.lake.runs import HUMAN_ERROR, evaluate_lake_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "../pages/beat_human.py"
@@ -44,7 +44,7 @@ LAKE_SKIP = f"Lake's runs not found: {missing_runs_message()}"
 def runs():
     if not lake_runs_available():
         pytest.skip(LAKE_SKIP)
-    from playground.data.lake_runs import load_lake_runs
+    from playground.lake.runs import load_lake_runs
 
     return load_lake_runs()
 
@@ -246,7 +246,7 @@ def test_run_images_are_uint8_with_white_ink(runs):
 @pytest.mark.omniglot
 def test_picks_agree_with_evaluate_lake_runs(runs):
     from playground.algorithms import create_learner
-    from playground.zoo import shipped_models
+    from playground.zoo.shipped import shipped_models
 
     pixel = create_learner("pixel-nn")
     calls = []
@@ -317,7 +317,7 @@ def test_page_without_the_runs_shows_the_cards_and_offers_the_download(tmp_path,
 
 
 def _shipped_lake_errors() -> dict[str, float]:
-    from playground.zoo import shipped_models
+    from playground.zoo.shipped import shipped_models
 
     return {m.name: m.card.lake_runs.error for m in shipped_models() if m.card and m.card.lake_runs}
 
@@ -449,7 +449,7 @@ def test_the_item_table_shows_the_glyphs_as_images(runs):
 def test_one_to_one_assignment_uses_each_training_drawing_once():
     import torch
 
-    from playground.data.lake_runs import one_to_one
+    from playground.lake.runs import one_to_one
 
     # Each row alone picks class 0; together, 0.3 * 0.9 (row 0 -> 1, row 1 -> 0) beats 0.7 * 0.1.
     p = torch.tensor([[0.7, 0.3], [0.9, 0.1]])
@@ -469,7 +469,7 @@ def test_one_to_one_assignment_uses_each_training_drawing_once():
 
 def test_one_to_one_lake_runs_are_permutations_and_reported_apart(runs, capsys):
     from playground.cli import main
-    from playground.zoo import shipped_models
+    from playground.zoo.shipped import shipped_models
 
     proto = next(e for e in shipped_models() if e.name == "protonet_lake").load("cpu", warm=False)
     standard = evaluate_lake_runs(proto, runs)
@@ -482,8 +482,8 @@ def test_one_to_one_lake_runs_are_permutations_and_reported_apart(runs, capsys):
 
 def test_validation_runs_are_built_like_lakes_from_the_validation_alphabets(omniglot, capsys):
     from playground.cli import main
-    from playground.data.lake_runs import validation_runs
     from playground.data.protocols import lake_validation_alphabets
+    from playground.lake.runs import validation_runs
 
     runs = validation_runs(omniglot, 10, seed=3)
     allowed = set(lake_validation_alphabets(omniglot))
@@ -510,9 +510,9 @@ def test_lake_runs_card_records_chosen_steps_and_the_app_measures_with_them(runs
     "Measure now" repeats it."""
     import shutil
 
-    from playground.checkpoints import read_card
     from playground.cli import main
-    from playground.zoo import shipped_models
+    from playground.zoo.checkpoints import read_card
+    from playground.zoo.shipped import shipped_models
 
     for suffix in (".pt", ".json"):
         shutil.copy(ROOT / f"assets/checkpoints/maml_lake{suffix}", tmp_path / f"maml_lake{suffix}")
@@ -531,7 +531,7 @@ def test_lake_runs_card_records_chosen_steps_and_the_app_measures_with_them(runs
     assert "--inner-lr" in capsys.readouterr().err
     # An ensemble has one when a member does (its adapt passes it on; members without one ignore it).
     from playground.algorithms import create_learner
-    from playground.checkpoints import save_checkpoint
+    from playground.zoo.checkpoints import save_checkpoint
 
     members = [{"algorithm": "protonet", "config": {"hidden": 8}}, {"algorithm": "maml", "config": {"hidden": 8}}]
     ensemble = save_checkpoint(tmp_path / "e.pt", create_learner("ensemble", members=members))
@@ -564,7 +564,7 @@ def test_lake_runs_card_records_chosen_steps_and_the_app_measures_with_them(runs
 @pytest.mark.omniglot
 def test_page_adapts_with_the_steps_of_the_cards_lake_figure(runs):
     """maml_lake's card figure was measured with 30 steps, not its own 2: the page measures and picks with 30."""
-    from playground.zoo import shipped_models
+    from playground.zoo.shipped import shipped_models
 
     entry = next(e for e in shipped_models() if e.name == "maml_lake")
     settings = card_lake_settings(entry.card)

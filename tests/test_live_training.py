@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from playground.live_training import (
+from playground.training.live import (
     FINISHED,
     SNAPSHOT_EVERY,
     LiveSettings,

@@ -86,10 +86,10 @@ def png(arr: np.ndarray) -> bytes:
 
 def make_tasks(data, models) -> list[SessionTask]:
     """Tasks on disjoint characters: no image of one session can appear in another's."""
-    from playground.imaging import preprocess_image, to_tensor
-    from playground.inference import adapt_and_predict, task_adapt_options
-    from playground.task_io import UserTask, export_task_zip, import_task_zip
-    from playground.zoo import shipped_models
+    from playground.interactive.imaging import preprocess_image, to_tensor
+    from playground.interactive.inference import adapt_and_predict, task_adapt_options
+    from playground.interactive.task_io import UserTask, export_task_zip, import_task_zip
+    from playground.zoo.shipped import shipped_models
 
     entries = {e.name: e for e in shipped_models()}
 
@@ -251,7 +251,7 @@ def drive_session(base_url: str, task: SessionTask, isolation: Isolation, togeth
 
 
 def test_many_concurrent_sessions_stay_isolated_and_correct(omniglot):
-    from playground.checkpoints import load_learner, weights_fingerprint
+    from playground.zoo.checkpoints import load_learner, weights_fingerprint
 
     models = {m: load_learner(Path("assets/checkpoints") / f"{m}.pt").eval() for m in MODELS}
     shipped = {m: weights_fingerprint(learner) for m, learner in models.items()}

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 
 from playground.algorithms import create_learner
 from playground.algorithms.meta_lstm import LSTM, MetaLSTM, preprocess
-from playground.checkpoints import load_learner, save_checkpoint
-from playground.episodes import TaskSampler
-from playground.evaluation import evaluate_few_shot
+from playground.data.episodes import TaskSampler
+from playground.evaluation.few_shot import evaluate_few_shot
+from playground.zoo.checkpoints import load_learner, save_checkpoint
 
 # A CPU-cheap configuration: a narrow Conv-4, a 4-unit first LSTM (the paper's is 20) and
 # three updates, at train and test time.

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from playground.algorithms import MetaLearner, create_learner
 from playground.algorithms import mann as mann_module
 from playground.algorithms.mann import LRUAMemory, round_robin_order
-from playground.checkpoints import load_learner, save_checkpoint
-from playground.episodes import TaskSampler
-from playground.evaluation import evaluate_few_shot
+from playground.data.episodes import TaskSampler
+from playground.evaluation.few_shot import evaluate_few_shot
+from playground.zoo.checkpoints import load_learner, save_checkpoint
 
 FAST = {"hidden": 32, "outer_lr": 3e-3}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 from playground.algorithms import available, learner_class
-from playground.zoo import CHECKPOINT_DIR, picker_labels, shipped_models
+from playground.zoo.shipped import CHECKPOINT_DIR, picker_labels, shipped_models
 
 
 def test_every_algorithm_has_a_short_title():

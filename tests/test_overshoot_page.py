@@ -10,9 +10,9 @@ APP = "../app.py"
 
 @pytest.mark.omniglot
 def test_top_of_the_ranges_warns_and_the_cards_settings_do_not(omniglot):
-    from playground.sample_tasks import sample_user_task
+    from playground.interactive.sample_tasks import sample_user_task
     from playground.ui.session import Query
-    from playground.zoo import shipped_models
+    from playground.zoo.shipped import shipped_models
 
     entry = next(m for m in shipped_models() if m.name == "maml_lake")
     at = AppTest.from_file(APP, default_timeout=120).run()

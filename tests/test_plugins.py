@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from playground.algorithms import available, create_learner
 from playground.algorithms.base import REGISTRY
-from playground.checkpoints import CheckpointError, load_learner, save_checkpoint
+from playground.zoo.checkpoints import CheckpointError, load_learner, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = "../app.py"
@@ -155,7 +155,7 @@ def test_a_plugin_checkpoint_loads_only_with_its_plugin(research, monkeypatch, t
 
 
 def test_checkpoint_folders_from_the_environment_join_the_shipped_ones(tmp_path, monkeypatch):
-    from playground.zoo import shipped_models
+    from playground.zoo.shipped import shipped_models
 
     shipped = [m.name for m in shipped_models()]
     mine, theirs = tmp_path / "mine", tmp_path / "theirs"

@@ -10,8 +10,8 @@ import torch
 
 from playground.algorithms import create_learner
 from playground.algorithms.task_threads import THREAD_PREFIX, map_tasks
-from playground.episodes import TaskSampler
-from playground.precision import (
+from playground.data.episodes import TaskSampler
+from playground.runtime.precision import (
     autocast_state,
     check_precision,
     compile_autocast,
@@ -115,9 +115,9 @@ def test_unknown_precision_is_refused():
 
 def test_bf16_training_learns_as_fp32_does(glyphs_train, glyphs_test, tmp_path, monkeypatch):
     """`train --precision bf16` end to end: MAML on held-out classes as far above chance as in float32."""
-    from playground.checkpoints import read_checkpoint
     from playground.data.protocols import Splits
     from playground.training import TrainConfig, train
+    from playground.zoo.checkpoints import read_checkpoint
 
     splits = Splits("lake", glyphs_train, glyphs_test, glyphs_test)
     monkeypatch.setattr("playground.training.prepare.load_splits", lambda *a, **k: splits)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from playground.cli import main
-from playground.readme_table import replace_table
-from playground.reporting import results_table
-from playground.zoo import CHECKPOINT_DIR, shipped_models
+from playground.zoo.readme_table import replace_table
+from playground.zoo.reporting import results_table
+from playground.zoo.shipped import CHECKPOINT_DIR, shipped_models
 
 ROOT = Path(__file__).resolve().parents[1]
 VINYALS_DIR = ROOT / "assets" / "vinyals"

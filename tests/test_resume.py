@@ -15,9 +15,9 @@ import pytest
 import torch
 from test_distributed import _fake_omniglot
 
-from playground.checkpoints import export_for_inference, read_checkpoint
 from playground.data.omniglot import load_omniglot
 from playground.training import continued_seed
+from playground.zoo.checkpoints import export_for_inference, read_checkpoint
 
 ITERATIONS = 120
 

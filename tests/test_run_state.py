@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from playground.augment import shift_tasks
-from playground.checkpoints import read_checkpoint
+from playground.data.augment import shift_tasks
 from playground.data.datasets import dataset
 from playground.training import RunState, TrainConfig, train
 from playground.training.prepare import start_run
+from playground.zoo.checkpoints import read_checkpoint
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from playground.sample_tasks import sample_distractors, sample_user_task
+from playground.interactive.sample_tasks import sample_distractors, sample_user_task
 
 pytestmark = pytest.mark.omniglot
 

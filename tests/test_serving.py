@@ -7,7 +7,7 @@ import threading
 import torch
 from streamlit.testing.v1 import AppTest
 
-from playground.threads import SERVING_THREADS, serve_threads
+from playground.runtime.threads import SERVING_THREADS, serve_threads
 
 
 def threads_seen_by_a_new_thread() -> int:

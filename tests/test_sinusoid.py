@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from playground.checkpoints import CheckpointError, load_learner
 from playground.cli import main
 from playground.sinusoid import (
     METHODS,
@@ -31,6 +30,7 @@ from playground.sinusoid import (
     x_grid,
 )
 from playground.sinusoid.model import inner_sgd, mse
+from playground.zoo.checkpoints import CheckpointError, load_learner
 
 ROOT = Path(__file__).resolve().parents[1]
 

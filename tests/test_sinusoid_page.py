@@ -13,16 +13,7 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
 import playground.sinusoid as sinusoid
-from playground.sinusoid import METHODS, SineTaskSampler, load_regressors, x_grid
-from playground.sinusoid.explore import (
-    MAX_POINTS,
-    card_mse,
-    explore,
-    lies_on,
-    points_to_tensors,
-    snap,
-)
-from playground.sinusoid.figures import (
+from playground.figures.sinusoid import (
     PLACEMENT_NAME,
     SUPPORT_NAME,
     TRUE_NAME,
@@ -33,6 +24,15 @@ from playground.sinusoid.figures import (
     method_label,
     placement_grid,
     point_from_selection,
+)
+from playground.sinusoid import METHODS, SineTaskSampler, load_regressors, x_grid
+from playground.sinusoid.explore import (
+    MAX_POINTS,
+    card_mse,
+    explore,
+    lies_on,
+    points_to_tensors,
+    snap,
 )
 
 PAGE = "../pages/sinusoid.py"
@@ -281,8 +281,8 @@ def test_snapped_points_lie_on_the_wave_and_others_do_not():
 
 
 def test_card_mse_reads_the_shipped_card():
-    from playground.card import ModelCard
-    from playground.checkpoints import read_card
+    from playground.zoo.card import ModelCard
+    from playground.zoo.checkpoints import read_card
 
     card = read_card(sinusoid.DEFAULT_PATH)
     assert card_mse(card, "maml", 5, 10, 0.01) == "0.398 ± 0.086"

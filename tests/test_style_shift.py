@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from playground.card import ModelCard
 from playground.data.omniglot import omniglot_available
 from playground.data.style_shift import (
     SHIFT_NAMES,
@@ -20,7 +19,8 @@ from playground.data.style_shift import (
     style_variants,
     training_image,
 )
-from playground.imaging import _stroke_width, preprocess_image
+from playground.interactive.imaging import _stroke_width, preprocess_image
+from playground.zoo.card import ModelCard
 
 pytestmark = pytest.mark.omniglot
 
@@ -140,8 +140,8 @@ def test_styles_and_bad_names(drawing):
 
 
 def test_bank_is_rotated_with_its_class_and_the_sampler_serves_variants(tmp_path, originals):
+    from playground.data.episodes import StyleTaskSampler, TaskSampler
     from playground.data.protocols import ClassDataset
-    from playground.episodes import StyleTaskSampler, TaskSampler
 
     names = ["Latin/character01", "Latin/character02", "Greek/character01", "Latin/character01 rot90"]
     bank = style_variants(names, variants=2, seed=0, cache_dir=tmp_path)
@@ -199,8 +199,8 @@ def test_training_flag_is_checked():
 
 
 def test_benchmark_runs_and_a_strong_shift_bites(tmp_path):
-    from playground.style_bench import OVERALL, ShiftedImages, format_table, style_shift_benchmark
-    from playground.zoo import shipped_models
+    from playground.evaluation.style_shift import OVERALL, ShiftedImages, format_table, style_shift_benchmark
+    from playground.zoo.shipped import shipped_models
 
     entry = next(e for e in shipped_models() if e.name == "pixel_nn")
     learners = {"pixel_nn": entry.load("cpu", warm=False)}
@@ -243,7 +243,7 @@ def test_record_cards_writes_the_mixed_row_into_each_models_card(tmp_path, monke
     import shutil
 
     from playground.cli import main
-    from playground.zoo import CHECKPOINT_DIR
+    from playground.zoo.shipped import CHECKPOINT_DIR
 
     own = tmp_path / "own"
     own.mkdir()

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from playground.imaging import MAX_FILE_BYTES, InputError
-from playground.task_io import (
+from playground.interactive.imaging import MAX_FILE_BYTES, InputError
+from playground.interactive.task_io import (
     FORMAT,
     MAX_CLASSES,
     MAX_ENTRIES,
@@ -348,7 +348,7 @@ def test_import_bounds_the_pixels_decoded_in_all(monkeypatch):
     assert side * side < MAX_IMPORT_PIXELS < 2 * side * side
     files = [(f"c{i}/0.png", buf.getvalue()) for i in range(4)]
     data = build_zip(files, manifest_for(*[(f"c{i}", [f"c{i}/0.png"]) for i in range(4)]))
-    import playground.task_io as task_io
+    import playground.interactive.task_io as task_io
 
     decoded = []
     real = task_io.decode_image

@@ -71,8 +71,8 @@ def test_train_shots_sets_the_training_episodes_and_validation_keeps_shots(
 
 def test_init_weights_takes_the_base_command_from_its_card_when_the_checkpoint_lacks_it(tmp_path):
     from playground.algorithms import create_learner
-    from playground.checkpoints import save_checkpoint, write_card
     from playground.training import init_weights
+    from playground.zoo.checkpoints import save_checkpoint, write_card
 
     # A checkpoint saved before runs recorded their command keeps it in its model card only.
     old = save_checkpoint(tmp_path / "old.pt", create_learner("protonet"), {"iteration": 7}, train_config={"seed": 0})

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from playground.checkpoints import load_learner, read_card
-from playground.papers import SETTINGS, published_for
-from playground.zoo import shipped_models
+from playground.zoo.checkpoints import load_learner, read_card
+from playground.zoo.papers import SETTINGS, published_for
+from playground.zoo.shipped import shipped_models
 
 VINYALS_DIR = Path(__file__).resolve().parents[1] / "assets" / "vinyals"
 MODELS = sorted(VINYALS_DIR.glob("*.pt"))
@@ -43,7 +43,7 @@ def test_vinyals_models_are_not_offered_by_the_app():
 @pytest.mark.slow  # the card's 600 episodes: fewer would not be its figure
 def test_a_vinyals_card_figure_is_reproduced_exactly(omniglot):
     from playground.data.protocols import load_splits
-    from playground.evaluation import evaluate_few_shot
+    from playground.evaluation.few_shot import evaluate_few_shot
 
     path = VINYALS_DIR / "matching_vinyals.pt"
     card = read_card(path)
@@ -58,7 +58,7 @@ def test_a_vinyals_card_figure_is_reproduced_exactly(omniglot):
 def test_a_card_figure_measured_with_its_own_steps_and_step_size_is_reproduced(omniglot):
     """A cell measured with `evaluate --inner-steps N --inner-lr LR` (named in the card) comes back with them."""
     from playground.data.protocols import load_splits
-    from playground.evaluation import evaluate_few_shot
+    from playground.evaluation.few_shot import evaluate_few_shot
 
     path = VINYALS_DIR / "metasgd_20way_vinyals.pt"
     recorded = read_card(path).result(5, 1)

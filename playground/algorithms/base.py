@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from playground.algorithms.test_time import TestTimeSettings
+from playground.data.episodes import TaskBatch
 from playground.data.protocols import ClassDataset
-from playground.episodes import TaskBatch
 from playground.models.resnet12 import STANDARD_WIDTHS
 
 BACKBONES = ("conv4", "resnet12")  # what `MetaLearner.make_backbone` builds
@@ -81,8 +81,9 @@ class Predictor(ABC):
         return [DecisionMatrix("class probabilities", proba, "class", "probability")]
 
     def export_module(self, group: int = 1) -> nn.Module:
-        """A plain torch module with this task's adapted tensors baked in (`playground.export`): image groups
-        [n, group, 1, 28, 28] -> logits [n, group, n_way], each group scored as one call of `logits` on it."""
+        """A plain torch module with this task's adapted tensors baked in (`playground.interactive.export`):
+        image groups [n, group, 1, 28, 28] -> logits [n, group, n_way], each group scored as one call of
+        `logits` on it."""
         raise NotExportable(f"{type(self).__name__} does not say how to export it (Predictor.export_module)")
 
 
@@ -129,9 +130,9 @@ class MetaLearner(nn.Module, ABC):
     # Why `playground.training.train` cannot meta-train it (it is assembled otherwise); "" when it can.
     not_trainable: ClassVar[str] = ""
     # Whether the app's live page may meta-train it: a small network whose iterations take well under a second
-    # on a CPU, so that a minute of training shows it learning (`playground.live_training`).
+    # on a CPU, so that a minute of training shows it learning (`playground.training.live`).
     trains_live: ClassVar[bool] = False
-    # Why its adapted predictor cannot be exported to ONNX (`playground.export`); "" when it can.
+    # Why its adapted predictor cannot be exported to ONNX (`playground.interactive.export`); "" when it can.
     not_exportable: ClassVar[str] = "its algorithm does not say how to export an adapted model"
     # Why it takes only 1x28x28 glyphs (a network sized for them); "" when its network is `make_backbone`'s.
     glyphs_only: ClassVar[str] = ""
@@ -313,7 +314,7 @@ class MetaLearner(nn.Module, ABC):
     def episode_work(self, n_way: int, k_shot: int, n_query: int, n_steps: int | None = None) -> int:
         """Image passes one episode costs: each support and query image through the network once, plus, for
         a learner with inner steps (``n_steps``, else its own), a forward and a backward pass over the support
-        per step. What caps the work one click of the app may start (`playground.compare.episode_work`).
+        per step. What caps the work one click of the app may start (`playground.evaluation.compare.episode_work`).
 
         Learners that step only their head (ANIL) are counted as if they stepped the whole network: an
         overestimate, on the safe side. A learner whose cost this misses declares its own.

@@ -6,7 +6,7 @@ config; their weights are the ensemble's state dict, so the result is one ordina
 that every page, CLI command and benchmark takes unchanged.
 
 With ``view_shift`` R > 0, each member adapts to the support set with every support image also
-shifted by each of the (2R+1)^2 offsets of `playground.augment.view_offsets` (more shots of the
+shifted by each of the (2R+1)^2 offsets of `playground.data.augment.view_offsets` (more shots of the
 same classes, nothing else), and a query's log-probabilities are averaged over the same shifted
 copies of it. With ``step_views`` False, members that adapt by inner steps (MAML and its kin) adapt
 to the plain support instead, a ninth of their cost at R = 1; their queries are still viewed.
@@ -33,8 +33,8 @@ from playground.algorithms.base import (
     register,
     support_fit,
 )
-from playground.augment import shift_views, view_offsets
-from playground.episodes import TaskBatch
+from playground.data.augment import shift_views, view_offsets
+from playground.data.episodes import TaskBatch
 from playground.models.exported import ShiftViews
 
 MAX_VIEW_SHIFT = 3  # 49 views: past that each prediction costs too much for an interactive page

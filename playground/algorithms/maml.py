@@ -46,7 +46,7 @@ from torch.func import grad, vmap
 
 from playground.algorithms import task_batching as batching
 from playground.algorithms.base import AdaptOption, MetaLearner, Predictor, StepRecord, StepStats, register
-from playground.episodes import TaskBatch
+from playground.data.episodes import TaskBatch
 from playground.models.conv4 import batch_stats_embed, batch_stats_embed_supported
 from playground.models.exported import GroupStatsConv4
 from playground.models.functional import functional_forward

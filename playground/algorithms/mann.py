@@ -71,7 +71,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from playground.algorithms.base import MetaLearner, Predictor, StepRecord, accuracy, register, support_fit
-from playground.episodes import TaskBatch
+from playground.data.episodes import TaskBatch
 from playground.models import Conv4
 
 QUERY_CHUNK = 4096  # query steps per call when evaluating without gradients

@@ -40,7 +40,7 @@ from playground.algorithms.base import (
     register,
     support_fit,
 )
-from playground.episodes import TaskBatch
+from playground.data.episodes import TaskBatch
 from playground.models.exported import Embed, PerImage, batch_independent
 
 

@@ -61,7 +61,7 @@ from torch.func import grad
 
 from playground.algorithms.base import StepStats, register
 from playground.algorithms.maml import MAML, OnStep, Params
-from playground.episodes import TaskBatch
+from playground.data.episodes import TaskBatch
 
 if TYPE_CHECKING:
     from playground.algorithms.base import AdaptOption

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from playground.algorithms.base import MetaLearner, Predictor, StepRecord, StepStats, register
-from playground.episodes import TaskBatch
+from playground.data.episodes import TaskBatch
 from playground.models.exported import PerImage, best_per_class, cosine, squared_distances
 
 METRICS = ("euclidean", "cosine")

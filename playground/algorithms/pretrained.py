@@ -51,8 +51,8 @@ from playground.algorithms.base import (
     support_fit,
 )
 from playground.algorithms.protonet import prototypes
+from playground.data.episodes import TaskBatch
 from playground.data.protocols import ClassDataset
-from playground.episodes import TaskBatch
 from playground.models.exported import PerImage, batch_independent, frozen_copy, squared_distances
 
 HEADS = ("centroid", "linear")

@@ -17,7 +17,7 @@ from playground.algorithms.base import (
     register,
     support_fit,
 )
-from playground.episodes import TaskBatch
+from playground.data.episodes import TaskBatch
 from playground.models.exported import Embed, MetricHead, PerImage, batch_independent
 
 METRICS = ("euclidean", "cosine")

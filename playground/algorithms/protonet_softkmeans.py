@@ -23,7 +23,7 @@ from torch import nn
 
 from playground.algorithms.base import StepRecord, register, support_fit
 from playground.algorithms.protonet import ProtoNet, ProtoPredictor, prototypes
-from playground.episodes import TaskBatch
+from playground.data.episodes import TaskBatch
 from playground.models.exported import frozen_copy, metric_logits
 
 

@@ -31,7 +31,7 @@ from torch import nn
 
 from playground.algorithms.base import MetaLearner, Predictor, StepRecord, accuracy, register, support_fit
 from playground.algorithms.protonet import prototypes
-from playground.episodes import TaskBatch
+from playground.data.episodes import TaskBatch
 from playground.models.exported import PerImage, batch_independent, frozen_copy
 
 EVAL_PAIRS = 8192  # (query, class) pairs per relation-module call in `episode_accuracies`

@@ -34,7 +34,7 @@ from playground.algorithms.base import StepStats, register
 from playground.algorithms.maml import MAML, OnStep, Params
 from playground.algorithms.task_batching import compile_once
 from playground.algorithms.task_threads import map_tasks
-from playground.episodes import TaskBatch
+from playground.data.episodes import TaskBatch
 
 INNER_OPTIMIZERS = ("sgd", "adam")
 OUTER_OPTIMIZERS = ("adam", "sgd")

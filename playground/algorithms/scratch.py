@@ -32,7 +32,7 @@ from playground.algorithms.base import (
     accuracy,
     register,
 )
-from playground.episodes import TaskBatch
+from playground.data.episodes import TaskBatch
 from playground.models.exported import FixedStatsConv4, PerImage
 
 Params = dict[str, torch.Tensor]

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from playground.algorithms.base import MetaLearner, Predictor, StepRecord, accuracy, register, support_fit
-from playground.episodes import TaskBatch
+from playground.data.episodes import TaskBatch
 from playground.models.exported import Embed, PerImage, batch_independent, best_per_class, frozen_copy
 
 EVAL_PAIR_ELEMENTS = 1 << 25  # elements of the pairwise-difference tensor per step of `episode_accuracies`

@@ -31,9 +31,9 @@ from torch.func import grad, vmap
 
 from playground.algorithms.base import StepStats
 from playground.algorithms.task_threads import map_tasks
-from playground.episodes import TaskBatch
+from playground.data.episodes import TaskBatch
 from playground.models.conv4 import batch_stats_embed
-from playground.precision import compile_autocast, compile_options
+from playground.runtime.precision import compile_autocast, compile_options
 
 if TYPE_CHECKING:
     from playground.algorithms.maml import MAML, Task

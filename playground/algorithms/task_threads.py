@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import torch
 
-from playground.precision import autocast_state, same_autocast
+from playground.runtime.precision import autocast_state, same_autocast
 
 T = TypeVar("T")
 THREAD_PREFIX = "meta-task"

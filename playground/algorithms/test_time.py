@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from playground.card import LakeRuns, ModelCard, Result
+from playground.zoo.card import LakeRuns, ModelCard, Result
 
 Settings = dict[str, float]
 

@@ -9,10 +9,7 @@ import sys
 
 import torch
 
-from playground import distributed
 from playground.algorithms.plugins import PluginError, add_plugin_flag, load_plugins, plugin_flags
-from playground.allocator import keep_freed_memory
-from playground.checkpoints import CheckpointError
 from playground.cli import (
     calibrate_steps,
     download,
@@ -27,7 +24,10 @@ from playground.cli import (
 )
 from playground.cli.common import forget_notes, say_when_work_starts
 from playground.data.omniglot import DataError
-from playground.threads import set_threads
+from playground.runtime import distributed
+from playground.runtime.allocator import keep_freed_memory
+from playground.runtime.threads import set_threads
+from playground.zoo.checkpoints import CheckpointError
 
 # In the order the help lists them.
 COMMANDS = (train, evaluate, lake_runs, calibrate_steps, report, ensemble, ship, style_shift, download, sinusoid)

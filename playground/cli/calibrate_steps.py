@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from playground.algorithms.test_time import TestTimeSettings
-from playground.checkpoints import learner_from_checkpoint, read_checkpoint, save_checkpoint
 from playground.cli.common import (
     add_data_dir_flag,
     add_device_flag,
@@ -16,8 +15,9 @@ from playground.cli.common import (
     positive_float,
 )
 from playground.cli.measuring import evaluate_with_bar, refuse_seen_classes, splits_loader
-from playground.device import resolve_device
-from playground.evaluation import STANDARD_QUERIES
+from playground.evaluation.few_shot import STANDARD_QUERIES
+from playground.runtime.device import resolve_device
+from playground.zoo.checkpoints import learner_from_checkpoint, read_checkpoint, save_checkpoint
 
 NAME = "calibrate-steps"
 

@@ -9,9 +9,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from playground.allocator import MALLOC_MODES
-from playground.device import DEVICES
-from playground.threads import AUTO as AUTO_THREADS
+from playground.runtime.allocator import MALLOC_MODES
+from playground.runtime.device import DEVICES
+from playground.runtime.threads import AUTO as AUTO_THREADS
 
 
 def number(name: str, kind: type, ok: Callable[[Any], bool], bound: str) -> Callable[[str], Any]:

@@ -31,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> None:
-    from playground.assemble import save_ensemble
+    from playground.zoo.assemble import save_ensemble
 
     step_views = not args.plain_support_for_steps
     path = save_ensemble(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from playground.checkpoints import learner_from_checkpoint, read_checkpoint
 from playground.cli.common import (
     add_data_dir_flag,
     add_device_flag,
@@ -25,9 +24,10 @@ from playground.cli.measuring import (
 )
 from playground.data.datasets import ALL_PROTOCOLS, DATASET_NAMES, dataset_of_protocol
 from playground.data.datasets import dataset as dataset_info
-from playground.device import resolve_device
-from playground.evaluation import EVALUATION_SPLITS, STANDARD_QUERIES
-from playground.reporting import evaluation_result, queries_text, record_results
+from playground.evaluation.few_shot import EVALUATION_SPLITS, STANDARD_QUERIES
+from playground.runtime.device import resolve_device
+from playground.zoo.checkpoints import learner_from_checkpoint, read_checkpoint
+from playground.zoo.reporting import evaluation_result, queries_text, record_results
 
 NAME = "evaluate"
 

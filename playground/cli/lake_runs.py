@@ -6,7 +6,6 @@ import argparse
 import itertools
 from pathlib import Path
 
-from playground.checkpoints import learner_from_checkpoint, read_checkpoint
 from playground.cli.common import (
     add_data_dir_flag,
     add_device_flag,
@@ -19,7 +18,8 @@ from playground.cli.common import (
     work_starts,
 )
 from playground.cli.measuring import check_adapt_flags
-from playground.data.lake_runs import (
+from playground.evaluation.few_shot import confidence_interval_95
+from playground.lake.runs import (
     HUMAN_ERROR,
     error_percent,
     evaluate_lake_runs,
@@ -27,9 +27,9 @@ from playground.data.lake_runs import (
     load_lake_runs,
     validation_runs,
 )
-from playground.device import resolve_device
-from playground.evaluation import confidence_interval_95
-from playground.reporting import record_lake_runs, setting_text
+from playground.runtime.device import resolve_device
+from playground.zoo.checkpoints import learner_from_checkpoint, read_checkpoint
+from playground.zoo.reporting import record_lake_runs, setting_text
 
 NAME = "lake-runs"
 

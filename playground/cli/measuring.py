@@ -8,12 +8,12 @@ from collections.abc import Callable
 import torch
 
 from playground.algorithms.base import MetaLearner
-from playground.checkpoints import Checkpoint
 from playground.cli.common import work_starts
 from playground.data import protocols
 from playground.data.datasets import dataset as dataset_info
 from playground.data.datasets import dataset_of_protocol, load_dataset_splits
-from playground.evaluation import EvalResult, Overlap, evaluate_few_shot, training_overlap
+from playground.evaluation.few_shot import EvalResult, Overlap, evaluate_few_shot, training_overlap
+from playground.zoo.checkpoints import Checkpoint
 
 
 def check_dataset_fits(learner: MetaLearner, name: str) -> None:

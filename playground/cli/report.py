@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from playground.papers import PUBLISHED_COLOUR, colour_papers_table
-from playground.readme_table import write_table
-from playground.reporting import results_table
-from playground.zoo import CHECKPOINT_DIR, shipped_models
+from playground.zoo.papers import PUBLISHED_COLOUR, colour_papers_table
+from playground.zoo.readme_table import write_table
+from playground.zoo.reporting import results_table
+from playground.zoo.shipped import CHECKPOINT_DIR, shipped_models
 
 NAME = "report"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from playground.checkpoints import ship
+from playground.zoo.checkpoints import ship
 
 NAME = "ship"
 

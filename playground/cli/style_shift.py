@@ -1,11 +1,11 @@
-"""``style-shift``: the style-shift benchmark on shipped models (its options are `playground.style_bench`'s)."""
+"""``style-shift``: the style-shift benchmark on shipped models (options: `playground.evaluation.style_shift`)."""
 
 from __future__ import annotations
 
 import argparse
 
-from playground import style_bench
 from playground.cli.common import add_threads_flag, command_line, work_starts
+from playground.evaluation import style_shift as benchmark
 
 NAME = "style-shift"
 
@@ -15,11 +15,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         NAME,
         help="the style-shift benchmark: shipped models on shifted evaluation drawings (docs/style_shift.md)",
     )
-    style_bench.add_arguments(ss)  # shared with bench.style_shift
+    benchmark.add_arguments(ss)  # shared with bench.style_shift
     add_threads_flag(ss)
     return ss
 
 
 def run(args: argparse.Namespace) -> None:
     work_starts()
-    style_bench.run_from_args(args, command_line(args))
+    benchmark.run_from_args(args, command_line(args))

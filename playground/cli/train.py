@@ -7,7 +7,6 @@ import json
 import sys
 from typing import Any
 
-from playground import distributed
 from playground.algorithms import available, learner_class
 from playground.algorithms.base import BACKBONES
 from playground.algorithms.maml import HEADS, MEMORY_FORMATS
@@ -28,7 +27,8 @@ from playground.cli.common import (
 from playground.data.datasets import ALL_PROTOCOLS, DATASET_NAMES
 from playground.data.datasets import dataset as dataset_info
 from playground.data.omniglot import default_data_dir
-from playground.precision import PRECISIONS
+from playground.runtime import distributed
+from playground.runtime.precision import PRECISIONS
 from playground.training import RESUME_SETTINGS, TrainConfig, as_flag, train
 
 NAME = "train"

@@ -5,7 +5,7 @@ Each shift is a named function ``(picture, strength, rng) -> picture`` on a floa
 in the order a real picture is made (the pen, the hand, the placement, the paper, the camera, the
 file). `render` starts from a 105x105 original of the official zips and applies a list of
 ``(name, strength)`` pairs with one seeded generator, so a seed always gives the same picture;
-`shifted_image` then sends the picture through the app's own `playground.imaging.preprocess_image`,
+`shifted_image` then sends the picture through the app's own `playground.interactive.imaging.preprocess_image`,
 as an upload would go, to the 28x28 image a model sees.
 
 Only Omniglot's own drawings are transformed here: no fonts, no other scripts.
@@ -38,7 +38,7 @@ from playground.data.omniglot import (
     read_npz,
     write_npz,
 )
-from playground.imaging import preprocess_image
+from playground.interactive.imaging import preprocess_image
 
 ORIGINAL_SIZE = 105
 CACHE_VERSION = 1
@@ -467,9 +467,9 @@ BANK_VARIANTS = 4  # shifted variants per drawing in a training bank, unless tol
 
 def code_version() -> str:
     """A hash of the shifts' and the preprocessing's source: images made by other code are made again."""
-    import playground.imaging
+    import playground.interactive.imaging
 
-    h = hashlib.sha256(Path(playground.imaging.__file__).read_bytes())
+    h = hashlib.sha256(Path(playground.interactive.imaging.__file__).read_bytes())
     h.update(Path(__file__).read_bytes())
     return h.hexdigest()[:12]
 
@@ -557,7 +557,7 @@ def style_variants(
     workers: int = 1,
 ):
     """The `style_bank` of a dataset's classes, rotated as each class is: a uint8 tensor
-    [classes, 20, variants, 28, 28] for `playground.episodes.StyleTaskSampler`."""
+    [classes, 20, variants, 28, 28] for `playground.data.episodes.StyleTaskSampler`."""
     import torch
 
     bases = [base_name(n) for n in dataset_names]

@@ -179,7 +179,7 @@ class FixedStatsConv4(nn.Module):
 
 class ShiftViews(nn.Module):
     """Image groups [n, g, 1, H, W] -> [n, V * g, 1, H, W]: each of V shifts (``offsets``) of the whole group,
-    view-major, blank paper where nothing moved in (`playground.augment.shift`)."""
+    view-major, blank paper where nothing moved in (`playground.data.augment.shift`)."""
 
     def __init__(self, offsets: list[tuple[int, int]]):
         super().__init__()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch.func import vmap
 
-from playground.evaluation import confidence_interval_95
+from playground.evaluation.few_shot import confidence_interval_95
 from playground.sinusoid.model import query_losses
 from playground.sinusoid.tasks import SineTaskSampler, sine, x_grid
 from playground.sinusoid.train import METHODS, SineRegressors

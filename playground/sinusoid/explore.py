@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 
-from playground.card import ModelCard, SineResult
 from playground.sinusoid.tasks import X_RANGE, SineTask, x_grid
 from playground.sinusoid.train import METHODS, SineRegressors
+from playground.zoo.card import ModelCard, SineResult
 
 MAX_POINTS = 50  # more than any few-shot task needs; keeps a page's state and figure small
 Y_LIMIT = 6.0  # waves reach |y| <= 5; a placed point beyond this is a slip, not a task

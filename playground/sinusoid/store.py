@@ -1,6 +1,6 @@
 """One small checkpoint for the three regressors, its model card, and train -> save -> evaluate -> card.
 
-Same conventions as `playground.checkpoints`: a plain dict of tensors and primitives,
+Same conventions as `playground.zoo.checkpoints`: a plain dict of tensors and primitives,
 written atomically, read with ``weights_only=True`` (loading never runs code), anything
 else refused with `CheckpointError`. It carries its own format marker, so the Omniglot
 tools (`load_learner`, the app's model list) refuse it instead of mistaking it for a
@@ -18,13 +18,13 @@ from typing import Any
 
 import torch
 
-from playground.card import ModelCard, SineResult
-from playground.checkpoints import CheckpointError, read_card, write_card
 from playground.sinusoid.evaluate import EVAL_SEED, MSEResult, evaluate
 from playground.sinusoid.model import SineRegressor
 from playground.sinusoid.tasks import AMPLITUDE_RANGE, PHASE_RANGE, X_RANGE
 from playground.sinusoid.train import METHODS, Progress, SineRegressors, train_all
 from playground.training import hardware_description
+from playground.zoo.card import ModelCard, SineResult
+from playground.zoo.checkpoints import CheckpointError, read_card, write_card
 
 FORMAT = "meta-learning-playground/sinusoid"
 VERSION = 1

@@ -11,7 +11,6 @@
 | `model_card.py` | `make_card` and `hardware_description` |
 """
 
-from playground.checkpoints import write_card
 from playground.training.config import TrainConfig, as_flag, validate_config
 from playground.training.loop import progress_bar, train
 from playground.training.model_card import hardware_description, make_card
@@ -19,6 +18,7 @@ from playground.training.prepare import cosine_schedule, init_weights
 from playground.training.resume import RESUME_SETTINGS, continued_seed, training_command
 from playground.training.run_state import RunState
 from playground.training.signals import TrainingInterrupted
+from playground.zoo.checkpoints import write_card
 
 __all__ = [
     "RESUME_SETTINGS",

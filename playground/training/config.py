@@ -7,7 +7,7 @@ from typing import Any
 
 from playground.data.protocols import Splits
 from playground.data.style_shift import BANK_VARIANTS
-from playground.precision import check_precision
+from playground.runtime.precision import check_precision
 
 
 @dataclass
@@ -31,14 +31,14 @@ class TrainConfig:
     val_episodes: int = 200
     test_episodes: int = 600
     rotations: bool = True
-    augment_shift: int = 0  # move each training image by up to this many pixels (playground.augment)
-    colour_augment: bool = True  # colour datasets: random crop, flip and colour jitter (playground.augment)
+    augment_shift: int = 0  # move each training image by up to this many pixels (playground.data.augment)
+    colour_augment: bool = True  # colour datasets: random crop, flip and colour jitter (playground.data.augment)
     # Each training image is, with this probability, a style-shifted variant of its drawing
     # (playground.data.style_shift: pen, hand, paper, camera, file; lake's background alphabets only).
     augment_style: float = 0.0
     style_variants: int = BANK_VARIANTS  # shifted variants per drawing in the bank augment_style draws from
     within_alphabet: bool = False  # every training episode's classes from one alphabet, as in Lake's runs
-    precision: str = "fp32"  # bf16: meta-training steps under bfloat16 autocast (playground.precision)
+    precision: str = "fp32"  # bf16: meta-training steps under bfloat16 autocast (playground.runtime.precision)
     seed: int = 0
     device: str = "auto"
     out: str = "runs/latest"

@@ -13,20 +13,20 @@ from typing import Any
 
 import torch
 
-from playground import distributed
 from playground.algorithms import MetaLearner
-from playground.augment import colour_augment_tasks, shift_tasks
-from playground.checkpoints import read_checkpoint, save_checkpoint
+from playground.data.augment import colour_augment_tasks, shift_tasks
 from playground.data.protocols import ClassDataset
-from playground.device import resolve_device
-from playground.evaluation import evaluate_few_shot
-from playground.precision import training_autocast
+from playground.evaluation.few_shot import evaluate_few_shot
+from playground.runtime import distributed
+from playground.runtime.device import resolve_device
+from playground.runtime.precision import training_autocast
 from playground.training.config import TrainConfig, as_flag
 from playground.training.model_card import hardware_description
 from playground.training.prepare import load_data, start_run
 from playground.training.resume import RESUME_SETTINGS, restore, resumed_config
 from playground.training.run_state import RunState
 from playground.training.signals import StopSignals, TrainingInterrupted
+from playground.zoo.checkpoints import read_checkpoint, save_checkpoint
 
 
 def train(
@@ -46,7 +46,7 @@ def train(
     ``on_iteration(learner, iteration, loss, accuracy)`` is called after each iteration with the smoothed
     loss and accuracy (rank 0); whatever it raises stops training and reaches the caller (a live job's stop).
     Under torchrun every process runs this: each takes its share of every meta-batch
-    (`playground.distributed`), and only rank 0 validates, prints and writes files.
+    (`playground.runtime.distributed`), and only rank 0 validates, prints and writes files.
     SIGINT or SIGTERM stops it after the iteration in progress, with that iteration in last.pt,
     raising `TrainingInterrupted`; last.pt is also written every ``cfg.save_every`` iterations.
     """

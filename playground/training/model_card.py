@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from playground.card import Evaluation, ModelCard, Result, TrainingRecord
-from playground.checkpoints import read_checkpoint
+from playground.zoo.card import Evaluation, ModelCard, Result, TrainingRecord
+from playground.zoo.checkpoints import read_checkpoint
 
 
 def hardware_description(device: torch.device) -> str:

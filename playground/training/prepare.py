@@ -9,18 +9,18 @@ from typing import Any
 
 import torch
 
-from playground import distributed
 from playground.algorithms import MetaLearner, create_learner, learner_class
 from playground.algorithms.test_time import TestTimeSettings
-from playground.checkpoints import Checkpoint, learner_from_checkpoint, read_checkpoint
 from playground.data.datasets import Dataset, load_dataset_splits
 from playground.data.datasets import dataset as dataset_info
+from playground.data.episodes import StyleTaskSampler, TaskSampler
 from playground.data.protocols import ClassDataset, Splits, load_splits
 from playground.data.style_shift import style_variants
-from playground.episodes import StyleTaskSampler, TaskSampler
+from playground.runtime import distributed
 from playground.training.config import TrainConfig, validate_config
 from playground.training.resume import episode_seed, is_shipped, training_command
 from playground.training.run_state import RunState
+from playground.zoo.checkpoints import Checkpoint, learner_from_checkpoint, read_checkpoint
 
 
 def load_data(cfg: TrainConfig) -> tuple[Dataset, Splits]:

@@ -1,7 +1,7 @@
 """Resuming: a checkpoint's run goes on with its own settings, from where it stopped.
 
 A checkpoint written by training (last.pt, best.pt) holds the whole `RunState`; a shipped one
-(`playground.checkpoints.export_for_inference`) only the weights, the record and the config, and
+(`playground.zoo.checkpoints.export_for_inference`) only the weights, the record and the config, and
 training it on starts the optimizer and the random streams afresh at its iteration.
 """
 
@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from playground import distributed
-from playground.checkpoints import Checkpoint, read_card
+from playground.runtime import distributed
 from playground.training.config import TrainConfig
 from playground.training.run_state import RunState
+from playground.zoo.checkpoints import Checkpoint, read_card
 
 # The settings a resume takes from its caller (as --flags on the command line); every other one is the saved run's.
 RESUME_SETTINGS = ("iterations", "device", "out", "data_dir", "save_every")

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from playground.algorithms import MetaLearner
-from playground.episodes import TaskSampler
+from playground.data.episodes import TaskSampler
 
 # The keys of a checkpoint's ``training`` record that RunState declares, in the order it writes them.
 RECORD_KEYS = (
@@ -31,7 +31,7 @@ class RunState:
 
     `state_dict` gives the checkpoint entries a resume reads: ``training`` (the record, which model
     cards read too), ``optimizer``, ``scheduler``, ``sampler``, ``torch_rng`` and ``shift_rng``. The
-    weights are not among them: they belong to the learner, saved and loaded with it (`playground.checkpoints`).
+    weights are not among them: they belong to the learner, saved and loaded with it (`playground.zoo.checkpoints`).
     """
 
     learner: MetaLearner  # its optimizer is ``learner.optimizer``

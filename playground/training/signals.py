@@ -7,7 +7,7 @@ import signal
 import threading
 from typing import Any
 
-from playground import distributed
+from playground.runtime import distributed
 
 
 class TrainingInterrupted(KeyboardInterrupt):

@@ -36,7 +36,7 @@ def has_ink(rgba: np.ndarray | None) -> bool:
 
 def drawn_glyph(rgba: np.ndarray | None) -> np.ndarray:
     """The canvas's drawing as the model sees it (`preprocess_image`); ValueError when nothing is drawn."""
-    from playground.imaging import preprocess_image
+    from playground.interactive.imaging import preprocess_image
 
     if not has_ink(rgba):
         raise ValueError("the drawing is blank: draw a glyph first")

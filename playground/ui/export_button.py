@@ -8,8 +8,8 @@ import streamlit as st
 import torch
 
 from playground.algorithms import MetaLearner
-from playground.export import ONNX_MIME, export_classifier, export_problem, file_name, usage_snippet
-from playground.zoo import ModelEntry
+from playground.interactive.export import ONNX_MIME, export_classifier, export_problem, file_name, usage_snippet
+from playground.zoo.shipped import ModelEntry
 
 
 def classifier_download(

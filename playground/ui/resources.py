@@ -13,13 +13,13 @@ import streamlit as st
 import torch
 
 from playground.data.omniglot import omniglot_available
-from playground.zoo import ModelEntry, SessionModel, default_selection, shipped_models
+from playground.zoo.shipped import ModelEntry, SessionModel, default_selection, shipped_models
 
 if TYPE_CHECKING:
     from playground.algorithms import MetaLearner
-    from playground.data.lake_runs import LakeRun
     from playground.data.omniglot import Omniglot
-    from playground.sample_tasks import SampledTask
+    from playground.interactive.sample_tasks import SampledTask
+    from playground.lake.runs import LakeRun
 
 
 @st.cache_resource(show_spinner="Loading a pretrained model…")
@@ -83,7 +83,7 @@ def load_omniglot_cached() -> Omniglot:
 @st.cache_resource
 def demo_task() -> SampledTask:
     """The glyphs the first screen shows: one fixed sample, the same for everyone."""
-    from playground.sample_tasks import sample_user_task
+    from playground.interactive.sample_tasks import sample_user_task
 
     return sample_user_task(load_omniglot_cached(), 5, 1, 1, seed=4)
 
@@ -91,7 +91,7 @@ def demo_task() -> SampledTask:
 @st.cache_resource(show_spinner="Loading Lake's 20 runs…")
 def load_lake_runs_cached() -> list[LakeRun]:
     """Lake's 20 runs, read once per process and shared by all sessions (read-only)."""
-    from playground.data.lake_runs import load_lake_runs
+    from playground.lake.runs import load_lake_runs
 
     return load_lake_runs()
 

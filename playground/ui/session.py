@@ -14,7 +14,7 @@ import streamlit as st
 import torch
 from streamlit.runtime.state import SessionStateProxy
 
-from playground.task_io import UserTask
+from playground.interactive.task_io import UserTask
 from playground.ui.display import plain
 from playground.ui.widgets import reset_inputs
 
@@ -115,7 +115,7 @@ def attempt(compute: Callable[[], T], what: str) -> T | None:
 def require_task() -> tuple[torch.Tensor, torch.Tensor, list[str], torch.Tensor, list[int | None]]:
     """The current task as tensors (support x, y, class names, query x, query labels), or stop the
     page with a pointer to the build page when the task is not ready."""
-    from playground.imaging import to_tensor
+    from playground.interactive.imaging import to_tensor
 
     ss = state()
     problems = ss.task.problems()
@@ -150,7 +150,7 @@ def remembered(key: str, compute: Callable[[], T], keep: int = 8) -> T:
 
 def try_sample_task() -> None:
     """The one-click path: a small sampled task with queries, adapted at once on Adapt and predict."""
-    from playground.sample_tasks import sample_user_task
+    from playground.interactive.sample_tasks import sample_user_task
     from playground.ui.resources import load_omniglot_cached
 
     s = sample_user_task(load_omniglot_cached(), 5, 1, 2)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from playground.algorithms.base import MetaLearner
+from playground.data.episodes import TaskBatch
 from playground.data.omniglot import default_cache_dir
 from playground.data.style_shift import (
     CACHE_VERSION,
@@ -36,8 +37,7 @@ from playground.data.style_shift import (
     shifted_image,
     style_for,
 )
-from playground.episodes import TaskBatch
-from playground.evaluation import confidence_interval_95
+from playground.evaluation.few_shot import confidence_interval_95
 
 ROWS: tuple[str, ...] = (NONE, *SHIFT_NAMES, MIXED)
 # The default rows: clean and mixed, one number each, in minutes; ``--shifts all`` gives every shift. MAML
@@ -282,9 +282,10 @@ CARD_ROW = MIXED  # the row a card carries: every image its own combination of s
 
 def record_in_cards(record: dict[str, Any], entries: dict[str, Any], row: str = CARD_ROW) -> list[Path]:
     """Write ``row``'s figures of a benchmark ``record`` (the JSON `run_from_args` writes) into the cards of
-    ``entries`` (model name -> `playground.zoo.ModelEntry`); the cards written. A model without the row is skipped."""
-    from playground.card import ModelCard, Result, StyleShift
-    from playground.checkpoints import write_card
+    ``entries`` (model name -> `playground.zoo.shipped.ModelEntry`); the cards written. A model without
+    the row is skipped."""
+    from playground.zoo.card import ModelCard, Result, StyleShift
+    from playground.zoo.checkpoints import write_card
 
     written = []
     for name, entry in entries.items():
@@ -355,7 +356,7 @@ def run_from_args(args: Any, command: str, echo: Callable[[str], None] = print) 
     import json
     import time
 
-    from playground.zoo import shipped_models
+    from playground.zoo.shipped import shipped_models
 
     if args.episodes < 1:
         raise ValueError(f"--episodes must be at least 1 (got {args.episodes})")

@@ -4,7 +4,7 @@
 same test-time settings, the card's where none are given), asks the predictor for its plain torch form
 (`Predictor.export_module`: the task's adapted tensors baked in as buffers) and writes it with
 ``torch.onnx.export``. The file maps images ``float32 [N, 1, 28, 28]`` (ink = 1, paper = 0, as
-`playground.imaging.to_tensor` prepares them) to class probabilities ``[N, n_way]``; its metadata carry the
+`playground.interactive.imaging.to_tensor` prepares them) to class probabilities ``[N, n_way]``; its metadata carry the
 class names, that input spec, and the model, card, weights fingerprint and settings it came from.
 
 Batch statistics. The app classifies all of a task's queries in one call, and some models let the queries
@@ -34,16 +34,16 @@ from torch import nn
 
 import playground
 from playground.algorithms import MetaLearner, NotExportable
-from playground.checkpoints import card_path, weights_fingerprint
-from playground.inference import adapt_kwargs
-from playground.zoo import ModelEntry
+from playground.interactive.inference import adapt_kwargs
+from playground.zoo.checkpoints import card_path, weights_fingerprint
+from playground.zoo.shipped import ModelEntry
 
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "images", "probabilities"
 INPUT_SPEC = (
     "images: float32 [N, 1, 28, 28], ink = 1 and paper = 0 (a glyph drawn dark on light, inverted, cropped "
-    "to its ink, centred and resized to 28x28, as playground.imaging.preprocess_image and to_tensor prepare "
-    "it); output probabilities: float32 [N, n_way], in the order of class_names"
+    "to its ink, centred and resized to 28x28, as playground.interactive.imaging.preprocess_image and to_tensor "
+    "prepare it); output probabilities: float32 [N, n_way], in the order of class_names"
 )
 BATCH_NOTE = "each image is classified on its own, as the app classifies a lone query"
 # How far the file's probabilities may stray from the predictor's before the export is refused as wrong.

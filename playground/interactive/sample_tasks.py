@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from playground.data.omniglot import Omniglot
-from playground.task_io import UserTask
+from playground.interactive.task_io import UserTask
 
 
 def character_name(data: Omniglot, c: int) -> str:

@@ -17,7 +17,7 @@ import torch
 
 from playground.algorithms import HOW_TO_LOAD, MetaLearner, available, create_learner
 from playground.algorithms.test_time import TestTimeSettings
-from playground.card import ModelCard
+from playground.zoo.card import ModelCard
 
 FORMAT = "meta-learning-playground/checkpoint"
 VERSION = 1

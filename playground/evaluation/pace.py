@@ -1,10 +1,10 @@
 """How fast each loaded model works on this server: seconds per image pass, measured, never assumed.
 
-The compare page turns the work of a click (image passes, `playground.compare.WorkEstimate`) into
+The compare page turns the work of a click (image passes, `playground.evaluation.compare.WorkEstimate`) into
 seconds a person can read before starting it. The cost of an image pass differs a hundredfold between
 models and with how busy the server is, so it comes from what this process has measured: a timed
-benchmark-shaped episode when a model is loaded (`playground.compare.time_episode`) and every run
-scored since (`playground.compare.score_on_episodes`). A model nothing has timed has no pace, and
+benchmark-shaped episode when a model is loaded (`playground.evaluation.compare.time_episode`) and every run
+scored since (`playground.evaluation.compare.score_on_episodes`). A model nothing has timed has no pace, and
 then no seconds are promised.
 """
 

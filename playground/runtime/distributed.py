@@ -30,7 +30,7 @@ import torch.distributed as dist
 from torch import nn
 
 from playground.algorithms import MetaLearner, StepStats, learner_class
-from playground.episodes import TaskBatch
+from playground.data.episodes import TaskBatch
 
 
 def launched() -> bool:

@@ -13,9 +13,12 @@ import torch
 
 from playground.algorithms import MetaLearner
 from playground.algorithms.test_time import recorded_settings
-from playground.card import ModelCard
 from playground.data.download import LAKE_RUNS_FILE, file_url
-from playground.data.lake_runs import (  # noqa: F401 (pages use error_percent from here)
+from playground.data.omniglot import default_data_dir
+from playground.evaluation.few_shot import confidence_interval_95
+from playground.figures.explorer import image_uri
+from playground.interactive.imaging import from_tensor
+from playground.lake.runs import (  # noqa: F401 (pages use error_percent from here)
     HUMAN_ERROR,
     RUNS,
     LakeResult,
@@ -23,10 +26,7 @@ from playground.data.lake_runs import (  # noqa: F401 (pages use error_percent f
     error_percent,
     lake_settings,
 )
-from playground.data.omniglot import default_data_dir
-from playground.evaluation import confidence_interval_95
-from playground.explorer_figures import image_uri
-from playground.imaging import from_tensor
+from playground.zoo.card import ModelCard
 
 PEOPLE = "people (Lake et al. 2015)"
 

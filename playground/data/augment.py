@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from playground.episodes import TaskBatch
+from playground.data.episodes import TaskBatch
 
 
 def shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -98,7 +98,7 @@ def colour_augment_tasks(
     tasks: TaskBatch, normalization: tuple | None, generator: torch.Generator | None = None
 ) -> TaskBatch:
     """The batch with every colour image augmented (`colour_augment`) in [0, 1] and normalised again."""
-    from playground.episodes import denormalize, normalize
+    from playground.data.episodes import denormalize, normalize
 
     def one(x: torch.Tensor) -> torch.Tensor:
         if normalization is None:

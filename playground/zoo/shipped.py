@@ -12,11 +12,11 @@ import torch
 
 from playground.algorithms import MetaLearner, learner_class
 from playground.algorithms.test_time import TestTimeSettings
-from playground.card import ModelCard, Result
-from playground.checkpoints import load_learner, read_card
-from playground.compare import time_episode
+from playground.evaluation.compare import time_episode
+from playground.zoo.card import ModelCard, Result
+from playground.zoo.checkpoints import load_learner, read_card
 
-CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "assets" / "checkpoints"
+CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "assets" / "checkpoints"
 # Folders of a person's own checkpoints (os.pathsep-separated) served beside the shipped ones, so that a model
 # of their own, a plugin algorithm's included, appears in the app without being copied into the project.
 EXTRA_DIRS_ENV = "PLAYGROUND_CHECKPOINTS"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from playground.data.lake_runs import HUMAN_ERROR
-from playground.lake_game import LakeScore, error_percent
+from playground.lake.game import LakeScore, error_percent
+from playground.lake.runs import HUMAN_ERROR
 
 MODEL_COLOR = "#4B6BFB"
 LIVE_COLOR = "#2E3FA8"  # measured now: darker than a card's figure, so the two are told apart

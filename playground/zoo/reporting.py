@@ -2,7 +2,7 @@
 
 `record_results` and `record_lake_runs` write what ``evaluate --card`` and ``lake-runs --card`` measured
 into the card beside a checkpoint (made from the checkpoint where it has none yet). `results_table` is the
-Markdown table ``report`` prints and ``report --readme`` puts into the README (`playground.readme_table`).
+Markdown table ``report`` prints and ``report --readme`` puts into the README (`playground.zoo.readme_table`).
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from playground.card import LakeRuns, ModelCard, Result, TrainingRecord
-from playground.checkpoints import read_card, write_card
-from playground.data.lake_runs import HUMAN_ERROR, LakeResult
-from playground.evaluation import EvalResult
-from playground.papers import SETTINGS, published_for, reaches
+from playground.evaluation.few_shot import EvalResult
+from playground.lake.runs import HUMAN_ERROR, LakeResult
 from playground.training import hardware_description, make_card
+from playground.zoo.card import LakeRuns, ModelCard, Result, TrainingRecord
+from playground.zoo.checkpoints import read_card, write_card
+from playground.zoo.papers import SETTINGS, published_for, reaches
 
 if TYPE_CHECKING:
-    from playground.zoo import ModelEntry
+    from playground.zoo.shipped import ModelEntry
 
 
 def evaluation_result(
@@ -121,7 +121,7 @@ STYLE_SETTING = (5, 1)  # the style-shift figure the results table shows (cards 
 def results_table(entries: Iterable[ModelEntry], papers: bool = False) -> str:
     """Markdown: one row per model, 5/20-way x 1/5-shot accuracy with CI, Lake's runs, and the style shift.
 
-    With ``papers``, each `vinyals` model with published figures (`playground.papers`) is followed by a row of
+    With ``papers``, each `vinyals` model with published figures (`playground.zoo.papers`) is followed by a row of
     them, each marked "reached" (our mean above it, or it within our 95% CI) or by how far short we are.
     The Lake column is left out when no card has Lake's runs (a `vinyals` model must not be run on them), the
     style-shift column (the benchmark's mixed row: docs/style_shift.md) when no card has the figure.

@@ -1,13 +1,13 @@
-"""Plotly figures of a live meta-training run (`playground.live_training`), built from a `JobView`."""
+"""Plotly figures of a live meta-training run (`playground.training.live`), built from a `JobView`."""
 
 from __future__ import annotations
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from playground.explorer_figures import class_colour
-from playground.figures import plot_text
-from playground.live_training import PROBE_DRAWINGS, Measure, Progress, Snapshot, project
+from playground.figures.charts import plot_text
+from playground.figures.explorer import class_colour
+from playground.training.live import PROBE_DRAWINGS, Measure, Progress, Snapshot, project
 
 REFERENCE_NAMES = {"random": "random initialisation", "shipped": "shipped model"}
 REFERENCE_COLOURS = {"random": "#9A9A9A", "shipped": "#2CA02C"}

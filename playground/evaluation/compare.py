@@ -7,7 +7,7 @@ A benchmark is the heaviest thing one click of the app can start, so its work is
 it runs (`benchmark_work`, `curves_work`, in image passes) and refused above `MAX_WORK_PER_CLICK`;
 it can be stopped between any two episodes (``should_stop``), and `benchmark_turn` lets one
 benchmark of the whole process compute at a time, on one core fewer than the machine has. The estimate
-is in seconds too once each model's pace on this server is measured (`playground.pace`, `time_episode`).
+is in seconds too once each model's pace on this server is measured (`playground.evaluation.pace`, `time_episode`).
 
 A figure from few episodes is called so beside it (`few_episodes_note`, `accuracy_text`).
 """
@@ -23,13 +23,13 @@ from dataclasses import dataclass
 import torch
 
 from playground.algorithms import MetaLearner
+from playground.data.episodes import TaskBatch, TaskSampler
 from playground.data.protocols import ClassDataset
-from playground.episodes import TaskBatch, TaskSampler
-from playground.evaluation import EvalResult
-from playground.explain import steps_option
-from playground.inference import adapt_and_predict, adapt_kwargs
-from playground.pace import about, record, seconds_per_pass
-from playground.threads import usable_cpus
+from playground.evaluation.few_shot import EvalResult
+from playground.evaluation.pace import about, record, seconds_per_pass
+from playground.interactive.explain import steps_option
+from playground.interactive.inference import adapt_and_predict, adapt_kwargs
+from playground.runtime.threads import usable_cpus
 
 Progress = Callable[[int, int], None]
 StopCheck = Callable[[], bool]
@@ -239,7 +239,7 @@ def _sync(device: torch.device) -> None:
 
 def time_episode(learner: MetaLearner, n_way: int = 5, k_shot: int = 1, n_query: int = BENCHMARK_QUERIES) -> float:
     """Seconds ``learner`` takes to score one benchmark-shaped episode here, recorded as its pace
-    (`playground.pace`), so that the first estimate of a click can be given in seconds.
+    (`playground.evaluation.pace`), so that the first estimate of a click can be given in seconds.
 
     Computed as a benchmark computes (`benchmark_threads`, the settings its card gives this task size),
     on noise images: the work of an episode does not depend on what the images show. The episode is
@@ -410,7 +410,7 @@ def score_on_episodes(
     n_way = int(batches[0].support_y.max()) + 1
     k_shot = batches[0].support_y.shape[1] // n_way
     n_query = batches[0].query_y.shape[1] // n_way
-    # the next click's estimate in seconds follows what this run took (`playground.pace`)
+    # the next click's estimate in seconds follows what this run took (`playground.evaluation.pace`)
     steps = None if n_steps is None else {"n_steps": n_steps}
     record(learner, total * episode_work(learner, n_way, k_shot, steps, n_query), seconds)
     return EvalResult(accs, n_way, k_shot, n_query)

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from playground.card import ModelCard
+from playground.zoo.card import ModelCard
 
 SETTINGS = ((5, 1), (5, 5), (20, 1), (20, 5))  # (ways, shots), the columns of every table
 

@@ -11,9 +11,9 @@ import torch
 
 from playground.algorithms import DecisionMatrix, MetaLearner, Predictor
 from playground.algorithms.protonet import prototypes
-from playground.imaging import from_tensor
-from playground.inference import adapt_kwargs
-from playground.projection import project_2d
+from playground.interactive.imaging import from_tensor
+from playground.interactive.inference import adapt_kwargs
+from playground.interactive.projection import project_2d
 
 KINDS = ("support", "query", "distractor", "prototype")
 

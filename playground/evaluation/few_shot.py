@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from playground.algorithms.base import MetaLearner
+from playground.data.episodes import TaskSampler
 from playground.data.protocols import ClassDataset, Splits
-from playground.episodes import TaskSampler
 
 # Queries per class in the episodes of every model card's figures (`evaluate --query`'s default).
 STANDARD_QUERIES = 15
@@ -24,7 +24,7 @@ class EvalResult:
     n_way: int
     k_shot: int
     # Queries per class in each episode. With transductive batch norm the query batch's statistics,
-    # and so the accuracy, depend on it (`playground.papers.Published.queries`).
+    # and so the accuracy, depend on it (`playground.zoo.papers.Published.queries`).
     n_query: int | None = None
 
     @property

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from playground.imaging import (
+from playground.interactive.imaging import (
     IMAGE_SIZE,
     MAX_FILE_BYTES,
     InputError,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from playground.algorithms import create_learner
 from playground.algorithms.ensemble import Ensemble
-from playground.checkpoints import learner_from_checkpoint, read_checkpoint, save_checkpoint
+from playground.zoo.checkpoints import learner_from_checkpoint, read_checkpoint, save_checkpoint
 
 
 def assemble_ensemble(

@@ -33,9 +33,9 @@ import numpy as np
 import torch
 
 from playground.algorithms import MetaLearner, available, create_learner, learner_class
+from playground.data.episodes import TaskBatch, TaskSampler
 from playground.data.protocols import ClassDataset
-from playground.episodes import TaskBatch, TaskSampler
-from playground.evaluation import confidence_interval_95
+from playground.evaluation.few_shot import confidence_interval_95
 
 BUDGETS = (20, 60, 120)  # seconds a person may choose
 WAYS = (2, 20)  # the training task shape's allowed range, inclusive
@@ -106,9 +106,9 @@ def has_inner_loop(algorithm: str) -> bool:
 
 def shipped_recipe(algorithm: str) -> tuple[dict[str, Any], int]:
     """The shipped model's hyperparameters and meta-batch, so that a live run trains as it was trained."""
-    from playground.card import ModelCard
-    from playground.checkpoints import read_card
-    from playground.zoo import CHECKPOINT_DIR
+    from playground.zoo.card import ModelCard
+    from playground.zoo.checkpoints import read_card
+    from playground.zoo.shipped import CHECKPOINT_DIR
 
     card = read_card(CHECKPOINT_DIR / f"{algorithm}_{PROTOCOL}.pt") or ModelCard()
     accepted = learner_class(algorithm).hyperparameters()
@@ -263,10 +263,10 @@ def run_training(settings: LiveSettings, report: Any, cancel: Any, threads: int 
 
 
 def _train_and_report(settings: LiveSettings, report: Any, cancel: Any) -> None:
-    from playground.checkpoints import load_learner
     from playground.data.protocols import load_splits
     from playground.training import train
-    from playground.zoo import CHECKPOINT_DIR
+    from playground.zoo.checkpoints import load_learner
+    from playground.zoo.shipped import CHECKPOINT_DIR
 
     probe = Probe(load_splits(PROTOCOL, rotations=False).test)
     report.put(("characters", probe.names))
@@ -408,7 +408,7 @@ def _thin(items: list, limit: int) -> None:
 
 def default_threads() -> int:
     """Torch threads for a job: one less than the usable CPUs, so that a CPU stays free for other visitors."""
-    from playground.threads import usable_cpus
+    from playground.runtime.threads import usable_cpus
 
     return max(1, usable_cpus() - 1)
 

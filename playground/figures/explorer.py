@@ -15,8 +15,8 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
-from playground.explain import AdaptationSteps, EmbeddingView
-from playground.figures import plot_text
+from playground.figures.charts import plot_text
+from playground.interactive.explain import AdaptationSteps, EmbeddingView
 
 # Colour-blind-friendly qualitative palette (Okabe-Ito, then Tableau's), cycled beyond 17 classes.
 PALETTE = [

@@ -1,0 +1,1 @@
+"""Measuring models: few-shot accuracy with honest intervals, comparisons, pace, style shift."""

@@ -1,0 +1,1 @@
+"""Plotly figures built from what the library returns (no Streamlit here)."""

@@ -1,0 +1,1 @@
+"""A person's own task: their pictures, adapting and predicting, explanations, the export."""

@@ -1,0 +1,1 @@
+"""Where and how the library computes: device, torch threads, precision, malloc, processes."""

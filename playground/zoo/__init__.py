@@ -1,0 +1,1 @@
+"""The shipped models: checkpoints, their cards, ensembles of them, and the published figures."""
