@@ -202,8 +202,8 @@ def test_benchmark_runs_and_a_strong_shift_bites(tmp_path):
     from playground.evaluation.style_shift import OVERALL, ShiftedImages, format_table, style_shift_benchmark
     from playground.zoo.shipped import shipped_models
 
-    entry = next(e for e in shipped_models() if e.name == "pixel_nn")
-    learners = {"pixel_nn": entry.load("cpu", warm=False)}
+    entry = next(e for e in shipped_models() if e.name == "protonet_lake")
+    learners = {"protonet_lake": entry.load("cpu", warm=False)}
     images = ShiftedImages(seed=0, cache_dir=tmp_path)
     cells = style_shift_benchmark(
         learners, ["none", "noise", "marker"], [(5, 1)], episodes=20, n_query=3, images=images
@@ -212,7 +212,9 @@ def test_benchmark_runs_and_a_strong_shift_bites(tmp_path):
     assert set(by) == {"none", "noise", "marker", OVERALL}
     assert all(0 <= c.mean <= 1 and len(c.accuracies) == 20 for c in cells if c.row != OVERALL)
     assert len(by[OVERALL].accuracies) == 40  # the named shifts pooled
-    assert by["none"].mean > 0.6 and by["noise"].mean < by["none"].mean - 0.1
+    # A marker's merged strokes cost the model; sensor noise, which preprocessing smooths away, does not.
+    assert by["none"].mean > 0.9 and by["marker"].mean < by["none"].mean - 0.05
+    assert by["noise"].mean > by["none"].mean - 0.05
     assert "noise" in format_table(cells)
     # A re-run renders nothing: the images come from the cache, and give the same figures.
     again = style_shift_benchmark(

@@ -98,9 +98,10 @@ def test_a_body_without_the_fast_conv4_forward_is_not_grouped():
 
 
 def test_the_cli_offers_the_modes_declared_here():
-    from playground.cli import _learner_options, build_parser
+    from playground.cli import build_parser
+    from playground.cli.train import learner_options
 
     assert MAML.hyperparameters()["task_batching"] == MODES[0] == "auto"
     for mode in MODES:
         args = build_parser().parse_args(["train", "--algorithm", "maml", "--task-batching", mode])
-        assert _learner_options(args) == {"task_batching": mode}
+        assert learner_options(args) == {"task_batching": mode}
