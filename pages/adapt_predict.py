@@ -12,9 +12,10 @@ from playground.interactive.inference import predict_task, prediction_grid, task
 from playground.ui.canvas import drawing_canvas, drawn_glyph
 from playground.ui.display import plain, short_names, thumbnail
 from playground.ui.export_button import classifier_download
-from playground.ui.resources import current_device, load_models
+from playground.ui.resources import current_device, load_models, model_catalogue
 from playground.ui.session import Query, flash, guarded, show_flash, state
 from playground.ui.widgets import CAMERA_HINT, camera_photo, class_key, fresh_key, option_widget, reset_inputs
+from playground.zoo.shipped import model_titles
 
 MAX_QUERIES = 40
 RIGHT_WRONG = {True: "background-color: #dff3e3", False: "background-color: #fbe1e1"}
@@ -127,6 +128,8 @@ models = load_models(current_device())
 if not models:
     st.warning("Choose at least one model in the sidebar.")
     st.stop()
+# The pages name models as the sidebar does ("ProtoNet"), not by file.
+title = model_titles(list(model_catalogue().values()))
 settings: dict[str, dict[str, float]] = {}
 # Each model's steps and step size start where its card was measured at the nearest task size. The widgets'
 # keys carry the task size: their values are kept while the user visits other pages, and a task of a new size
@@ -155,7 +158,7 @@ with right:
             )
             for name, opts in options.items():
                 cols = st.columns([2] + [3] * len(opts))
-                cols[0].markdown(f"**{name}**")
+                cols[0].markdown(f"**{title[name]}**")
                 settings[name] = {
                     o.name: option_widget(col, o, key=f"opt-{name}-{o.name}-{task_size[0]}x{task_size[1]}")
                     for col, o in zip(cols[1:], opts)
@@ -193,10 +196,11 @@ if res is not None:
     names = res["class_names"]
     for r in res["results"]:
         if r.error:
-            st.error(f"{r.model}: {plain(r.error)}")
+            st.error(f"{title[r.model]}: {plain(r.error)}")
         elif r.warning:
             st.warning(
-                f"**{r.model}**: {plain(r.warning)} Both are in the test-time settings beside **Adapt and predict**."
+                f"**{title[r.model]}**: {plain(r.warning)} Both are in the test-time settings beside "
+                "**Adapt and predict**."
             )
 
     ok = [r for r in res["results"] if not r.error]
@@ -223,8 +227,10 @@ if res is not None:
     config.update({f"{r.model} glyph": st.column_config.ImageColumn("", width="small") for r in ok})
     for r in ok:  # each model's accuracy on the labelled queries heads its column
         score = "" if r.accuracy is None else f" · {100 * r.accuracy:.0f}% right"
-        config[r.model] = st.column_config.TextColumn(f"{r.model}{score}" + (" (overshot)" if r.warning else ""))
-    times = "; ".join(f"{r.model} {r.adapt_ms:.0f} ms to adapt, {r.predict_ms:.0f} to predict" for r in res["results"])
+        config[r.model] = st.column_config.TextColumn(f"{title[r.model]}{score}" + (" (overshot)" if r.warning else ""))
+    times = "; ".join(
+        f"{title[r.model]} {r.adapt_ms:.0f} ms to adapt, {r.predict_ms:.0f} to predict" for r in res["results"]
+    )
     st.caption(
         "Each model's pick for each query: the picked class's first example, its name and the model's "
         f"confidence; green is right, red is wrong. Click a row to see every class's probability. On "
@@ -248,7 +254,9 @@ if res is not None:
         for col, r in zip(cols, ok):
             pick = grid[i][r.model]
             mark = {True: " ✓", False: " ✗", None: ""}[pick.right]
-            col.markdown(f"**{r.model}** → **{plain(names[pick.predicted])}**{mark} ({100 * pick.confidence:.0f}%)")
+            col.markdown(
+                f"**{title[r.model]}** → **{plain(names[pick.predicted])}**{mark} ({100 * pick.confidence:.0f}%)"
+            )
             col.plotly_chart(
                 probability_bars(r.proba[i].tolist(), names, pick.predicted),
                 key=f"bars-{r.model}",
@@ -282,7 +290,8 @@ if res is not None:
         with st.expander("How the gradient-based models adapted: support loss and accuracy after each inner step"):
             for r in curves:
                 st.plotly_chart(
-                    adaptation_curve(r.trace, f"{r.model}: adaptation on the support set"), key=f"curve-{r.model}"
+                    adaptation_curve(r.trace, f"{title[r.model]}: adaptation on the support set"),
+                    key=f"curve-{r.model}",
                 )
     classifier_download(models, [r.model for r in ok], res["support"], names, res["settings"])
     c1, c2 = st.columns(2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 from playground.algorithms import available, learner_class
-from playground.zoo.shipped import CHECKPOINT_DIR, picker_labels, shipped_models
+from playground.zoo.shipped import CHECKPOINT_DIR, model_titles, picker_labels, shipped_models
 
 
 def test_every_algorithm_has_a_short_title():
@@ -34,3 +34,10 @@ def test_two_models_of_one_algorithm_keep_their_file_names(tmp_path):
     assert labels["protonet_lake"].startswith("ProtoNet (protonet_lake) · ")
     assert labels["protonet_mine"] == "ProtoNet (protonet_mine)"  # no card: no figure
     assert labels["maml_lake"].startswith("MAML · ")
+    # The pages' tables and charts name the models as the picker does, without the figure.
+    titles = model_titles(shipped_models(tmp_path))
+    assert titles == {
+        "maml_lake": "MAML",
+        "protonet_lake": "ProtoNet (protonet_lake)",
+        "protonet_mine": "ProtoNet (protonet_mine)",
+    }

@@ -113,16 +113,23 @@ def default_selection(names: list[str]) -> list[str]:
     return chosen or names[:3]
 
 
+def model_titles(entries: list[ModelEntry]) -> dict[str, str]:
+    """What the pages call each model: the algorithm's short name ("ProtoNet"), with the file's name where
+    two of ``entries`` share it ("ProtoNet (protonet_mine)")."""
+    titles = [e.title for e in entries]
+    return {e.name: e.title if titles.count(e.title) == 1 else f"{e.title} ({e.name})" for e in entries}
+
+
 def picker_labels(entries: list[ModelEntry]) -> dict[str, str]:
     """What the app's model picker shows for each model: "ProtoNet · 98.3%", its card's 5-way 1-shot
     figure beside the algorithm's short name, and the file's name too where two models share a title; a model
     trained on photos rather than Omniglot's glyphs names its dataset ("ProtoNet · 78.2% · CIFAR-FS")."""
     from playground.data.datasets import DATASETS
 
-    titles = [e.title for e in entries]
+    titles = model_titles(entries)
     labels = {}
     for e in entries:
-        title = e.title if titles.count(e.title) == 1 else f"{e.title} ({e.name})"
+        title = titles[e.name]
         figure = e.figure(5, 1)
         labels[e.name] = title if figure is None else f"{title} · {100 * figure.accuracy:.1f}%"
         if e.dataset != "omniglot":
