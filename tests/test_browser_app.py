@@ -125,13 +125,13 @@ def test_draw_two_classes_add_a_query_adapt_and_predict():
         wait_until_idle(driver)
         clicked = time.perf_counter()
         click_button(driver, "Adapt and predict")
-        wait_for_text(driver, "protonet_lake →", timeout=60)
+        wait_for_text(driver, "ProtoNet →", timeout=60)
         reaction = time.perf_counter() - clicked
         print(f"click to predictions shown: {reaction:.2f} s")
         # The models' results arrive one element at a time: on a busy machine MAML's can lag ProtoNet's.
-        text = wait_for_text(driver, "maml_lake →", timeout=60)
+        text = wait_for_text(driver, "MAML →", timeout=60)
         # The query is a vertical bar like class A's drawings: both models should say so (Q1's details).
-        assert "protonet_lake → A" in text and "maml_lake → A" in text, text[-1500:]
+        assert "ProtoNet → A" in text and "MAML → A" in text, text[-1500:]
         assert not page_exceptions(driver)
         # Charts draw asynchronously: wait for both models' probability bars and MAML's curve.
         wait_for_plots(driver, 3)
