@@ -160,6 +160,7 @@ def test_compare_with_one_shot_and_no_labels_says_what_is_missing():
     assert not [b for b in at.button if b.key == "compare_task"]
 
 
+@pytest.mark.slow  # two models over 20 benchmark episodes, in the page
 @pytest.mark.omniglot
 def test_compare_task_benchmark_and_curves(omniglot):
     at = sampled(new_app(), models=["protonet_lake", "maml_lake"])
