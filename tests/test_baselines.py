@@ -41,6 +41,7 @@ def test_pixel_nn_trains_as_a_no_op_through_the_common_interface(glyphs_test):
 # -- scratch: a Conv-4 trained from a random initialisation on the support set alone ----------------
 
 
+@pytest.mark.slow  # 40 episodes of 50 Adam steps on a full-size Conv-4
 def test_scratch_is_clearly_above_chance_with_default_settings(glyphs_test):
     acc = evaluate_few_shot(create_learner("scratch"), glyphs_test, 5, 1, 5, episodes=40, seed=0).mean
     assert acc >= 0.4  # 5-way chance is 0.2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench.gpu_figures import Step, check, main, run, steps
 
 
@@ -15,6 +17,7 @@ def test_a_flag_a_benchmark_does_not_take_is_reported_by_step():
     assert len(problems) == 1 and problems[0].startswith("eval: bench.eval_speed refused '--no-such-flag'")
 
 
+@pytest.mark.slow  # runs benchmark steps to their time limits
 def test_steps_run_in_order_are_stopped_at_their_limit_and_skipped_past_the_budget(tmp_path):
     plan = [
         # Training-sized work on the CPU: far longer than its 2-second limit.

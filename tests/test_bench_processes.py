@@ -8,6 +8,7 @@ from bench.process_throughput import main
 from playground.runtime.allocator import is_glibc
 
 
+@pytest.mark.slow  # starts real ranks
 def test_ranks_step_together_and_every_row_is_timed(capsys):
     malloc = ["--malloc", "keep"] if is_glibc() else []
     result = main(["--processes", "2", "--batch", "4", "--steps", "1", "--warmup", "0", "--threads", "1", *malloc])
@@ -23,6 +24,7 @@ def test_ranks_step_together_and_every_row_is_timed(capsys):
     assert f"malloc {'keep' if malloc else 'default'}" in out
 
 
+@pytest.mark.slow  # starts real ranks
 def test_ranks_keep_glibcs_defaults_unless_asked():
     result = main(["--processes", "2", "--batch", "2", "--steps", "1", "--warmup", "0", "--threads", "1"])
     assert result["ranks_kept_memory"] is False

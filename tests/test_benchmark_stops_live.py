@@ -26,6 +26,7 @@ def cpu_over(pid: int, seconds: float) -> float:
     return cpu_seconds(pid) - before
 
 
+@pytest.mark.slow  # a real app server and a benchmark it must stop
 @pytest.mark.omniglot
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads the server's CPU time from /proc")
 def test_the_server_stops_a_benchmark_when_its_visitor_leaves(omniglot):

@@ -60,6 +60,7 @@ def test_more_ways_than_classes_is_refused(omniglot, capsys):
     assert "more than the" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # real training runs, each command in a fresh process
 @pytest.mark.omniglot
 def test_train_resume_evaluate_end_to_end(omniglot, tmp_path):
     out = tmp_path / "run"
@@ -120,6 +121,7 @@ def test_train_resume_evaluate_end_to_end(omniglot, tmp_path):
     assert shipped["note"] == "a test model" and shipped["evaluation"] == card["evaluation"]
 
 
+@pytest.mark.slow  # real training runs, each command in a fresh process
 @pytest.mark.omniglot
 def test_calibrate_steps_writes_the_best_candidate(omniglot, tmp_path):
     out = tmp_path / "maml"
@@ -236,6 +238,7 @@ def test_set_passes_any_hyperparameter_and_refuses_unknown_ones(capsys):
     assert "--set bogus does not apply to --algorithm protonet" in err and "metric" in err
 
 
+@pytest.mark.slow  # real training runs, each command in a fresh process
 @pytest.mark.omniglot
 def test_init_from_starts_a_compatible_learner_from_a_checkpoint(omniglot, tmp_path):
     from playground.zoo.checkpoints import read_checkpoint
@@ -290,6 +293,7 @@ def test_task_batching_and_memory_format_flags_reach_maml(capsys):
     assert "--memory-format does not apply to --algorithm protonet" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # real training runs, each command in a fresh process
 def test_augment_shift_and_within_alphabet_change_training_and_are_recorded(omniglot, tmp_path):
     from playground.zoo.checkpoints import read_checkpoint
 

@@ -145,6 +145,7 @@ runpy.run_module("playground", run_name="__main__", alter_sys=True)
 """
 
 
+@pytest.mark.slow  # real torchrun training runs
 def test_torchrun_trains_and_resumes_like_one_process(tmp_path, monkeypatch):
     from playground.cli import main
     from playground.data.omniglot import load_omniglot

@@ -166,6 +166,7 @@ def test_members_with_inner_steps_can_adapt_to_the_plain_support(glyphs_train, t
     assert not torch.allclose(both, got, atol=1e-4)
 
 
+@pytest.mark.slow  # Lake's runs, five times over
 @pytest.mark.skipif(not lake_runs_available(), reason=LAKE_SKIP)
 def test_shipped_ensemble_beats_each_of_its_members_on_lakes_runs_as_its_card_says():
     """The README's Lake figure: two ProtoNets and MAML averaged over 9 shifted views, against each alone.

@@ -160,6 +160,7 @@ def test_compare_with_one_shot_and_no_labels_says_what_is_missing():
     assert not [b for b in at.button if b.key == "compare_task"]
 
 
+@pytest.mark.slow  # two models over 20 benchmark episodes, in the page
 @pytest.mark.omniglot
 def test_compare_task_benchmark_and_curves(omniglot):
     at = sampled(new_app(), models=["protonet_lake", "maml_lake"])
@@ -198,7 +199,8 @@ def test_compare_all_shipped_models_button_chooses_every_model():
 
 
 @pytest.mark.omniglot
-@pytest.mark.parametrize("shots", [1, 5])
+# 5 shots: the same pages and card lookup as 1 shot, for another card cell, at five times the adaptation.
+@pytest.mark.parametrize("shots", [1, pytest.param(5, marks=pytest.mark.slow)])
 def test_the_pages_agree_with_each_other_and_with_the_card(omniglot, shots):
     """One task, no setting touched: Adapt and predict, Compare and Explore adapt as the card's figure did."""
     import torch

@@ -505,6 +505,7 @@ def test_validation_runs_are_built_like_lakes_from_the_validation_alphabets(omni
     assert "never written into a card" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # several lake-runs measurements
 def test_lake_runs_card_records_chosen_steps_and_the_app_measures_with_them(runs, tmp_path, capsys):
     """A Lake figure measured with steps or a step size other than the checkpoint's own says so, and
     "Measure now" repeats it."""

@@ -28,6 +28,7 @@ def _learner_weights(learner: MetaLSTM, n_way: int) -> dict[str, torch.Tensor]:
     return {k: v.detach() for k, v in learner.initial_fast_weights(n_way).items() if not k.startswith(LSTM)}
 
 
+@pytest.mark.slow  # a meta-training run
 def test_meta_training_lifts_held_out_accuracy(glyphs_train, glyphs_test):
     torch.manual_seed(0)
     learner = create_learner("meta-lstm", **FAST)

@@ -26,6 +26,7 @@ def _trained(glyphs, iterations: int = 3, **options) -> MetaLearner:
     return learner
 
 
+@pytest.mark.slow  # a meta-training run
 def test_meta_training_lifts_accuracy_far_above_chance(glyphs_train, glyphs_test):
     torch.manual_seed(0)
     learner = create_learner("mann", **FAST)

@@ -69,6 +69,7 @@ def run_cli(cwd: Path, *args: str, plugins: str | None = None) -> subprocess.Com
     )
 
 
+@pytest.mark.slow  # a real training run in a fresh process
 @pytest.mark.omniglot
 def test_a_plugin_module_outside_the_package_trains_and_evaluates(omniglot, tmp_path):
     """`python -m playground --plugin MODULE` from the researcher's own folder, as the README tells them."""

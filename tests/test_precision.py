@@ -113,6 +113,7 @@ def test_unknown_precision_is_refused():
         check_precision("fp16")
 
 
+@pytest.mark.slow  # two meta-training runs
 def test_bf16_training_learns_as_fp32_does(glyphs_train, glyphs_test, tmp_path, monkeypatch):
     """`train --precision bf16` end to end: MAML on held-out classes as far above chance as in float32."""
     from playground.data.protocols import Splits

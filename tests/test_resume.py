@@ -27,6 +27,7 @@ def _train(flags: list[str], out: Path, env: dict, *more: str) -> subprocess.Pop
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+@pytest.mark.slow  # a real training run in a fresh processs
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     data, cache = _fake_omniglot(tmp_path / "omniglot"), tmp_path / "cache"
     load_omniglot(data, cache)
@@ -71,6 +72,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     assert after and all(after[e["iteration"]] == e["val_acc"] for e in entries[0] if e["iteration"] in after)
 
 
+@pytest.mark.slow  # a real training run in a fresh processs
 def test_a_shipped_model_trains_on_where_its_schedule_left_off(tmp_path):
     """A shipped checkpoint has no optimizer or scheduler state: training it on resumes the cosine
     schedule at its saved iteration (as a resume from last.pt does), keeps the saved settings, and

@@ -198,6 +198,7 @@ def test_training_flag_is_checked():
         build_parser().parse_args(["train", "--augment-style", "2"])
 
 
+@pytest.mark.slow  # renders and classifies 40 shifted episodes twice
 def test_benchmark_runs_and_a_strong_shift_bites(tmp_path):
     from playground.evaluation.style_shift import OVERALL, ShiftedImages, format_table, style_shift_benchmark
     from playground.zoo.shipped import shipped_models

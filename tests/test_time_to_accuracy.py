@@ -19,6 +19,7 @@ def _checks(log, *extra: str) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()]
 
 
+@pytest.mark.slow  # two timed training runs
 @pytest.mark.omniglot
 def test_cosine_over_decays_the_outer_rate_like_train_and_constant_is_the_default(omniglot, tmp_path):
     constant = _checks(tmp_path / "constant.jsonl", "--set", "outer_lr=0.002")
