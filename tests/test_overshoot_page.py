@@ -38,7 +38,7 @@ def test_top_of_the_ranges_warns_and_the_cards_settings_do_not(omniglot):
     at.button(key="adapt").click().run()
     assert not at.exception, at.exception
     (warning,) = [w.value for w in at.warning if "overshot" in w.value]
-    assert warning.replace("\\", "").startswith("**maml_lake**") and "Lower the inner learning rate" in warning
+    assert warning.replace("\\", "").startswith("**MAML**") and "Lower the inner learning rate" in warning
     assert "fewer inner steps" in warning and not at.error  # not NaN: no "diverged" error
     assert list(status(at)) == ["overshot: see the warning above"]
     (result,) = at.session_state["results"]["results"]
