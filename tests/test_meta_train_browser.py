@@ -109,5 +109,5 @@ def test_a_twenty_second_protonet_run_learns_and_its_model_predicts(omniglot):
         wait_until_idle(driver)
         screenshot(driver, "meta-train-4-predictions")
         main = driver.find_element("css selector", "[data-testid='stMain']").text
-        assert "yours-protonet" in main, main[-2000:]  # its column in the prediction grid
+        assert "Your ProtoNet (20 s) →" in main, main[-2000:]  # its pick, named as in the sidebar
         assert not page_exceptions(driver)
