@@ -27,6 +27,15 @@ OMNIGLOT_SKIP = (
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
+def pytest_configure(config):
+    # Under pytest-xdist (-n), decode Omniglot here, in the process that starts the workers, so that on a cold
+    # cache they read one cached copy instead of each decoding it and writing the same cache file at once.
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput") and omniglot_available():
+        from playground.data.omniglot import load_omniglot
+
+        load_omniglot()
+
+
 @pytest.fixture(scope="session")
 def glyphs_train():
     return synthetic_glyphs(n_classes=48, seed=0)
