@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from playground.sinusoid.tasks import AMPLITUDE_RANGE, PHASE_RANGE, X_RANGE
 from playground.sinusoid.train import METHODS, Progress, SineRegressors, train_all
 from playground.training import hardware_description
 from playground.zoo.card import ModelCard, SineResult
-from playground.zoo.checkpoints import CheckpointError, read_card, write_card
+from playground.zoo.checkpoints import CheckpointError, load_plain, read_card, write_card
 
 FORMAT = "meta-learning-playground/sinusoid"
 VERSION = 1
@@ -58,17 +57,7 @@ def save_regressors(path: str | Path, regressors: SineRegressors) -> Path:
 def _read_payload(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"{path} is not a checkpoint of this project: it holds objects that are not plain "
-            "tensors and values, and it was refused without running them"
-        ) from exc
-    except Exception as exc:  # torch raises many types (KeyError, EOFError, RuntimeError...) on junk
-        raise CheckpointError(
-            f"{path} is truncated or corrupt and cannot be read ({type(exc).__name__}: {exc})"
-        ) from exc
+    payload = load_plain(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a sinusoid checkpoint of this project (no '{FORMAT}' marker)")
     if payload.get("version") != VERSION:

@@ -108,16 +108,10 @@ def ship(source: str | Path, target: str | Path, note: str | None = None) -> tup
     return path, write_card(path, card)
 
 
-def read_checkpoint(path: str | Path) -> Checkpoint:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
-    if _is_model_card(path):
-        beside = path.with_suffix(".pt")
-        there = "" if beside.is_file() else " (there is none)"
-        raise CheckpointError(f"{path} is a model card, not a checkpoint: its checkpoint is {beside}{there}")
+def load_plain(path: Path) -> Any:
+    """A torch file's contents, read with ``weights_only=True``: plain tensors and values only, never code."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"{path} is not a checkpoint of this project: it holds objects that are not plain "
@@ -127,6 +121,17 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(
             f"{path} is truncated or corrupt and cannot be read ({type(exc).__name__}: {exc})"
         ) from exc
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    if _is_model_card(path):
+        beside = path.with_suffix(".pt")
+        there = "" if beside.is_file() else " (there is none)"
+        raise CheckpointError(f"{path} is a model card, not a checkpoint: its checkpoint is {beside}{there}")
+    payload = load_plain(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a checkpoint of this project (no '{FORMAT}' marker)")
     if payload.get("version") != VERSION:
