@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 from pathlib import Path
@@ -34,6 +35,30 @@ def pytest_configure(config):
         from playground.data.omniglot import load_omniglot
 
         load_omniglot()
+
+
+@pytest.fixture(autouse=True)
+def _alone_when_it_runs_against_a_clock(request, tmp_path_factory):
+    """Under pytest-xdist, a test marked `alone` runs while no other test does.
+
+    It measures against a clock (a 20-second training budget, a load test), so it must have the cores the
+    machine has. A writer-preferring lock across the workers: every test holds `room` shared; an `alone` test
+    holds the `door` while it waits for `room` alone, so no new test starts in the meantime."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    locks = tmp_path_factory.getbasetemp().parent  # shared by the workers of one run
+    alone = request.node.get_closest_marker("alone") is not None
+    with open(locks / "door.lock", "a") as door, open(locks / "room.lock", "a") as room:
+        fcntl.flock(door, fcntl.LOCK_EX)
+        if not alone:
+            fcntl.flock(door, fcntl.LOCK_UN)
+        fcntl.flock(room, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(room, fcntl.LOCK_UN)
+            fcntl.flock(door, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")

@@ -67,6 +67,7 @@ def test_one_projection_keeps_the_latest_fit():
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # what 20 seconds of training learns
 def test_a_protonet_job_reports_learns_and_ends_at_its_budget(omniglot):
     runner = TrainingScheduler(threads=1)
     job = runner.submit(LiveSettings("protonet", budget=20))

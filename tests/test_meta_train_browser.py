@@ -23,7 +23,8 @@ from browser import (
     wait_until_idle,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.omniglot, pytest.mark.slow]
+# `alone`: the test asks what 20 seconds of training learns.
+pytestmark = [pytest.mark.browser, pytest.mark.omniglot, pytest.mark.slow, pytest.mark.alone]
 
 # Each chart's traces as the browser holds them: [title, [[trace name, x values, y values], ...], annotations].
 CHARTS_JS = """

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-pytestmark = [pytest.mark.omniglot, pytest.mark.slow]
+pytestmark = [pytest.mark.omniglot, pytest.mark.slow]  # a 20-second budget
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 

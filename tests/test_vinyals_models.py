@@ -40,20 +40,6 @@ def test_vinyals_models_are_not_offered_by_the_app():
 
 
 @pytest.mark.omniglot
-@pytest.mark.slow  # the card's 600 episodes: fewer would not be its figure
-def test_a_vinyals_card_figure_is_reproduced_exactly(omniglot):
-    from playground.data.protocols import load_splits
-    from playground.evaluation.few_shot import evaluate_few_shot
-
-    path = VINYALS_DIR / "matching_vinyals.pt"
-    card = read_card(path)
-    recorded = card.result(5, 1)
-    test = load_splits("vinyals", data=omniglot, rotations=False).test
-    res = evaluate_few_shot(load_learner(path, "cpu"), test, 5, 1, 15, 600, seed=recorded.seed)
-    assert res.mean == pytest.approx(recorded.accuracy, abs=1e-6)
-
-
-@pytest.mark.omniglot
 @pytest.mark.slow  # the card's 600 episodes of ten Meta-SGD steps each
 def test_a_card_figure_measured_with_its_own_steps_and_step_size_is_reproduced(omniglot):
     """A cell measured with `evaluate --inner-steps N --inner-lr LR` (named in the card) comes back with them."""
