@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 
 import numpy as np
 import pytest
@@ -59,6 +60,16 @@ def open_tab(driver, label: str) -> None:
     wait_until_idle(driver)
 
 
+def take_photo(driver) -> None:
+    """Press "Take Photo" once the camera plays: pressed before its first frame, it takes nothing."""
+    deadline = time.monotonic() + 60
+    playing = "return [...document.querySelectorAll('video')].some(v => v.readyState >= 2 && v.videoWidth > 0)"
+    while not driver.execute_script(playing):
+        assert time.monotonic() < deadline, "the camera never played"
+        time.sleep(0.2)
+    click_button(driver, "Take Photo", timeout=60)
+
+
 def counts(driver) -> list[int]:
     """Each class's example count, from its "n / 5" figure."""
     text = driver.execute_script("return document.body.innerText")
@@ -73,13 +84,13 @@ def test_a_photo_from_the_camera_becomes_an_example_and_a_query(tmp_path, app_se
         open_app(driver, url)
         open_tab(driver, "Camera")
         choose_shown(driver, "Add to class", "B")
-        click_button(driver, "Take Photo", timeout=60)
+        take_photo(driver)
         wait_for_text(driver, "Added a photo to 'B'", timeout=60)
         wait_until_idle(driver)
         assert counts(driver) == [0, 1, 0]
         assert not page_exceptions(driver)
         # The tab and the picked class stay: the next photo goes to B as well.
-        click_button(driver, "Take Photo", timeout=60)
+        take_photo(driver)
         wait_for_text(driver, re.compile(r"^2 / 5$", re.M), timeout=60)
         assert counts(driver) == [0, 2, 0]
         screenshot(driver, "camera-build-task")
@@ -90,7 +101,7 @@ def test_a_photo_from_the_camera_becomes_an_example_and_a_query(tmp_path, app_se
         # Finish the task (A gets a photo, C goes), then photograph a query.
         open_tab(driver, "Camera")
         choose_shown(driver, "Add to class", "A")
-        click_button(driver, "Take Photo", timeout=60)
+        take_photo(driver)
         wait_for_text(driver, "Added a photo to 'A'", timeout=60)
         remove = [b for b in driver.find_elements("xpath", "//button[normalize-space(.)='Remove class']")]
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click()", remove[-1])
@@ -99,7 +110,7 @@ def test_a_photo_from_the_camera_becomes_an_example_and_a_query(tmp_path, app_se
         assert counts(driver) == [1, 2]
         open_page(driver, "Adapt and predict")
         open_tab(driver, "Camera")
-        click_button(driver, "Take Photo", timeout=60)
+        take_photo(driver)
         wait_for_text(driver, "Q1", timeout=60)
         wait_until_idle(driver)
         assert not page_exceptions(driver)
@@ -115,7 +126,7 @@ def test_a_photo_of_several_glyphs_gets_a_message_and_keeps_the_task(tmp_path, a
     with browser(1400, 1000, extra_flags=fake_camera_flags(video)) as driver:
         open_app(driver, url)
         open_tab(driver, "Camera")
-        click_button(driver, "Take Photo", timeout=60)
+        take_photo(driver)
         wait_for_text(driver, "3 glyphs side by side", timeout=60)
         wait_until_idle(driver)
         assert counts(driver) == [0, 0, 0]
