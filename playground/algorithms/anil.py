@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch.func import grad
 
 from playground.algorithms.base import register
-from playground.algorithms.maml import MAML, OnStep, Params
+from playground.algorithms.fast_weights import OnStep, Params
+from playground.algorithms.maml import MAML
 
 
 def _head_loss(head: Params, features: torch.Tensor, y: torch.Tensor):

@@ -106,6 +106,26 @@ class AdaptOption:
         return int(value) if self.integer else float(value)
 
 
+def gradient_step_options(
+    steps: int, most: int, lr: float, steps_text: tuple[str, str], lr_text: tuple[str, str]
+) -> list[AdaptOption]:
+    """The settings of a learner that adapts by gradient steps: how many (0 to ``most``) and their size.
+
+    The step size ranges from a hundredth to ten times ``lr``; each text is (label, help)."""
+    lr = float(lr)
+    return [
+        AdaptOption("n_steps", steps_text[0], steps, 0, most, integer=True, help=steps_text[1]),
+        AdaptOption("inner_lr", lr_text[0], lr, lr / 100, lr * 10, help=lr_text[1]),
+    ]
+
+
+def one_of(name: str, value: Any, choices: tuple) -> Any:
+    """``value`` if it is one of ``choices``; otherwise a ValueError that names them."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
 @dataclass
 class StepStats:
     loss: float

@@ -1,37 +1,24 @@
 """MAML (Finn et al. 2017): meta-learn an initialisation that a few SGD steps adapt to a task.
 
-Written functionally with ``torch.func``: the inner loop builds new parameter tensors from
-the meta-parameters (`playground.models.functional.functional_forward` + ``torch.func.grad``)
-and never writes to them, not even for the duration of a call as ``functional_call`` would, so
-one shared model can serve any number of concurrent `adapt` calls. Second-order gradients
-flow through the inner loop unless ``first_order`` is set. How a meta-batch's tasks run (a loop,
-vmap, one grouped network, threads, compiled: ``task_batching``) is `playground.algorithms.task_batching`'s;
-they all compute one meta-gradient.
+Functional (``torch.func.grad`` over `playground.models.functional.functional_forward`): the inner loop
+builds new tensors from the meta-parameters and never writes to them, not even for the length of a call
+as ``functional_call`` would, so one shared model serves any number of concurrent `adapt` calls.
+Second-order gradients flow through the inner loop unless ``first_order`` is set. How a meta-batch's
+tasks run (loop, vmap, grouped, threads, compiled) is `playground.algorithms.task_batching`'s choice.
 
-With the default Conv-4 body (batch statistics only), the forward pass is
-`playground.models.conv4.batch_stats_embed`: max-pooling before the ReLU (they commute, so the
-results are bit for bit the module's, with a quarter of the ReLU work) and, opt-in with
-``memory_format="channels_last"``, NHWC activations (see `channels_last`). ``bench/maml_speed.py``
-measures them against a clone-per-task reference.
+The head. ``head="shared"`` (default) meta-learns one weight row and bias, copied to every class when
+adaptation starts (as "UnicornMAML", Ye & Chao 2022, does); the inner loop pulls the copies apart. The
+start is then the same for any class order and any number of ways (2 to 20). ``head="per_class"`` is
+the paper's N-way head; adapting it to another N starts every class from the mean row.
 
-The classifier head. ``head="shared"`` (default) meta-learns one weight row and bias that
-are copied to every class at the start of adaptation (as in "UnicornMAML", Ye & Chao
-2022); the inner loop then pulls the copies apart. The initialisation is therefore the
-same for every class order and for any number of ways, so one model adapts to 2- to
-20-way tasks. ``head="per_class"`` is the paper's N-way head; adapting it to another N
-starts every class from the mean row.
+Batch norm. ``bn="transductive"`` (default, the papers' protocol) normalises with the statistics of the
+batch it sees: the support set in the inner loop, the queries for predictions, so a query's prediction
+depends on the queries beside it. ``bn="per_example"`` normalises each image with its own statistics
+(the body runs on single-image batches under ``vmap``), so a prediction depends on the image alone. A
+model is meta-trained in the mode it is used in.
 
-Batch norm (``bn``). ``bn="transductive"`` (default) uses the statistics of the batch it
-sees, at meta-training and meta-test time (the papers' protocol): support statistics in
-the inner loop, query-batch statistics for the predictions (see `Conv4`), so a query's
-prediction depends on the other queries that share its batch. ``bn="per_example"``
-normalises every image with its own per-channel statistics (mean and variance over the
-image's spatial positions, like instance norm) and the same learned batch-norm scale and
-shift: the body runs on each image alone (``torch.func.vmap`` over single-image batches),
-in the inner loop, the outer loop and at prediction time alike. A prediction then depends
-on the adapted weights and the image only, never on which other queries are predicted
-with it. The mode changes what the body computes, so a model must be meta-trained in the
-mode it is used in.
+The Conv-4 body with batch statistics takes a faster forward (`playground.models.conv4.batch_stats_embed`,
+bit for bit the module's); ``bench/maml_speed.py`` measures it.
 """
 
 from __future__ import annotations
@@ -45,59 +32,25 @@ from torch import nn
 from torch.func import grad, vmap
 
 from playground.algorithms import task_batching as batching
-from playground.algorithms.base import AdaptOption, MetaLearner, Predictor, StepRecord, StepStats, register
+from playground.algorithms.base import (
+    AdaptOption,
+    MetaLearner,
+    StepRecord,
+    StepStats,
+    gradient_step_options,
+    one_of,
+    register,
+)
+from playground.algorithms.fast_weights import FunctionalPredictor, OnStep, Params
 from playground.data.episodes import TaskBatch
 from playground.models.conv4 import batch_stats_embed, batch_stats_embed_supported
-from playground.models.exported import GroupStatsConv4
 from playground.models.functional import functional_forward
 
-Params = dict[str, torch.Tensor]
 Task = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # support images, labels, query images, labels
-# Called before each inner update with the step, the support loss and accuracy, and the weights they were measured at.
-OnStep = Callable[[int, torch.Tensor, torch.Tensor, Params], None]
 HEADS = ("shared", "per_class")
 MEMORY_FORMATS = ("contiguous", "channels_last")
 BATCH_NORM = ("transductive", "per_example")
 EXPORTED_FORWARD = ("forward_fast", "features_fast", "_embed")  # what `export_module` rebuilds
-
-
-class FunctionalPredictor(Predictor):
-    """A task-adapted set of fast weights, used without touching the meta-parameters."""
-
-    def __init__(self, learner: MAML, fast: Params, support_x: torch.Tensor, trace: list[StepRecord]):
-        self.learner, self.fast, self.support_x, self.trace = learner, fast, support_x, trace
-        self.n_way = fast["head.weight"].shape[0]
-
-    def _batch(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
-        # Transductive batch norm needs at least two images for batch statistics: a lone
-        # query is normalised together with the support set instead of on its own.
-        x = x.to(self.support_x.device)
-        if x.shape[0] >= 2 or (x.shape[0] == 1 and self.learner.bn == "per_example"):
-            return x, 0
-        return torch.cat([self.support_x, x]), self.support_x.shape[0]
-
-    @torch.no_grad()
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        batch, skip = self._batch(x)
-        return self.learner.forward_fast(self.fast, batch)[skip:]
-
-    @torch.no_grad()
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        batch, skip = self._batch(x)
-        return self.learner.features_fast(self.fast, batch)[skip:]
-
-    def export_module(self, group: int = 1) -> nn.Module:
-        """The adapted fast weights; batch statistics per group as `_batch` takes them (a lone image: with the
-        support set; per-example batch norm: each image its own)."""
-        learner, fast = self.learner, self.fast
-        blocks = [
-            tuple(fast.get(f"body.features.{i}.{k}") for k in ("0.weight", "0.bias", "1.weight", "1.bias"))
-            for i in range(len(learner.body.features))
-        ]
-        per_example = learner.bn == "per_example"
-        context = self.support_x if group == 1 and not per_example else None
-        eps = learner.body.features[0][1].eps
-        return GroupStatsConv4(blocks, eps, fast["head.weight"], fast["head.bias"], context, per_example)
 
 
 @register
@@ -129,12 +82,9 @@ class MAML(MetaLearner):
         **base,
     ):
         super().__init__(**base)
-        if head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
-        if bn not in BATCH_NORM:
-            raise ValueError(f"bn must be one of {BATCH_NORM}, got {bn!r}")
-        if memory_format not in MEMORY_FORMATS:
-            raise ValueError(f"memory_format must be one of {MEMORY_FORMATS}, got {memory_format!r}")
+        one_of("head", head, HEADS)
+        one_of("bn", bn, BATCH_NORM)
+        one_of("memory_format", memory_format, MEMORY_FORMATS)
         if inner_steps < 0 or test_inner_steps < 0:
             raise ValueError("inner steps must be >= 0")
         self.inner_lr, self.inner_steps, self.test_inner_steps = inner_lr, inner_steps, test_inner_steps
@@ -187,11 +137,9 @@ class MAML(MetaLearner):
     def channels_last(self) -> bool:
         """Lay activations out NHWC (``memory_format="channels_last"``, with the Conv-4 fast forward)?
 
-        Opt-in: CPU pooling is faster NHWC (``python -m bench.maml_speed --variants`` measures a
-        meta-iteration), but torch's CPU batch norm is less exact NHWC: its statistics lose digits
-        when a channel's mean is large against its spread, which moves float32 meta-gradients
-        (float64 agrees). Compiled (``task_batching="compiled"``) it costs nothing: inductor
-        computes batch norm itself.
+        Opt-in: CPU pooling is faster NHWC, but CPU batch norm loses digits NHWC when a channel's mean is large
+        against its spread, which moves float32 meta-gradients (``python -m bench.maml_speed --variants``).
+        Compiled, it costs nothing: inductor computes batch norm itself.
         """
         return self._fast_body and self.memory_format == "channels_last"
 
@@ -284,27 +232,14 @@ class MAML(MetaLearner):
     # -- adaptation ------------------------------------------------------------------------------
     def adapt_options(self) -> list[AdaptOption]:
         """Inner steps and learning rate, around the values the learner was meta-trained with."""
-        lr = float(self.inner_lr)
-        return [
-            AdaptOption(
-                "n_steps",
-                "inner steps",
-                self.test_inner_steps,
-                0,
-                # 50: the most any shipped card chose on validation (`calibrate-steps`) for some task size
-                max(50, 2 * self.test_inner_steps),
-                integer=True,
-                help="gradient steps on the support set before predicting",
-            ),
-            AdaptOption(
-                "inner_lr",
-                "inner learning rate",
-                lr,
-                lr / 100,
-                lr * 10,
-                help=f"step size of the inner loop ({lr:g} is what it was meta-trained with)",
-            ),
-        ]
+        return gradient_step_options(
+            self.test_inner_steps,
+            # 50: the most any shipped card chose on validation (`calibrate-steps`) for some task size
+            max(50, 2 * self.test_inner_steps),
+            self.inner_lr,
+            ("inner steps", "gradient steps on the support set before predicting"),
+            ("inner learning rate", f"step size of the inner loop ({self.inner_lr:g} is the meta-trained one)"),
+        )
 
     def adapt(
         self,
@@ -357,16 +292,4 @@ class MAML(MetaLearner):
         self, tasks: TaskBatch, n_steps: int | None = None, inner_lr: float | None = None
     ) -> torch.Tensor:
         steps = self.test_inner_steps if n_steps is None else n_steps
-        tasks = tasks.to(self.device)
-        with torch.enable_grad():
-            fast0 = {k: v.detach() for k, v in self.initial_fast_weights(int(tasks.support_y[0].max()) + 1).items()}
-
-            def one(sx, sy, qx, qy):
-                fast = self.inner_loop(fast0, sx, sy, steps, first_order=True, lr=inner_lr)
-                return (self.forward_fast(fast, qx).argmax(-1) == qy).float().mean()
-
-            args = (tasks.support_x, tasks.support_y, tasks.query_x, tasks.query_y)
-            # Evaluation batches tasks with vmap only: the other strategies are there for the meta-gradient.
-            if self.batching_strategy(tasks.support_x.device).name == "vmap":
-                return vmap(one)(*args).detach()
-            return torch.stack([one(*(a[i] for a in args)) for i in range(len(tasks))]).detach()
+        return batching.accuracies(self, tasks.to(self.device), steps, inner_lr)

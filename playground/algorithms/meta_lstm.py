@@ -60,7 +60,8 @@ from torch import nn
 from torch.func import grad
 
 from playground.algorithms.base import StepStats, register
-from playground.algorithms.maml import MAML, OnStep, Params
+from playground.algorithms.fast_weights import OnStep, Params
+from playground.algorithms.maml import MAML
 from playground.data.episodes import TaskBatch
 
 if TYPE_CHECKING:

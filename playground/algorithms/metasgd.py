@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from playground.algorithms.base import AdaptOption, register
-from playground.algorithms.maml import MAML, Params
+from playground.algorithms.fast_weights import Params
+from playground.algorithms.maml import MAML
 
 RATE = "rate."
 

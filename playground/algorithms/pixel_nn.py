@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from playground.algorithms.base import MetaLearner, Predictor, StepRecord, StepStats, register
+from playground.algorithms.base import MetaLearner, Predictor, StepRecord, StepStats, one_of, register
 from playground.data.episodes import TaskBatch
 from playground.models.exported import PerImage, best_per_class, cosine, squared_distances
 
@@ -60,8 +60,7 @@ class PixelNearestNeighbour(MetaLearner):
 
     def __init__(self, *, metric: str = "euclidean", temperature: float = 0.1, **base):
         super().__init__(**base)
-        if metric not in METRICS:
-            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+        one_of("metric", metric, METRICS)
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.metric, self.temperature = metric, temperature

@@ -47,6 +47,8 @@ from playground.algorithms.base import (
     StepRecord,
     StepStats,
     accuracy,
+    gradient_step_options,
+    one_of,
     register,
     support_fit,
 )
@@ -132,8 +134,7 @@ class Pretrained(MetaLearner):
         **base,
     ):
         super().__init__(outer_lr=outer_lr, **base)
-        if head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        one_of("head", head, HEADS)
         if not scale > 0:
             raise ValueError(f"scale must be positive, got {scale}")
         if test_inner_steps < 0:
@@ -310,19 +311,13 @@ class Pretrained(MetaLearner):
         """The linear head's gradient steps and learning rate; the centroid head has no settings."""
         if self.head != "linear":
             return []
-        lr = float(self.inner_lr)
-        return [
-            AdaptOption(
-                "n_steps",
-                "head steps",
-                self.test_inner_steps,
-                0,
-                max(200, 2 * self.test_inner_steps),
-                integer=True,
-                help="gradient steps of the logistic-regression head on the support features",
-            ),
-            AdaptOption("inner_lr", "head learning rate", lr, lr / 100, lr * 10, help="step size of those steps"),
-        ]
+        return gradient_step_options(
+            self.test_inner_steps,
+            max(200, 2 * self.test_inner_steps),
+            self.inner_lr,
+            ("head steps", "gradient steps of the logistic-regression head on the support features"),
+            ("head learning rate", "step size of those steps"),
+        )
 
     def adapt(
         self,

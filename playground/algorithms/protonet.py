@@ -14,6 +14,7 @@ from playground.algorithms.base import (
     Predictor,
     StepRecord,
     accuracy,
+    one_of,
     register,
     support_fit,
 )
@@ -79,8 +80,7 @@ class ProtoNet(MetaLearner):
 
     def __init__(self, *, metric: str = "euclidean", hidden: int = 64, model: nn.Module | None = None, **base):
         super().__init__(**base)
-        if metric not in METRICS:
-            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+        one_of("metric", metric, METRICS)
         self.metric, self.hidden = metric, hidden
         self.encoder = model if model is not None else self.make_backbone(hidden, track_running_stats=True)
         # Cosine similarity lies in [-1, 1]; a learned temperature lets the softmax get confident.

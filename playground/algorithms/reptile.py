@@ -30,8 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch.func import grad, vmap
 
-from playground.algorithms.base import StepStats, register
-from playground.algorithms.maml import MAML, OnStep, Params
+from playground.algorithms.base import StepStats, one_of, register
+from playground.algorithms.fast_weights import OnStep, Params
+from playground.algorithms.maml import MAML
 from playground.algorithms.task_batching import compile_once
 from playground.algorithms.task_threads import map_tasks
 from playground.data.episodes import TaskBatch
@@ -63,10 +64,8 @@ class Reptile(MAML):
     ):
         if base.get("first_order", False):
             raise ValueError("Reptile is first-order by construction: leave first_order unset")
-        if inner_optimizer not in INNER_OPTIMIZERS:
-            raise ValueError(f"inner_optimizer must be one of {INNER_OPTIMIZERS}, got {inner_optimizer!r}")
-        if outer_optimizer not in OUTER_OPTIMIZERS:
-            raise ValueError(f"outer_optimizer must be one of {OUTER_OPTIMIZERS}, got {outer_optimizer!r}")
+        one_of("inner_optimizer", inner_optimizer, INNER_OPTIMIZERS)
+        one_of("outer_optimizer", outer_optimizer, OUTER_OPTIMIZERS)
         if not inner_lr > 0:
             raise ValueError(f"inner_lr must be positive (got {inner_lr})")
         super().__init__(inner_lr=inner_lr, inner_steps=inner_steps, test_inner_steps=test_inner_steps, **base)

@@ -30,6 +30,7 @@ from playground.algorithms.base import (
     StepRecord,
     StepStats,
     accuracy,
+    gradient_step_options,
     register,
 )
 from playground.data.episodes import TaskBatch
@@ -130,19 +131,13 @@ class Scratch(MetaLearner):
     # -- adaptation --------------------------------------------------------------------------
     def adapt_options(self) -> list[AdaptOption]:
         """Adam steps and learning rate of the from-scratch training."""
-        lr = float(self.inner_lr)
-        return [
-            AdaptOption(
-                "n_steps",
-                "training steps",
-                self.test_inner_steps,
-                0,
-                max(200, 2 * self.test_inner_steps),
-                integer=True,
-                help="Adam steps on the support set, from the random initialisation",
-            ),
-            AdaptOption("inner_lr", "learning rate", lr, lr / 100, lr * 10, help="Adam's step size"),
-        ]
+        return gradient_step_options(
+            self.test_inner_steps,
+            max(200, 2 * self.test_inner_steps),
+            self.inner_lr,
+            ("training steps", "Adam steps on the support set, from the random initialisation"),
+            ("learning rate", "Adam's step size"),
+        )
 
     def fit(
         self, support_x: torch.Tensor, support_y: torch.Tensor, n_way: int, steps: int, lr: float

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch.func import grad, vmap
 
 from playground.algorithms.base import StepStats
+from playground.algorithms.fast_weights import Params
 from playground.algorithms.task_threads import map_tasks
 from playground.data.episodes import TaskBatch
 from playground.models.conv4 import batch_stats_embed
@@ -38,7 +39,6 @@ from playground.runtime.precision import compile_autocast, compile_options
 if TYPE_CHECKING:
     from playground.algorithms.maml import MAML, Task
 
-Params = dict[str, torch.Tensor]
 MODES = ("auto", "loop", "vmap", "grouped", "threads", "compiled")
 
 
@@ -287,3 +287,22 @@ def compile_once(learner: MAML, key: str, build: Callable[[], Callable]) -> Call
 
 
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (Strategy(), Vmap(), Grouped(), Threads(), Compiled())}
+
+
+def accuracies(learner: MAML, tasks: TaskBatch, steps: int, lr: float | None) -> torch.Tensor:
+    """Each task's query accuracy after ``steps`` first-order inner steps, for evaluation.
+
+    Batched with vmap where `choose` picks it, else one task after another: the other strategies are there
+    for the meta-gradient."""
+    n_way = int(tasks.support_y[0].max()) + 1
+    with torch.enable_grad():
+        fast0 = {k: v.detach() for k, v in learner.initial_fast_weights(n_way).items()}
+
+        def one(sx, sy, qx, qy):
+            fast = learner.inner_loop(fast0, sx, sy, steps, first_order=True, lr=lr)
+            return (learner.forward_fast(fast, qx).argmax(-1) == qy).float().mean()
+
+        args = (tasks.support_x, tasks.support_y, tasks.query_x, tasks.query_y)
+        if learner.batching_strategy(tasks.support_x.device).name == "vmap":
+            return vmap(one)(*args).detach()
+        return torch.stack([one(*(a[i] for a in args)) for i in range(len(tasks))]).detach()
