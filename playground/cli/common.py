@@ -55,6 +55,28 @@ def add_data_dir_flag(p: argparse.ArgumentParser, help: str | None = None) -> No
     p.add_argument("--data-dir", default=None, help=help)
 
 
+def add_adaptation_flags(p: argparse.ArgumentParser, figure: str, several: str = "", rate_note: str = "") -> None:
+    """``--inner-steps`` and ``--inner-lr``: how gradient-based learners adapt, by default as ``figure`` (which
+    card figure's settings) was measured. ``several``: when more than one value each may be given, and what for."""
+    nargs = "+" if several else None
+    also = f"; {several}; a card written with one records it" if several else ""
+    p.add_argument(
+        "--inner-steps",
+        type=non_negative("--inner-steps"),
+        nargs=nargs,
+        default=None,
+        help=f"adaptation steps (gradient-based; default: those of {figure}, else the checkpoint's own){also}",
+    )
+    p.add_argument(
+        "--inner-lr",
+        type=positive_float("--inner-lr"),
+        nargs=nargs,
+        default=None,
+        help=f"adaptation step size (gradient-based; default: as for --inner-steps, else the checkpoint's own "
+        f"inner_lr{rate_note}){also}",
+    )
+
+
 def add_malloc_flag(p: argparse.ArgumentParser, default: str = "keep") -> None:
     """``--malloc``, for the commands (and benchmarks) that compute for minutes to hours on a CPU."""
     p.add_argument(

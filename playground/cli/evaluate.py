@@ -6,14 +6,13 @@ import argparse
 import sys
 
 from playground.cli.common import (
+    add_adaptation_flags,
     add_data_dir_flag,
     add_device_flag,
     add_malloc_flag,
     add_threads_flag,
     command_line,
-    non_negative,
     positive,
-    positive_float,
 )
 from playground.cli.measuring import (
     check_adapt_flags,
@@ -45,21 +44,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "figures beside those, as the papers' row of `report --papers` compares them)",
     )
     e.add_argument("--episodes", type=positive("--episodes"), default=600)
-    e.add_argument(
-        "--inner-steps",
-        type=non_negative("--inner-steps"),
-        default=None,
-        help="adaptation steps (gradient-based; default: those of the model card's figure nearest each task size, "
-        "else the checkpoint's own)",
-    )
-    e.add_argument(
-        "--inner-lr",
-        type=positive_float("--inner-lr"),
-        default=None,
-        help="adaptation step size (gradient-based; default: the model card's, as for --inner-steps, else the "
-        "checkpoint's own inner_lr; Meta-SGD and the "
-        "Meta-LSTM scale their learned steps by --inner-lr / inner_lr); choose it on validation with "
-        "calibrate-steps --inner-lrs",
+    add_adaptation_flags(
+        e,
+        "the model card's figure nearest each task size",
+        rate_note="; Meta-SGD and the Meta-LSTM scale their learned steps by --inner-lr / inner_lr; choose it on "
+        "validation with calibrate-steps --inner-lrs",
     )
     e.add_argument("--dataset", choices=DATASET_NAMES, default=None, help="default: the checkpoint's")
     e.add_argument("--protocol", choices=ALL_PROTOCOLS, default=None, help="default: the checkpoint's or the dataset's")

@@ -7,14 +7,13 @@ import itertools
 from pathlib import Path
 
 from playground.cli.common import (
+    add_adaptation_flags,
     add_data_dir_flag,
     add_device_flag,
     add_malloc_flag,
     add_threads_flag,
     command_line,
-    non_negative,
     positive,
-    positive_float,
     work_starts,
 )
 from playground.cli.measuring import check_adapt_flags
@@ -37,23 +36,10 @@ NAME = "lake-runs"
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     r = subparsers.add_parser(NAME, help="error on Lake's 20 one-shot runs, beside people's 4.5%%")
     r.add_argument("checkpoints", nargs="+")
-    r.add_argument(
-        "--inner-steps",
-        type=non_negative("--inner-steps"),
-        nargs="+",
-        default=None,
-        help="adaptation steps (gradient-based; default: those of the card's Lake figure, else the checkpoint's "
-        "own); with --validation, several to "
-        "compare, e.g. 1 2 5 10 30; a card written with one records it",
-    )
-    r.add_argument(
-        "--inner-lr",
-        type=positive_float("--inner-lr"),
-        nargs="+",
-        default=None,
-        help="adaptation step size (gradient-based; default: that of the card's Lake figure, as for --inner-steps); "
-        "with "
-        "--validation, several to try with every --inner-steps; a card written with one records it",
+    add_adaptation_flags(
+        r,
+        "the card's Lake figure",
+        several="with --validation, several to compare, each step count with each step size",
     )
     add_device_flag(r)
     add_data_dir_flag(r)
