@@ -37,6 +37,12 @@ def pytest_configure(config):
         load_omniglot()
 
 
+def pytest_collection_modifyitems(config, items):
+    # The `alone` tests first: each then waits only for the test its neighbour has just begun, not for a
+    # minute-long compile picked up in the middle of the run.
+    items.sort(key=lambda item: item.get_closest_marker("alone") is None)
+
+
 @pytest.fixture(autouse=True)
 def _alone_when_it_runs_against_a_clock(request, tmp_path_factory):
     """Under pytest-xdist, a test marked `alone` runs while no other test does.
